@@ -1,0 +1,358 @@
+//! What an HTTP status or a transport error means for the agent: accepted,
+//! worth retrying now, or wrong until a person changes something.
+
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use crate::clock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Likely to pass on its own soon: retry with backoff before the next slot.
+    Retryable,
+    /// Needs a person (wrong URL, id, token, CA): no retries until the next slot.
+    Fatal,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub class: Class,
+    /// One line for the log: what happened, in words.
+    pub reason: String,
+    pub retry_after: Option<Duration>,
+    /// What the reader should check, when we can tell.
+    pub hint: Option<&'static str>,
+}
+
+/// The monitoring server's answer to a beat; every field is optional because
+/// we take a 2xx as delivered whatever the body says.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Reply {
+    pub status: Option<String>,
+    pub server_id: Option<serde_json::Value>,
+    pub server_name: Option<String>,
+    pub heartbeat_received: Option<bool>,
+    pub timestamp: Option<String>,
+}
+
+impl Reply {
+    /// A body that is not the JSON we expect gives an empty reply, not an error:
+    /// the status code already said the beat arrived.
+    pub fn parse(body: &[u8]) -> Reply {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+}
+
+/// Statuses that mean "not now" rather than "not like this".
+const RETRYABLE_STATUSES: [u16; 7] = [408, 425, 429, 500, 502, 503, 504];
+
+/// A non-2xx status as a failure. `body` is the start of the reply, shown
+/// (sanitised) because servers often say there what is wrong.
+pub fn status_failure(
+    status: u16,
+    retry_after: Option<&str>,
+    location: Option<&str>,
+    body: &[u8],
+    origin: &str,
+    now: SystemTime,
+) -> Failure {
+    let reason_phrase = ureq::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let mut reason = format!("HTTP {status} {reason_phrase}")
+        .trim_end()
+        .to_string();
+    reason.push_str(&format!(" from {origin}"));
+    let excerpt = excerpt(body);
+    if !excerpt.is_empty() {
+        reason.push_str(&format!(": \"{excerpt}\""));
+    }
+    let (class, hint) = match status {
+        s if RETRYABLE_STATUSES.contains(&s) => (Class::Retryable, None),
+        300..=399 => {
+            if let Some(to) = location {
+                reason.push_str(&format!(" (redirects to {})", excerpt_str(to, 200)));
+            }
+            (
+                Class::Fatal,
+                Some("set api_url to the address it redirects to"),
+            )
+        }
+        401 | 403 => (Class::Fatal, Some("check the token")),
+        404 => (Class::Fatal, Some("check server_id and api_url")),
+        _ => (Class::Fatal, None),
+    };
+    Failure {
+        class,
+        reason,
+        retry_after: retry_after.and_then(|v| parse_retry_after(v, now)),
+        hint,
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date; a date in the past means "now".
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = clock::parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A transport error as a failure. `origin` is `host:port`, `budget` the time
+/// the attempt was given.
+pub fn error_failure(err: &ureq::Error, origin: &str, budget: Duration) -> Failure {
+    use ureq::Error as E;
+    let retryable = |reason: String| Failure {
+        class: Class::Retryable,
+        reason,
+        retry_after: None,
+        hint: None,
+    };
+    let host = origin.rsplit_once(':').map_or(origin, |(h, _)| h);
+    match err {
+        E::Timeout(_) => retryable(format!(
+            "no answer from {origin} within {}",
+            clock::format_duration(budget)
+        )),
+        E::HostNotFound => retryable(format!("DNS lookup found no address for {host}")),
+        E::ConnectionFailed => retryable(format!("could not connect to {origin}")),
+        E::Io(e) => io_failure(e, origin, host, budget),
+        E::Rustls(e) => tls_failure(e, origin),
+        E::Tls(msg) => Failure {
+            class: Class::Fatal,
+            reason: format!("TLS setup for {origin} failed: {msg}"),
+            retry_after: None,
+            hint: None,
+        },
+        E::Protocol(e) => retryable(format!("{origin} sent a malformed HTTP response: {e}")),
+        E::LargeResponseHeader(..) => {
+            retryable(format!("{origin} sent oversized response headers"))
+        }
+        other => retryable(format!("request to {origin} failed: {other}")),
+    }
+}
+
+fn io_failure(e: &io::Error, origin: &str, host: &str, budget: Duration) -> Failure {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return tls_failure(tls, origin);
+    }
+    use io::ErrorKind as K;
+    let reason = match e.kind() {
+        K::ConnectionRefused => format!("connection refused by {origin}"),
+        K::ConnectionReset | K::ConnectionAborted => format!("connection reset by {origin}"),
+        K::UnexpectedEof => format!("{origin} closed the connection before answering"),
+        K::TimedOut | K::WouldBlock => format!(
+            "no answer from {origin} within {}",
+            clock::format_duration(budget)
+        ),
+        K::NetworkUnreachable => format!("network unreachable on the way to {origin}"),
+        K::HostUnreachable => format!("host unreachable: {origin}"),
+        K::AddrNotAvailable => format!("no local address to reach {origin} (network not up yet?)"),
+        _ if e.to_string().contains("lookup address") => {
+            format!(
+                "DNS lookup failed for {host}: {}",
+                crate::config::describe_io(e)
+            )
+        }
+        _ => format!(
+            "network error talking to {origin}: {}",
+            crate::config::describe_io(e)
+        ),
+    };
+    Failure {
+        class: Class::Retryable,
+        reason,
+        retry_after: None,
+        hint: None,
+    }
+}
+
+fn tls_failure(e: &rustls::Error, origin: &str) -> Failure {
+    use rustls::Error as T;
+    match e {
+        T::InvalidCertificate(why) => Failure {
+            class: Class::Fatal,
+            reason: format!("TLS certificate of {origin} rejected: {why:?}"),
+            retry_after: None,
+            hint: Some("if the server uses a private CA, pass its certificate with --ca-file"),
+        },
+        T::NoCertificatesPresented | T::AlertReceived(_) | T::PeerIncompatible(_) => Failure {
+            class: Class::Fatal,
+            reason: format!("TLS handshake with {origin} failed: {e}"),
+            retry_after: None,
+            hint: Some("check that api_url points at the right server and port"),
+        },
+        _ => Failure {
+            class: Class::Retryable,
+            reason: format!("TLS error talking to {origin}: {e}"),
+            retry_after: None,
+            hint: None,
+        },
+    }
+}
+
+/// The first line of a body, printable and short, for a log line.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    excerpt_str(line, 120)
+}
+
+fn excerpt_str(text: &str, max: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if clean.chars().count() <= max {
+        clean
+    } else {
+        clean.chars().take(max - 3).chain("...".chars()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn status(code: u16) -> Failure {
+        status_failure(code, None, None, b"", "h:80", NOW)
+    }
+
+    #[test]
+    fn transient_statuses_are_retryable() {
+        for code in [408, 425, 429, 500, 502, 503, 504] {
+            assert_eq!(status(code).class, Class::Retryable, "{code}");
+        }
+    }
+
+    #[test]
+    fn other_failures_wait_for_the_next_slot_with_a_hint() {
+        assert_eq!(status(404).class, Class::Fatal);
+        assert_eq!(status(404).hint, Some("check server_id and api_url"));
+        assert_eq!(status(401).hint, Some("check the token"));
+        assert_eq!(status(403).hint, Some("check the token"));
+        for code in [400, 405, 410, 422, 501, 301] {
+            assert_eq!(status(code).class, Class::Fatal, "{code}");
+        }
+    }
+
+    #[test]
+    fn the_reason_names_status_origin_and_what_the_server_said() {
+        let f = status_failure(
+            503,
+            None,
+            None,
+            b"\n  down for maintenance\r\nmore",
+            "h:80",
+            NOW,
+        );
+        assert_eq!(
+            f.reason,
+            "HTTP 503 Service Unavailable from h:80: \"down for maintenance\""
+        );
+        let f = status_failure(301, None, Some("https://h/"), b"", "h:80", NOW);
+        assert!(
+            f.reason.ends_with("(redirects to https://h/)"),
+            "{}",
+            f.reason
+        );
+        let long = vec![b'x'; 5000];
+        assert!(
+            status_failure(500, None, None, &long, "h:80", NOW)
+                .reason
+                .len()
+                < 200
+        );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after("2", NOW), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", NOW),
+            Some(Duration::from_secs(60))
+        );
+        let later = NOW + Duration::from_secs(3600);
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", later),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", NOW), None);
+        assert_eq!(parse_retry_after("-5", NOW), None);
+        let f = status_failure(429, Some("7"), None, b"", "h:80", NOW);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
+    }
+
+    fn io(kind: io::ErrorKind) -> ureq::Error {
+        ureq::Error::Io(io::Error::from(kind))
+    }
+
+    #[test]
+    fn network_errors_are_retryable_and_say_what_happened() {
+        let budget = Duration::from_secs(10);
+        let cases = [
+            (
+                io(io::ErrorKind::ConnectionRefused),
+                "connection refused by h:8080",
+            ),
+            (
+                io(io::ErrorKind::ConnectionReset),
+                "connection reset by h:8080",
+            ),
+            (
+                io(io::ErrorKind::UnexpectedEof),
+                "h:8080 closed the connection before answering",
+            ),
+            (
+                ureq::Error::HostNotFound,
+                "DNS lookup found no address for h",
+            ),
+            (
+                io(io::ErrorKind::TimedOut),
+                "no answer from h:8080 within 10s",
+            ),
+        ];
+        for (err, reason) in cases {
+            let f = error_failure(&err, "h:8080", budget);
+            assert_eq!(f.class, Class::Retryable);
+            assert_eq!(f.reason, reason);
+        }
+    }
+
+    #[test]
+    fn a_rejected_certificate_is_not_retried() {
+        let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let err = ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, inner));
+        let f = error_failure(&err, "h:443", Duration::from_secs(10));
+        assert_eq!(f.class, Class::Fatal);
+        assert!(f.reason.contains("certificate"), "{}", f.reason);
+        assert!(f.hint.unwrap().contains("--ca-file"));
+    }
+
+    #[test]
+    fn replies_are_read_leniently() {
+        let r = Reply::parse(br#"{"status":"ok","server_id":1,"server_name":"My Server","heartbeat_received":true,"timestamp":"2024-01-01T12:00:00Z"}"#);
+        assert_eq!(r.server_name.as_deref(), Some("My Server"));
+        assert_eq!(r.heartbeat_received, Some(true));
+        assert_eq!(Reply::parse(b"<html>oops</html>"), Reply::default());
+        assert_eq!(Reply::parse(br#"{"status":"ok","#), Reply::default());
+        assert_eq!(
+            Reply::parse(br#"{"heartbeat_received":false,"extra":[1]}"#).heartbeat_received,
+            Some(false)
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! The JSON config file (`~/.stacksense_heartbeat.conf`), read into a [`Layer`].
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::ConfigError;
+use super::source::{Layer, Raw, Source};
+
+const KNOWN_KEYS: [&str; 8] = [
+    "server_id",
+    "api_url",
+    "interval",
+    "timeout",
+    "token",
+    "token_file",
+    "ca_file",
+    "splay",
+];
+
+/// The layer a file's text gives, and warnings for keys we do not know.
+pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<ConfigError>> {
+    let file_error = |message: String| vec![ConfigError::file(message)];
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        // serde_json's message ends in " at line L column C"; we lead with it instead.
+        let message = e.to_string();
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(head, _)| head);
+        file_error(format!(
+            "{}:{}:{}: malformed JSON: {message}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let Value::Object(map) = value else {
+        return Err(file_error(format!(
+            "{}: expected a JSON object like {{\"server_id\": 1, \"api_url\": \"https://...\"}}",
+            path.display()
+        )));
+    };
+
+    let mut layer = Layer::default();
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    for (key, value) in map {
+        let source = Source::File {
+            path: path.to_path_buf(),
+            line: line_of_key(text, &key),
+        };
+        let Some(known) = KNOWN_KEYS.into_iter().find(|k| *k == key) else {
+            let hint = closest_key(&key)
+                .map(|k| format!(" (did you mean \"{k}\"?)"))
+                .unwrap_or_default();
+            warnings.push(format!(
+                "{source}: unknown key \"{key}\" ignored{hint}; known keys: {}",
+                KNOWN_KEYS.join(", ")
+            ));
+            continue;
+        };
+        match text_of(known, &value) {
+            Ok(Some(text)) => {
+                if let Some(slot) = layer.slot(known) {
+                    *slot = Some(Raw::new(text, source));
+                }
+            }
+            // `null` reads as "not set here", like an absent key.
+            Ok(None) => {}
+            Err(expected) => errors.push(ConfigError {
+                setting: known,
+                source: Some(source),
+                message: format!("has the wrong type ({}); {expected}", type_name(&value)),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok((layer, warnings))
+    } else {
+        Err(errors)
+    }
+}
+
+/// The value as text for the common validators, if its JSON type fits the key.
+fn text_of(key: &str, value: &Value) -> Result<Option<String>, &'static str> {
+    match (key, value) {
+        (_, Value::Null) => Ok(None),
+        ("server_id", Value::Number(n)) if n.is_u64() => Ok(Some(n.to_string())),
+        ("server_id", Value::String(s)) => Ok(Some(s.trim().to_string())),
+        ("server_id", _) => Err("expected a whole number or a string, e.g. 1 or \"web-01\""),
+        ("interval" | "timeout", Value::Number(n)) => Ok(Some(n.to_string())),
+        ("interval" | "timeout", _) => Err("expected a number of seconds, e.g. 30"),
+        ("splay", Value::Bool(b)) => Ok(Some(b.to_string())),
+        ("splay", _) => Err("expected true or false"),
+        (_, Value::String(s)) => Ok(Some(s.trim().to_string())),
+        _ => Err("expected a string"),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The 1-based line where `"key"` first appears as an object key. serde_json
+/// keeps no positions for values, and a text search is right for any file a
+/// person wrote.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let quoted = format!("\"{key}\"");
+    let mut from = 0;
+    while let Some(pos) = text[from..].find(&quoted) {
+        let at = from + pos;
+        let after = text[at + quoted.len()..].trim_start();
+        if after.starts_with(':') {
+            return Some(text[..at].matches('\n').count() + 1);
+        }
+        from = at + quoted.len();
+    }
+    None
+}
+
+/// The known key within edit distance 2 of `key`, if there is one.
+fn closest_key(key: &str) -> Option<&'static str> {
+    let key = key.to_ascii_lowercase();
+    KNOWN_KEYS
+        .into_iter()
+        .map(|k| (edit_distance(&key, k), k))
+        .filter(|(d, k)| *d <= 2 || key.replace('-', "_") == *k)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur.push(substitute.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path() -> &'static Path {
+        Path::new("/etc/hb.conf")
+    }
+
+    #[test]
+    fn the_seed_format_is_read_with_lines() {
+        let text = "{\n  \"server_id\": 1,\n  \"api_url\": \"http://m\",\n  \"interval\": 30\n}\n";
+        let (layer, warnings) = parse(text, path()).unwrap();
+        assert!(warnings.is_empty());
+        let id = layer.server_id.unwrap();
+        assert_eq!(id.text, "1");
+        assert_eq!(id.source.to_string(), "/etc/hb.conf:2");
+        assert_eq!(layer.api_url.unwrap().text, "http://m");
+        assert_eq!(layer.interval.unwrap().text, "30");
+    }
+
+    #[test]
+    fn malformed_json_names_file_line_and_column() {
+        let errs = parse("{\n \"server_id\": 1,\n}", path()).unwrap_err();
+        let msg = errs[0].to_string();
+        assert!(msg.contains("/etc/hb.conf:3:1: malformed JSON"), "{msg}");
+        assert!(!msg.contains("at line"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_the_closest_known_key() {
+        let (_, warnings) = parse("{\"intervall\": 5, \"colour\": 1}", path()).unwrap();
+        assert_eq!(warnings.len(), 2);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("\"intervall\"") && w.contains("did you mean \"interval\""))
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("\"colour\"") && !w.contains("did you mean"))
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_and_the_file() {
+        let errs = parse("{\"interval\": \"30\", \"server_id\": [1]}", path()).unwrap_err();
+        let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(
+            all.iter()
+                .any(|m| m.starts_with("interval") && m.contains("/etc/hb.conf"))
+        );
+        assert!(
+            all.iter()
+                .any(|m| m.starts_with("server_id") && m.contains("an array"))
+        );
+    }
+
+    #[test]
+    fn a_non_object_is_refused() {
+        assert!(parse("[1, 2]", path()).is_err());
+        assert!(parse("", path()).is_err());
+    }
+
+    #[test]
+    fn null_means_not_set() {
+        let (layer, _) = parse("{\"token\": null}", path()).unwrap();
+        assert_eq!(layer.token, None);
+    }
+}

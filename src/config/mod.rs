@@ -1,0 +1,663 @@
+//! Flags, environment and the JSON file, layered into one validated [`Config`].
+//!
+//! Precedence, highest first: flag > environment > file > default. Nothing
+//! past this module reads the environment or a config file.
+
+mod file;
+mod source;
+pub mod value;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use source::{Layer, Raw, Setting, Source};
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_FILE_NAME: &str = ".stacksense_heartbeat.conf";
+/// The file name `LoadCredential=token:...` gives the token under systemd.
+pub const CREDENTIAL_NAME: &str = "token";
+/// Token, CA and config files are small; refusing big ones keeps a wrong
+/// path (say, a log file) from being read into memory.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug)]
+pub struct Config {
+    pub server_id: Setting<String>,
+    pub api_url: Setting<String>,
+    pub heartbeat_url: String,
+    pub interval: Setting<Duration>,
+    pub timeout: Setting<Duration>,
+    pub token: Option<Setting<Token>>,
+    pub ca: Option<Setting<CaBundle>>,
+    pub splay: Setting<bool>,
+    pub file: ConfigFile,
+}
+
+/// Which config file was looked at, for `--check`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigFile {
+    /// No home directory and no `--config`/`STACKSENSE_CONFIG`.
+    NoneLookedFor,
+    Missing(PathBuf),
+    Loaded(PathBuf),
+}
+
+/// A bearer token. Its `Debug` is redacted so it cannot leak through a log line.
+#[derive(Clone, PartialEq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// The CAs to trust instead of the bundled Mozilla roots.
+#[derive(Debug, Clone)]
+pub struct CaBundle {
+    pub path: PathBuf,
+    pub certs: Vec<ureq::tls::Certificate<'static>>,
+}
+
+/// A configuration error: which setting, where its value came from, what was expected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub source: Option<Source>,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn value(setting: &'static str, raw: &Raw, message: String) -> ConfigError {
+        ConfigError {
+            setting,
+            source: Some(raw.source.clone()),
+            message: format!("{:?} {message}", shorten(&raw.text)),
+        }
+    }
+
+    fn file(message: String) -> ConfigError {
+        ConfigError {
+            setting: "config file",
+            source: None,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{} (from {source}): {}", self.setting, self.message),
+            None => write!(f, "{}: {}", self.setting, self.message),
+        }
+    }
+}
+
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 80 {
+        text.to_string()
+    } else {
+        text.chars().take(77).chain("...".chars()).collect()
+    }
+}
+
+/// Everything `load` reads from the process, passed in so tests can fake it.
+pub struct Inputs<'a> {
+    pub flags: Layer,
+    /// `--config PATH`.
+    pub config_flag: Option<PathBuf>,
+    pub env: &'a dyn Fn(&str) -> Option<OsString>,
+    pub home: Option<PathBuf>,
+}
+
+/// Reads the environment and the files the settings point at, and validates all.
+/// Warnings (unknown keys, loose file permissions) go to the log.
+pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
+    let env = env_layer(inputs.env)?;
+    let (file_layer, file) = read_config_file(&inputs)?;
+    let mut resolved = resolve(&inputs.flags, &env, &file_layer, &file)?;
+    if resolved.token.is_none()
+        && let Some(dir) = (inputs.env)("CREDENTIALS_DIRECTORY")
+    {
+        let path = PathBuf::from(dir).join(CREDENTIAL_NAME);
+        if path.exists() {
+            let text = path.to_string_lossy().into_owned();
+            resolved.token = Some(TokenSpec::File(Raw::new(text, Source::Credential(path))));
+        }
+    }
+
+    let mut errors = Vec::new();
+    let r = resolved;
+    let token = match r.token {
+        None => None,
+        Some(spec) => read_token(spec).map_err(|e| errors.push(e)).ok(),
+    };
+    let ca = match r.ca_file {
+        None => None,
+        Some(raw) => read_ca(&raw).map_err(|e| errors.push(e)).ok(),
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Config {
+        heartbeat_url: value::heartbeat_url(&r.api_url.value, &r.server_id.value),
+        server_id: r.server_id,
+        api_url: r.api_url,
+        interval: r.interval,
+        timeout: r.timeout,
+        token,
+        ca,
+        splay: r.splay,
+        file,
+    })
+}
+
+/// Environment variables and the setting (file key) each one sets.
+const ENV_VARS: [(&str, &str); 8] = [
+    ("STACKSENSE_SERVER_ID", "server_id"),
+    ("STACKSENSE_API_URL", "api_url"),
+    ("STACKSENSE_INTERVAL", "interval"),
+    ("STACKSENSE_TIMEOUT", "timeout"),
+    ("STACKSENSE_TOKEN", "token"),
+    ("STACKSENSE_TOKEN_FILE", "token_file"),
+    ("STACKSENSE_CA_FILE", "ca_file"),
+    ("STACKSENSE_SPLAY", "splay"),
+];
+
+/// `STACKSENSE_*` variables as a layer. An empty variable counts as unset,
+/// as in shell `${VAR:-default}`: a template's `STACKSENSE_TOKEN=` line means "none".
+fn env_layer(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Layer, Vec<ConfigError>> {
+    let mut layer = Layer::default();
+    let mut errors = Vec::new();
+    for (name, setting) in ENV_VARS {
+        let Some(os) = env(name) else { continue };
+        match os.into_string() {
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => {
+                if let Some(slot) = layer.slot(setting) {
+                    *slot = Some(Raw::new(text.trim(), Source::Env(name)));
+                }
+            }
+            Err(_) => errors.push(ConfigError {
+                setting,
+                source: Some(Source::Env(name)),
+                message: "is not valid UTF-8".into(),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(layer)
+    } else {
+        Err(errors)
+    }
+}
+
+fn read_config_file(inputs: &Inputs) -> Result<(Layer, ConfigFile), Vec<ConfigError>> {
+    let (path, explicit) = match (&inputs.config_flag, (inputs.env)("STACKSENSE_CONFIG")) {
+        (Some(path), _) => (path.clone(), Some(Source::Flag("--config"))),
+        (None, Some(path)) if !path.is_empty() => {
+            (PathBuf::from(path), Some(Source::Env("STACKSENSE_CONFIG")))
+        }
+        _ => match &inputs.home {
+            Some(home) => (home.join(DEFAULT_FILE_NAME), None),
+            None => return Ok((Layer::default(), ConfigFile::NoneLookedFor)),
+        },
+    };
+    let text = match read_small_file(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && explicit.is_none() => {
+            return Ok((Layer::default(), ConfigFile::Missing(path)));
+        }
+        Err(e) => {
+            return Err(vec![ConfigError {
+                setting: "config file",
+                source: explicit,
+                message: format!("cannot read {}: {}", path.display(), describe_io(&e)),
+            }]);
+        }
+    };
+    let (layer, warnings) = file::parse(&text, &path)?;
+    for warning in warnings {
+        log::warn!("{warning}");
+    }
+    if layer.token.is_some() {
+        warn_if_world_readable(&path, "config file with a token");
+    }
+    Ok((layer, ConfigFile::Loaded(path)))
+}
+
+/// How the token is given: inline (env/file) or as a path to read.
+#[derive(Debug, PartialEq)]
+enum TokenSpec {
+    Inline(Raw),
+    File(Raw),
+}
+
+/// Settings after layering and value checks, before the token and CA files are read.
+#[derive(Debug, PartialEq)]
+struct Resolved {
+    server_id: Setting<String>,
+    api_url: Setting<String>,
+    interval: Setting<Duration>,
+    timeout: Setting<Duration>,
+    token: Option<TokenSpec>,
+    ca_file: Option<Raw>,
+    splay: Setting<bool>,
+}
+
+/// The pure part of loading: pick each setting from the highest layer that
+/// has it and validate it. Collects every error rather than stopping at the first.
+fn resolve(
+    flags: &Layer,
+    env: &Layer,
+    file: &Layer,
+    file_status: &ConfigFile,
+) -> Result<Resolved, Vec<ConfigError>> {
+    let layers = [flags, env, file];
+    let pick = |get: fn(&Layer) -> &Option<Raw>| layers.iter().find_map(|l| get(l).clone());
+    let mut errors = Vec::new();
+
+    let file_hint = match file_status {
+        ConfigFile::Loaded(p) | ConfigFile::Missing(p) => format!(" in {}", p.display()),
+        ConfigFile::NoneLookedFor => " in the config file".into(),
+    };
+    let mut required = |setting: &'static str,
+                        flag: &str,
+                        var: &str,
+                        raw: Option<Raw>,
+                        parse: fn(&str) -> Result<String, String>| {
+        match raw {
+            None => {
+                errors.push(ConfigError {
+                    setting,
+                    source: None,
+                    message: format!(
+                        "not set; expected {flag}, env {var} or \"{setting}\"{file_hint}"
+                    ),
+                });
+                None
+            }
+            Some(raw) => match parse(&raw.text) {
+                Ok(value) => Some(Setting {
+                    value,
+                    source: raw.source,
+                }),
+                Err(msg) => {
+                    errors.push(ConfigError::value(setting, &raw, msg));
+                    None
+                }
+            },
+        }
+    };
+    let server_id = required(
+        "server_id",
+        "--server-id",
+        "STACKSENSE_SERVER_ID",
+        pick(|l| &l.server_id),
+        value::server_id,
+    );
+    let api_url = required(
+        "api_url",
+        "--api-url",
+        "STACKSENSE_API_URL",
+        pick(|l| &l.api_url),
+        value::api_url,
+    );
+
+    let mut optional = |setting: &'static str,
+                        raw: Option<Raw>,
+                        default: Duration,
+                        min: f64,
+                        max: f64| match raw {
+        None => Some(Setting {
+            value: default,
+            source: Source::Default,
+        }),
+        Some(raw) => match value::seconds(&raw.text, min, max) {
+            Ok(value) => Some(Setting {
+                value,
+                source: raw.source,
+            }),
+            Err(msg) => {
+                errors.push(ConfigError::value(setting, &raw, msg));
+                None
+            }
+        },
+    };
+    let interval = optional(
+        "interval",
+        pick(|l| &l.interval),
+        DEFAULT_INTERVAL,
+        value::INTERVAL_MIN,
+        value::INTERVAL_MAX,
+    );
+    let timeout = optional(
+        "timeout",
+        pick(|l| &l.timeout),
+        DEFAULT_TIMEOUT,
+        value::TIMEOUT_MIN,
+        value::TIMEOUT_MAX,
+    );
+
+    let splay = match pick(|l| &l.splay) {
+        None => Some(Setting {
+            value: true,
+            source: Source::Default,
+        }),
+        Some(raw) => match value::boolean(&raw.text) {
+            Ok(value) => Some(Setting {
+                value,
+                source: raw.source,
+            }),
+            Err(msg) => {
+                errors.push(ConfigError::value("splay", &raw, msg));
+                None
+            }
+        },
+    };
+
+    // The token and its file are one setting: the highest layer that gives
+    // either wins, and a layer that gives both is ambiguous.
+    let mut token = None;
+    for layer in layers {
+        match (&layer.token, &layer.token_file) {
+            (None, None) => continue,
+            (Some(t), Some(f)) => errors.push(ConfigError {
+                setting: "token",
+                source: None,
+                message: format!("both {} and {} are set; set only one", t.source, f.source),
+            }),
+            (Some(t), None) => token = Some(TokenSpec::Inline(t.clone())),
+            (None, Some(f)) => token = Some(TokenSpec::File(f.clone())),
+        }
+        break;
+    }
+
+    match (server_id, api_url, interval, timeout, splay) {
+        (Some(server_id), Some(api_url), Some(interval), Some(timeout), Some(splay))
+            if errors.is_empty() =>
+        {
+            Ok(Resolved {
+                server_id,
+                api_url,
+                interval,
+                timeout,
+                token,
+                ca_file: pick(|l| &l.ca_file),
+                splay,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+fn read_token(spec: TokenSpec) -> Result<Setting<Token>, ConfigError> {
+    let (text, source) = match spec {
+        TokenSpec::Inline(raw) => (raw.text, raw.source),
+        TokenSpec::File(raw) => {
+            let path = Path::new(&raw.text);
+            let text = read_small_file(path).map_err(|e| ConfigError {
+                setting: "token_file",
+                source: Some(raw.source.clone()),
+                message: format!("cannot read {}: {}", path.display(), describe_io(&e)),
+            })?;
+            if !matches!(raw.source, Source::Credential(_)) {
+                warn_if_world_readable(path, "token file");
+            }
+            (text, raw.source)
+        }
+    };
+    // The token's text never goes into a message, not even a bad one.
+    let value = value::token(&text).map_err(|message| ConfigError {
+        setting: "token",
+        source: Some(source.clone()),
+        message,
+    })?;
+    Ok(Setting {
+        value: Token(value),
+        source,
+    })
+}
+
+fn read_ca(raw: &Raw) -> Result<Setting<CaBundle>, ConfigError> {
+    let path = PathBuf::from(&raw.text);
+    let error = |message: String| ConfigError {
+        setting: "ca_file",
+        source: Some(raw.source.clone()),
+        message,
+    };
+    let text = read_small_file(&path).map_err(|e| {
+        error(format!(
+            "cannot read {}: {}",
+            path.display(),
+            describe_io(&e)
+        ))
+    })?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(text.as_bytes()) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => return Err(error(format!("{} is not valid PEM: {e}", path.display()))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(error(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    // ureq would skip certificates it cannot use; we would rather say so now.
+    let mut store = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        let der = rustls::pki_types::CertificateDer::from(cert.der().to_vec());
+        store.add(der).map_err(|e| {
+            error(format!(
+                "certificate {} in {} cannot be used as a CA: {e}",
+                i + 1,
+                path.display()
+            ))
+        })?;
+    }
+    Ok(Setting {
+        value: CaBundle { path, certs },
+        source: raw.source.clone(),
+    })
+}
+
+fn read_small_file(path: &Path) -> io::Result<String> {
+    let file = fs::File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(io::Error::other("is a directory"));
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(io::Error::other(
+            "larger than 1 MiB; is this the right file?",
+        ));
+    }
+    Ok(text)
+}
+
+/// The io error without Rust's "(os error N)" tail.
+pub fn describe_io(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" (os error") {
+        Some((head, _)) => head.to_string(),
+        None => text,
+    }
+}
+
+fn warn_if_world_readable(path: &Path, what: &str) {
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o004 != 0 {
+            log::warn!(
+                "{what} {} is readable by every user (mode {:04o}); chmod 600 it",
+                path.display(),
+                mode & 0o7777
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str, source: Source) -> Option<Raw> {
+        Some(Raw::new(text, source))
+    }
+
+    fn file_source() -> Source {
+        Source::File {
+            path: "/f".into(),
+            line: Some(2),
+        }
+    }
+
+    fn minimal(source: Source) -> Layer {
+        Layer {
+            server_id: raw("7", source.clone()),
+            api_url: raw("http://m", source),
+            ..Layer::default()
+        }
+    }
+
+    fn loaded() -> ConfigFile {
+        ConfigFile::Loaded("/f".into())
+    }
+
+    #[test]
+    fn defaults_fill_what_no_layer_sets() {
+        let r = resolve(
+            &Layer::default(),
+            &Layer::default(),
+            &minimal(file_source()),
+            &loaded(),
+        )
+        .unwrap();
+        assert_eq!(r.interval.value, DEFAULT_INTERVAL);
+        assert_eq!(r.interval.source, Source::Default);
+        assert_eq!(r.timeout.value, DEFAULT_TIMEOUT);
+        assert!(r.splay.value);
+        assert_eq!(r.token, None);
+        assert_eq!(r.server_id.source, file_source());
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let file = Layer {
+            interval: raw("10", file_source()),
+            timeout: raw("5", file_source()),
+            splay: raw("true", file_source()),
+            ..minimal(file_source())
+        };
+        let env = Layer {
+            interval: raw("20", Source::Env("STACKSENSE_INTERVAL")),
+            timeout: raw("6", Source::Env("STACKSENSE_TIMEOUT")),
+            ..Layer::default()
+        };
+        let flags = Layer {
+            interval: raw("40", Source::Flag("--interval")),
+            ..Layer::default()
+        };
+        let r = resolve(&flags, &env, &file, &loaded()).unwrap();
+        assert_eq!(r.interval.value, Duration::from_secs(40));
+        assert_eq!(r.interval.source, Source::Flag("--interval"));
+        assert_eq!(r.timeout.value, Duration::from_secs(6));
+        assert_eq!(r.timeout.source, Source::Env("STACKSENSE_TIMEOUT"));
+        assert_eq!(r.splay.source, file_source());
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_setting_and_source() {
+        let env = Layer {
+            interval: raw("abc", Source::Env("STACKSENSE_INTERVAL")),
+            api_url: raw("ftp://x", Source::Env("STACKSENSE_API_URL")),
+            ..Layer::default()
+        };
+        let errs = resolve(&Layer::default(), &env, &Layer::default(), &loaded()).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].starts_with("server_id: not set; expected --server-id, env STACKSENSE_SERVER_ID or \"server_id\" in /f"));
+        assert!(
+            text[1]
+                .starts_with("api_url (from env STACKSENSE_API_URL): \"ftp://x\" has scheme ftp:")
+        );
+        assert!(
+            text[2].starts_with("interval (from env STACKSENSE_INTERVAL): \"abc\" is not a number")
+        );
+    }
+
+    #[test]
+    fn a_token_from_a_higher_layer_replaces_a_token_file_below() {
+        let file = Layer {
+            token_file: raw("/t", file_source()),
+            ..minimal(file_source())
+        };
+        let env = Layer {
+            token: raw("s3cret", Source::Env("STACKSENSE_TOKEN")),
+            ..Layer::default()
+        };
+        let r = resolve(&Layer::default(), &env, &file, &loaded()).unwrap();
+        assert!(matches!(r.token, Some(TokenSpec::Inline(ref t)) if t.text == "s3cret"));
+    }
+
+    #[test]
+    fn token_and_token_file_in_one_layer_is_an_error() {
+        let env = Layer {
+            token: raw("s3cret", Source::Env("STACKSENSE_TOKEN")),
+            token_file: raw("/t", Source::Env("STACKSENSE_TOKEN_FILE")),
+            ..minimal(Source::Env("x"))
+        };
+        let errs = resolve(&Layer::default(), &env, &Layer::default(), &loaded()).unwrap_err();
+        assert!(errs[0].to_string().contains("set only one"));
+        assert!(!errs[0].to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_tokens_are_reported_without_their_text() {
+        let e = read_token(TokenSpec::Inline(Raw::new(
+            "s3cret with space",
+            Source::Env("STACKSENSE_TOKEN"),
+        )))
+        .unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("token (from env STACKSENSE_TOKEN)")
+        );
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Token("s3cret".into())), "Token(<redacted>)");
+    }
+
+    #[test]
+    fn empty_env_vars_count_as_unset() {
+        let env = |name: &str| match name {
+            "STACKSENSE_TOKEN" => Some(OsString::from("")),
+            "STACKSENSE_INTERVAL" => Some(OsString::from(" 5 ")),
+            _ => None,
+        };
+        let layer = env_layer(&env).unwrap();
+        assert_eq!(layer.token, None);
+        assert_eq!(layer.interval.unwrap().text, "5");
+    }
+}

@@ -1,0 +1,184 @@
+//! Parsers for single values. Each returns what was expected on failure; the
+//! caller adds the setting's name and where the value came from.
+
+use std::time::Duration;
+
+pub const INTERVAL_MIN: f64 = 0.1;
+pub const INTERVAL_MAX: f64 = 86_400.0;
+pub const TIMEOUT_MIN: f64 = 0.1;
+pub const TIMEOUT_MAX: f64 = 3_600.0;
+
+/// 1-64 characters of `A-Za-z0-9._-`: the id goes into a URL path segment.
+pub fn server_id(text: &str) -> Result<String, String> {
+    const EXPECTED: &str = "expected 1-64 characters of A-Z a-z 0-9 . _ - (the server's id from the StackSense dashboard)";
+    let ok_chars = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if text.is_empty() || text.len() > 64 || !ok_chars {
+        return Err(EXPECTED.to_string());
+    }
+    // "." and ".." are legal characters but would walk up the URL path.
+    if text.bytes().all(|b| b == b'.') {
+        return Err(format!("{EXPECTED}, and not only dots"));
+    }
+    Ok(text.to_string())
+}
+
+/// An `http://` or `https://` base URL with a host and an optional path
+/// prefix; returned without trailing slashes so joining never makes `//`.
+pub fn api_url(text: &str) -> Result<String, String> {
+    const EXPECTED: &str =
+        "expected an http:// or https:// URL with a host, e.g. https://monitor.example.com";
+    let uri: ureq::http::Uri = text
+        .parse()
+        .map_err(|e| format!("is not a valid URL ({e}); {EXPECTED}"))?;
+    match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("has scheme {other}:; {EXPECTED}")),
+        None => return Err(format!("has no scheme; {EXPECTED}")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("has no host; {EXPECTED}"));
+    };
+    if authority.as_str().contains('@') {
+        return Err("contains user:password@; put credentials in the token instead".into());
+    }
+    if authority.host().is_empty() {
+        return Err(format!("has no host; {EXPECTED}"));
+    }
+    // The part after an IPv6 literal's `]`, where a port would be.
+    let host_tail = authority
+        .as_str()
+        .rsplit_once(']')
+        .map_or(authority.as_str(), |(_, tail)| tail);
+    if host_tail
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_err())
+    {
+        return Err(format!("has an invalid port; {EXPECTED}"));
+    }
+    if uri.query().is_some() || text.contains('#') {
+        return Err(format!("must not carry a ?query or #fragment; {EXPECTED}"));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+/// `{api_url}/api/heartbeat/{server_id}/`.
+pub fn heartbeat_url(api_url: &str, server_id: &str) -> String {
+    format!(
+        "{}/api/heartbeat/{server_id}/",
+        api_url.trim_end_matches('/')
+    )
+}
+
+/// Seconds as a decimal number within `min..=max`.
+pub fn seconds(text: &str, min: f64, max: f64) -> Result<Duration, String> {
+    let expected = format!("expected a number of seconds from {min} to {max}, e.g. 30");
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("is not a number; {expected}"))?;
+    if !secs.is_finite() || secs < min || secs > max {
+        return Err(format!("is out of range; {expected}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn boolean(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false (also 1/0, yes/no, on/off)".into()),
+    }
+}
+
+/// A bearer token must be a single line of visible ASCII to be sent as a header.
+pub fn token(text: &str) -> Result<String, String> {
+    let token = text.trim_end_matches(['\n', '\r']);
+    if token.is_empty() {
+        return Err("is empty; expected the bearer token".into());
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "contains spaces, control or non-ASCII characters; expected a single-line bearer token"
+                .into(),
+        );
+    }
+    Ok(token.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_ids_follow_the_url_safe_alphabet() {
+        for ok in ["1", "web-01", "a.b_c-D9", &"x".repeat(64)] {
+            assert_eq!(server_id(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["", "a b", "a/b", "é", "..", ".", &"x".repeat(65), "1?x"] {
+            assert!(server_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn api_urls_are_checked_and_lose_trailing_slashes() {
+        assert_eq!(api_url("http://h").as_deref(), Ok("http://h"));
+        assert_eq!(api_url("https://h:8443/").as_deref(), Ok("https://h:8443"));
+        assert_eq!(
+            api_url("https://h/prefix//").as_deref(),
+            Ok("https://h/prefix")
+        );
+        assert_eq!(api_url("HTTP://[::1]:80").as_deref(), Ok("HTTP://[::1]:80"));
+        for bad in [
+            "",
+            "monitor.example.com",
+            "ftp://h",
+            "http://",
+            "http:///path",
+            "http://u:p@h",
+            "http://h?x=1",
+            "http://h/#frag",
+            "http://h:99999",
+            "not a url",
+        ] {
+            assert!(api_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn heartbeat_url_never_doubles_the_slash() {
+        assert_eq!(heartbeat_url("http://h", "7"), "http://h/api/heartbeat/7/");
+        assert_eq!(
+            heartbeat_url("http://h/mon/", "web-1"),
+            "http://h/mon/api/heartbeat/web-1/"
+        );
+    }
+
+    #[test]
+    fn seconds_accept_fractions_within_range() {
+        assert_eq!(seconds("30", 0.1, 86400.0), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            seconds("0.25", 0.1, 86400.0),
+            Ok(Duration::from_millis(250))
+        );
+        for bad in ["0", "abc", "-1", "NaN", "inf", "86401", "0.05", "30s", ""] {
+            assert!(seconds(bad, 0.1, 86400.0).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn booleans_take_the_usual_spellings() {
+        assert_eq!(boolean("TRUE"), Ok(true));
+        assert_eq!(boolean("off"), Ok(false));
+        assert!(boolean("maybe").is_err());
+    }
+
+    #[test]
+    fn tokens_must_fit_in_a_header() {
+        assert_eq!(token("abc.def\n").as_deref(), Ok("abc.def"));
+        assert!(token("").is_err());
+        assert!(token("\n").is_err());
+        assert!(token("two words").is_err());
+        assert!(token("line\nbreak").is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! One heartbeat over HTTP(S): send the POST, read a little of the answer.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ureq::tls::{RootCerts, TlsConfig};
+
+use crate::classify::{self, Failure, Reply};
+use crate::config::Config;
+
+/// The most of a reply body we read. The expected JSON is ~150 bytes; a
+/// misconfigured URL can answer with megabytes of HTML we must not hold.
+const MAX_REPLY_BYTES: u64 = 4 * 1024;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug)]
+pub enum Outcome {
+    Accepted { reply: Reply, took: Duration },
+    Failed(Failure),
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    url: String,
+    /// `host:port`, for messages.
+    origin: String,
+    authorization: Option<String>,
+    body: String,
+}
+
+impl Client {
+    pub fn new(config: &Config) -> Client {
+        let roots = match &config.ca {
+            Some(ca) => RootCerts::Specific(Arc::new(ca.value.certs.clone())),
+            None => RootCerts::WebPki,
+        };
+        let agent = ureq::Agent::config_builder()
+            // We read status codes ourselves; ureq's default turns 4xx/5xx
+            // into errors and drops the response with its Retry-After.
+            .http_status_as_error(false)
+            // A heartbeat that is redirected is misconfigured: say so rather
+            // than follow (a POST turned into a GET would "work" silently).
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            // ureq 3 has no default timeout; each attempt sets its own too.
+            .timeout_global(Some(config.timeout.value))
+            .user_agent(user_agent())
+            .accept("application/json")
+            // No pooling: a beat every 30 s would find its idle connection
+            // closed by the server about as often as not, and report a false
+            // failure. A fresh connection per beat also holds no socket or
+            // TLS state between beats.
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            // ureq's defaults are 128 KiB each; our request and the reply
+            // headers fit in a fraction of these.
+            .input_buffer_size(16 * 1024)
+            .output_buffer_size(8 * 1024)
+            .max_response_header_size(16 * 1024)
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .new_agent();
+        Client {
+            agent,
+            origin: origin_of(&config.api_url.value),
+            url: config.heartbeat_url.clone(),
+            authorization: config
+                .token
+                .as_ref()
+                .map(|t| format!("Bearer {}", t.value.expose())),
+            body: format!("{{\"agent_version\":\"{VERSION}\"}}"),
+        }
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Sends one beat, giving it at most `budget` from start to finish.
+    pub fn send(&self, budget: Duration) -> Outcome {
+        let started = Instant::now();
+        let mut request = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json");
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        let result = request
+            .config()
+            .timeout_global(Some(budget))
+            .build()
+            .send(self.body.as_bytes());
+        let mut response = match result {
+            Ok(response) => response,
+            Err(e) => return Outcome::Failed(classify::error_failure(&e, &self.origin, budget)),
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (retry_after, location) = (header("retry-after"), header("location"));
+        // The status line has arrived; a body cut short or too big changes nothing.
+        let mut body = Vec::new();
+        if let Err(e) = response
+            .body_mut()
+            .as_reader()
+            .take(MAX_REPLY_BYTES)
+            .read_to_end(&mut body)
+        {
+            log::debug!("reply body from {} unreadable: {e}", self.origin);
+        }
+        if (200..300).contains(&status) {
+            Outcome::Accepted {
+                reply: Reply::parse(&body),
+                took: started.elapsed(),
+            }
+        } else {
+            Outcome::Failed(classify::status_failure(
+                status,
+                retry_after.as_deref(),
+                location.as_deref(),
+                &body,
+                &self.origin,
+                SystemTime::now(),
+            ))
+        }
+    }
+}
+
+pub fn user_agent() -> String {
+    format!(
+        "stacksense-heartbeat/{VERSION} ({}; {})",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+/// `host:port` of a validated API URL, with the scheme's default port filled in.
+fn origin_of(api_url: &str) -> String {
+    match api_url.parse::<ureq::http::Uri>() {
+        Ok(uri) => {
+            let host = uri.host().unwrap_or("?");
+            let default_port = if uri
+                .scheme_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+            {
+                443
+            } else {
+                80
+            };
+            format!("{host}:{}", uri.port_u16().unwrap_or(default_port))
+        }
+        Err(_) => api_url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_fills_in_the_default_port() {
+        assert_eq!(origin_of("http://m.example"), "m.example:80");
+        assert_eq!(origin_of("HTTPS://m.example/x"), "m.example:443");
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "127.0.0.1:8080");
+        assert_eq!(origin_of("http://[::1]:9"), "[::1]:9");
+    }
+
+    #[test]
+    fn user_agent_names_version_os_and_arch() {
+        let ua = user_agent();
+        assert!(ua.starts_with(&format!("stacksense-heartbeat/{VERSION} (")));
+        assert!(ua.contains(std::env::consts::ARCH));
+    }
+}
