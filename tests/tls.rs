@@ -1,0 +1,74 @@
+//! HTTPS with a CA the test makes itself.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[test]
+fn https_with_the_test_ca_is_accepted() {
+    let tls = TlsFixture::new();
+    let dir = TempDir::new();
+    let ca = dir.write("ca.pem", &tls.ca_pem);
+    let rx = Receiver::start_tls(&tls, |_| ok_json());
+    assert!(rx.url().starts_with("https://127.0.0.1:"));
+    let running = AgentCmd::new()
+        .args(["--server-id", "7", "--api-url", &rx.url(), "--ca-file"])
+        .args([&ca])
+        .spawn();
+    let req = &rx.wait_for(1, WAIT)[0];
+    assert_eq!(req.path, "/api/heartbeat/7/");
+    running.wait_for_line("first heartbeat accepted", WAIT);
+
+    let out = AgentCmd::new()
+        .args(["--once", "--server-id", "7", "--api-url", &rx.url()])
+        .env("STACKSENSE_CA_FILE", &ca)
+        .output();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
+
+#[test]
+fn an_unknown_ca_is_rejected_and_not_retried() {
+    let tls = TlsFixture::new();
+    let rx = Receiver::start_tls(&tls, |_| ok_json());
+    let running = AgentCmd::new()
+        .args([
+            "--server-id",
+            "7",
+            "--api-url",
+            &rx.url(),
+            "--interval",
+            "2",
+            "--no-splay",
+        ])
+        .spawn();
+    let line = running.wait_for_line("heartbeat rejected", WAIT);
+    assert!(
+        line.contains("certificate") && line.contains("--ca-file"),
+        "{line}"
+    );
+    assert!(line.contains("ERROR"), "{line}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(rx.connections(), 1, "retried before the next slot");
+    assert!(
+        rx.requests().is_empty(),
+        "a request got through without trusting the CA"
+    );
+
+    let out = AgentCmd::new()
+        .args([
+            "--once",
+            "--server-id",
+            "7",
+            "--api-url",
+            &rx.url(),
+            "--interval",
+            "2",
+        ])
+        .output();
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("certificate"), "{}", out.stderr);
+}
