@@ -1,6 +1,7 @@
 //! Test harness: a scripted HTTP(S) receiver on 127.0.0.1 and the real
-//! agent binary as a child process.
-#![allow(dead_code)] // each test binary uses a different part of it
+//! agent binary as a child process. The examples (demo, benchmarks) use it
+//! too, through `#[path]`.
+#![allow(dead_code)] // each test binary and example uses a different part of it
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_stacksense-heartbeat");
+/// The binary under test; cargo names it for integration tests only, and
+/// examples pass theirs to [`AgentCmd::with_binary`].
+pub const BIN: Option<&str> = option_env!("CARGO_BIN_EXE_stacksense-heartbeat");
 
 // ---------------------------------------------------------------- receiver
 
@@ -367,14 +370,31 @@ impl Drop for TempDir {
 pub struct AgentCmd {
     cmd: Command,
     pub home: TempDir,
+    echo: bool,
 }
 
 impl AgentCmd {
     pub fn new() -> AgentCmd {
+        AgentCmd::with_binary(Path::new(
+            BIN.expect("only integration tests know the binary"),
+        ))
+    }
+
+    pub fn with_binary(binary: &Path) -> AgentCmd {
         let home = TempDir::new();
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(binary);
         cmd.env_clear().env("HOME", home.path());
-        AgentCmd { cmd, home }
+        AgentCmd {
+            cmd,
+            home,
+            echo: false,
+        }
+    }
+
+    /// Also copy the agent's log lines to our stderr as they come.
+    pub fn echo_log(mut self) -> AgentCmd {
+        self.echo = true;
+        self
     }
 
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
@@ -411,9 +431,13 @@ impl AgentCmd {
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
+        let echo = self.echo;
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                if echo {
+                    eprintln!("agent:    {line}");
+                }
                 sink.lock().unwrap().push(line);
             }
         });
