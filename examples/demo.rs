@@ -8,15 +8,13 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{AgentCmd, Receiver, SIGTERM, ok_json, status};
+use common::{AgentCmd, Receiver, SIGTERM, build_agent, ok_json, status};
 
 fn main() {
-    let binary = build_agent();
+    let binary = build_agent(false);
     let rx = Receiver::start(|n| {
         if (3..6).contains(&n) {
             status(503)
@@ -61,19 +59,4 @@ fn main() {
         rx.requests().len(),
         status.and_then(|s| s.code())
     );
-}
-
-/// Builds the agent with the cargo that runs us and returns its path.
-fn build_agent() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let ok = Command::new(cargo)
-        .args(["build", "--quiet", "--bin", "stacksense-heartbeat"])
-        .current_dir(&manifest_dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "building the agent failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or(manifest_dir.join("target"), PathBuf::from);
-    target.join("debug").join("stacksense-heartbeat")
 }

@@ -555,3 +555,25 @@ pub fn gaps(requests: &[Request]) -> Vec<f64> {
         .map(|w| (w[1].at - w[0].at).as_secs_f64())
         .collect()
 }
+
+/// For the examples: builds the agent with the cargo that runs them and
+/// returns its path (debug or release).
+pub fn build_agent(release: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--bin", "stacksense-heartbeat"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let ok = cmd
+        .current_dir(&manifest_dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "building the agent failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or(manifest_dir.join("target"), PathBuf::from);
+    target
+        .join(if release { "release" } else { "debug" })
+        .join("stacksense-heartbeat")
+}
