@@ -10,7 +10,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::thread;
@@ -111,7 +111,7 @@ fn main() {
     }
 }
 
-fn run(args: &Args, binary: &PathBuf, splay: bool) {
+fn run(args: &Args, binary: &Path, splay: bool) {
     let current = Arc::new(AtomicU16::new(200));
     let answer = current.clone();
     let rx = Receiver::start(move |_| match answer.load(Ordering::SeqCst) {
