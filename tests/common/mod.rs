@@ -381,8 +381,20 @@ impl AgentCmd {
     }
 
     pub fn with_binary(binary: &Path) -> AgentCmd {
+        AgentCmd::via(&[], binary)
+    }
+
+    /// The binary run through `runner` (e.g. `qemu-arm-static -cpu arm1176`), if any.
+    pub fn via(runner: &[String], binary: &Path) -> AgentCmd {
         let home = TempDir::new();
-        let mut cmd = Command::new(binary);
+        let mut cmd = match runner.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary);
+                cmd
+            }
+            None => Command::new(binary),
+        };
         cmd.env_clear().env("HOME", home.path());
         AgentCmd {
             cmd,

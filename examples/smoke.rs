@@ -1,0 +1,104 @@
+//! Release smoke test for one built binary, natively or under qemu-user:
+//!
+//!     cargo run --example smoke -- PATH [RUNNER ARGS...]
+//!     cargo run --example smoke -- target/.../stacksense-heartbeat qemu-arm-static -cpu arm1176
+//!
+//! Checks --version, --check with a good and a bad config, and --once
+//! against receivers on 127.0.0.1 over HTTP and over HTTPS with a test CA.
+//! Prints one line per check; exits 1 if any fails.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+
+use common::{AgentCmd, Output, Receiver, TempDir, TlsFixture, ok_json};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let Some(binary) = args.next().map(PathBuf::from) else {
+        eprintln!("usage: smoke PATH [RUNNER ARGS...]");
+        std::process::exit(2);
+    };
+    let runner: Vec<String> = args.collect();
+    let agent = || AgentCmd::via(&runner, &binary);
+    let dir = TempDir::new();
+    let mut failed = 0;
+    let mut check = |name: &str, ok: bool, out: &Output| {
+        println!("  {} {name}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            println!(
+                "       exit {:?}\n       stdout: {}\n       stderr: {}",
+                out.code(),
+                out.stdout.trim(),
+                out.stderr.trim()
+            );
+            failed += 1;
+        }
+    };
+
+    let out = agent().args(["--version"]).output();
+    let want = format!("stacksense-heartbeat {}", env!("CARGO_PKG_VERSION"));
+    check(
+        "--version",
+        out.code() == Some(0) && out.stdout.trim() == want,
+        &out,
+    );
+
+    let good = dir.write(
+        "good.conf",
+        "{\"server_id\": 1, \"api_url\": \"http://127.0.0.1:9\"}",
+    );
+    let out = agent().args(["--check", "--config"]).args([&good]).output();
+    check(
+        "--check with a good config",
+        out.code() == Some(0) && out.stdout.contains("config OK"),
+        &out,
+    );
+
+    let bad = dir.write(
+        "bad.conf",
+        "{\"server_id\": 1, \"api_url\": \"http://127.0.0.1:9\", \"interval\": 0}",
+    );
+    let out = agent().args(["--check", "--config"]).args([&bad]).output();
+    check(
+        "--check with a bad config exits 2",
+        out.code() == Some(2) && out.stderr.contains("interval"),
+        &out,
+    );
+
+    let rx = Receiver::start(|_| ok_json());
+    let out = agent()
+        .args(["--once", "--server-id", "1", "--api-url", &rx.url()])
+        .output();
+    check(
+        "--once over HTTP",
+        out.code() == Some(0) && rx.requests().len() == 1,
+        &out,
+    );
+
+    let tls = TlsFixture::new();
+    let ca = dir.write("ca.pem", &tls.ca_pem);
+    let rx = Receiver::start_tls(&tls, |_| ok_json());
+    let out = agent()
+        .args([
+            "--once",
+            "--server-id",
+            "1",
+            "--api-url",
+            &rx.url(),
+            "--ca-file",
+        ])
+        .args([&ca])
+        .output();
+    check(
+        "--once over HTTPS with a test CA",
+        out.code() == Some(0) && rx.requests().len() == 1,
+        &out,
+    );
+
+    if failed > 0 {
+        println!("smoke: {failed} check(s) failed for {}", binary.display());
+        std::process::exit(1);
+    }
+}
