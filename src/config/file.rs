@@ -21,7 +21,7 @@ const KNOWN_KEYS: [&str; 8] = [
 /// The layer a file's text gives, and warnings for keys we do not know.
 pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<ConfigError>> {
     let file_error = |message: String| vec![ConfigError::file(message)];
-    let value: Value = serde_json::from_str(text).map_err(|e| {
+    let value: Value = serde_json::from_str(&relax(text)).map_err(|e| {
         // serde_json's message ends in " at line L column C"; we lead with it instead.
         let message = e.to_string();
         let message = message
@@ -79,6 +79,74 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
     } else {
         Err(errors)
     }
+}
+
+/// Plain JSON plus what a person editing a template needs: whole-line
+/// comments (`#` or `//`) and a trailing comma before `}` or `]`, so keys
+/// can be commented in and out freely. Both are blanked with spaces, which
+/// keeps every line and column number right for error messages.
+fn relax(text: &str) -> String {
+    let mut out: Vec<char> = Vec::with_capacity(text.len());
+    let mut line_start = true;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let comment = line_start && (c == '#' || (c == '/' && chars.peek() == Some(&'/')));
+        if comment {
+            out.push(' ');
+            while let Some(&next) = chars.peek() {
+                if next == '\n' {
+                    break;
+                }
+                out.push(if next == '\t' { '\t' } else { ' ' });
+                chars.next();
+            }
+            continue;
+        }
+        if c == '\n' {
+            line_start = true;
+        } else if !c.is_whitespace() {
+            line_start = false;
+        }
+        out.push(c);
+        // A string cannot span lines, so comments never start inside one;
+        // copy strings through untouched so a '#' in a value stays.
+        if c == '"' {
+            let mut escaped = false;
+            for s in chars.by_ref() {
+                out.push(s);
+                match s {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => break,
+                    '\n' => {
+                        line_start = true;
+                        break;
+                    }
+                    _ => escaped = false,
+                }
+            }
+        }
+    }
+    // Trailing commas: a ',' outside strings followed only by blanks and '}' or ']'.
+    let mut in_string = false;
+    let mut escaped = false;
+    for i in 0..out.len() {
+        match out[i] {
+            '\\' if in_string && !escaped => {
+                escaped = true;
+                continue;
+            }
+            '"' if !escaped => in_string = !in_string,
+            ',' if !in_string => {
+                let next = out[i + 1..].iter().find(|c| !c.is_whitespace());
+                if matches!(next, Some('}' | ']')) {
+                    out[i] = ' ';
+                }
+            }
+            _ => {}
+        }
+        escaped = false;
+    }
+    out.into_iter().collect()
 }
 
 /// The value as text for the common validators, if its JSON type fits the key.
@@ -172,9 +240,9 @@ mod tests {
 
     #[test]
     fn malformed_json_names_file_line_and_column() {
-        let errs = parse("{\n \"server_id\": 1,\n}", path()).unwrap_err();
+        let errs = parse("{\n \"server_id\": 1\n \"api_url\": 2\n}", path()).unwrap_err();
         let msg = errs[0].to_string();
-        assert!(msg.contains("/etc/hb.conf:3:1: malformed JSON"), "{msg}");
+        assert!(msg.contains("/etc/hb.conf:3:2: malformed JSON"), "{msg}");
         assert!(!msg.contains("at line"), "{msg}");
     }
 
@@ -213,6 +281,31 @@ mod tests {
     fn a_non_object_is_refused() {
         assert!(parse("[1, 2]", path()).is_err());
         assert!(parse("", path()).is_err());
+    }
+
+    #[test]
+    fn comment_lines_and_trailing_commas_are_allowed() {
+        let text = "# StackSense\n{\n  \"server_id\": \"web#1\",\n  // \"interval\": 5,\n  \"api_url\": \"http://m/#x,}\",\n#  \"timeout\": 3\n}\n";
+        let (layer, warnings) = parse(text, path()).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(layer.server_id.unwrap().text, "web#1");
+        assert_eq!(layer.api_url.unwrap().text, "http://m/#x,}");
+        assert_eq!(layer.interval, None);
+        assert_eq!(layer.timeout, None);
+    }
+
+    #[test]
+    fn comments_keep_error_positions_right() {
+        let errs = parse(
+            "# comment\n{\n  \"server_id\": 1\n  \"api_url\": \"x\"\n}",
+            path(),
+        )
+        .unwrap_err();
+        assert!(
+            errs[0].to_string().contains("/etc/hb.conf:4:3:"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
