@@ -295,3 +295,53 @@ fn schedule_does_not_drift_when_requests_are_slow() {
         );
     }
 }
+
+#[test]
+fn under_nohup_sighup_is_ignored_and_the_log_goes_to_the_redirect() {
+    let rx = Receiver::start(|_| ok_json());
+    let dir = TempDir::new();
+    let log_path = dir.path().join("agent.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // As the README says: nohup stacksense-heartbeat ... >log 2>&1 &
+    let mut child = std::process::Command::new("nohup")
+        .arg(BIN.unwrap())
+        .args([
+            "--server-id",
+            "7",
+            "--api-url",
+            &rx.url(),
+            "--interval",
+            "0.5",
+        ])
+        .env_clear()
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    rx.wait_for(2, WAIT);
+    // The terminal closing sends SIGHUP.
+    unsafe extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { kill(child.id() as i32, 1) };
+    let before = rx.requests().len();
+    thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the agent died of SIGHUP under nohup"
+    );
+    assert!(
+        rx.requests().len() >= before + 2,
+        "beats stopped after SIGHUP"
+    );
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.contains("starting: POST") && text.contains("first heartbeat accepted"),
+        "{text}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

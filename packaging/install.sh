@@ -1,0 +1,214 @@
+#!/bin/sh
+# Installs stacksense-heartbeat from a release archive: picks the build for
+# this machine (uname -m), verifies it against SHA256SUMS, installs the
+# binary, a config template and the systemd unit or OpenRC script (else
+# prints the nohup line). POSIX sh: runs on busybox ash. Safe to re-run.
+#
+#   sh install.sh [--from DIR] [--server-id ID --api-url URL] [--prefix /usr/local]
+#   sh install.sh --uninstall [--purge]
+#
+# --from DIR      where the .tar.gz archives and SHA256SUMS are
+#                 (default: next to this script, or the repo's dist/out)
+# --server-id, --api-url
+#                 write them into a new config and start the service now
+# --prefix DIR    install the binary to DIR/bin (default /usr/local)
+# --init systemd|openrc|none
+#                 override the detected init system
+# --root DIR      install under DIR instead of / (for packaging and tests;
+#                 no service is started)
+# --uninstall     stop and remove the service and binary; keep the config
+# --purge         with --uninstall, remove /etc/stacksense too
+set -eu
+
+PKG=stacksense-heartbeat
+FROM=""
+PREFIX=/usr/local
+ROOT=""
+INIT=""
+SERVER_ID=""
+API_URL=""
+UNINSTALL=""
+PURGE=""
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--from) FROM=${2:?--from needs a directory}; shift 2 ;;
+	--prefix) PREFIX=${2:?--prefix needs a directory}; shift 2 ;;
+	--root) ROOT=${2:?--root needs a directory}; shift 2 ;;
+	--init) INIT=${2:?--init needs systemd, openrc or none}; shift 2 ;;
+	--server-id) SERVER_ID=${2:?--server-id needs a value}; shift 2 ;;
+	--api-url) API_URL=${2:?--api-url needs a value}; shift 2 ;;
+	--uninstall) UNINSTALL=1; shift ;;
+	--purge) PURGE=1; shift ;;
+	-h | --help) sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown option $1 (see --help)" ;;
+	esac
+done
+
+BIN="$ROOT$PREFIX/bin/$PKG"
+CONF_DIR="$ROOT/etc/stacksense"
+CONF="$CONF_DIR/heartbeat.conf"
+UNIT="$ROOT/etc/systemd/system/$PKG.service"
+OPENRC="$ROOT/etc/init.d/$PKG"
+CONFD="$ROOT/etc/conf.d/$PKG"
+
+if [ -z "$INIT" ]; then
+	if [ -d /run/systemd/system ]; then
+		INIT=systemd
+	elif command -v openrc-run >/dev/null 2>&1 || [ -x /sbin/openrc-run ]; then
+		INIT=openrc
+	else
+		INIT=none
+	fi
+fi
+case "$INIT" in systemd | openrc | none) ;; *) die "--init takes systemd, openrc or none, not $INIT" ;; esac
+
+# Service managers are only driven on the live system.
+live() { [ -z "$ROOT" ]; }
+
+uninstall() {
+	if [ "$INIT" = systemd ] && live; then
+		systemctl disable --now "$PKG.service" >/dev/null 2>&1 || true
+	fi
+	if [ "$INIT" = openrc ] && live; then
+		rc-service "$PKG" stop >/dev/null 2>&1 || true
+		rc-update del "$PKG" default >/dev/null 2>&1 || true
+	fi
+	rm -f "$UNIT" "$OPENRC" "$BIN"
+	if [ "$INIT" = systemd ] && live; then systemctl daemon-reload || true; fi
+	if [ -n "$PURGE" ]; then
+		rm -rf "$CONF_DIR" "$CONFD"
+		say "removed $PKG and its configuration"
+	else
+		say "removed $PKG; kept $CONF (--purge removes it)"
+	fi
+}
+
+target_triple() {
+	case "$(uname -m)" in
+	x86_64 | amd64) echo x86_64-unknown-linux-musl ;;
+	aarch64 | arm64) echo aarch64-unknown-linux-musl ;;
+	armv7* | armv8l) echo armv7-unknown-linux-musleabihf ;;
+	armv6*) echo arm-unknown-linux-musleabihf ;;
+	*) die "no build for $(uname -m); builds exist for x86_64, aarch64, armv7 and armv6" ;;
+	esac
+}
+
+find_archives() {
+	here=$(cd "$(dirname "$0")" && pwd)
+	for dir in "$FROM" "$here" "$here/../dist/out" "$here/.."; do
+		if [ -n "$dir" ] && [ -f "$dir/SHA256SUMS" ]; then
+			echo "$dir"
+			return
+		fi
+	done
+	die "no SHA256SUMS found; pass --from DIR (the folder with the .tar.gz archives and SHA256SUMS)"
+}
+
+sha256() {
+	if command -v sha256sum >/dev/null 2>&1; then
+		sha256sum "$1" | cut -d' ' -f1
+	else
+		openssl dgst -sha256 -r "$1" | cut -d' ' -f1
+	fi
+}
+
+write_config() {
+	mkdir -p "$CONF_DIR"
+	if [ -f "$CONF" ]; then
+		say "kept existing $CONF"
+		return
+	fi
+	if [ -n "$SERVER_ID" ] && [ -n "$API_URL" ]; then
+		# No token here: this file is world-readable.
+		printf '{\n    "server_id": "%s",\n    "api_url": "%s"\n}\n' "$SERVER_ID" "$API_URL" >"$CONF"
+	else
+		cp "$1/packaging/heartbeat.conf" "$CONF"
+	fi
+	chmod 0644 "$CONF"
+	say "wrote $CONF"
+}
+
+configured() {
+	"$BIN" --check --config "$CONF" >/dev/null 2>&1
+}
+
+install_systemd() {
+	mkdir -p "$(dirname "$UNIT")"
+	sed "s#/usr/bin/$PKG#$PREFIX/bin/$PKG#g" "$1/packaging/systemd/$PKG.service" >"$UNIT"
+	chmod 0644 "$UNIT"
+	say "installed $UNIT"
+	live || return 0
+	systemctl daemon-reload
+	systemctl enable "$PKG.service" >/dev/null 2>&1
+	if configured; then
+		systemctl restart "$PKG.service"
+		say "started: systemctl status $PKG; journalctl -u $PKG"
+	else
+		say "enabled, not started: edit $CONF, check it with"
+		say "  $PREFIX/bin/$PKG --check --config /etc/stacksense/heartbeat.conf"
+		say "then: systemctl start $PKG"
+	fi
+}
+
+install_openrc() {
+	mkdir -p "$(dirname "$OPENRC")" "$(dirname "$CONFD")"
+	sed "s#/usr/bin/$PKG#$PREFIX/bin/$PKG#g" "$1/packaging/openrc/$PKG" >"$OPENRC"
+	chmod 0755 "$OPENRC"
+	[ -f "$CONFD" ] || cp "$1/packaging/openrc/$PKG.confd" "$CONFD"
+	say "installed $OPENRC and $CONFD"
+	live || return 0
+	if ! id stacksense >/dev/null 2>&1; then
+		if command -v adduser >/dev/null 2>&1 && adduser -S -D -H -s /sbin/nologin stacksense >/dev/null 2>&1; then :
+		else useradd --system --no-create-home --shell /usr/sbin/nologin stacksense; fi
+	fi
+	rc-update add "$PKG" default >/dev/null
+	if configured; then
+		rc-service "$PKG" restart
+	else
+		say "added to the default runlevel, not started: edit $CONF, then: rc-service $PKG start"
+	fi
+}
+
+install_none() {
+	say "no systemd or OpenRC here; run it with nohup (survives logout, logs to the file):"
+	say "  nohup $PREFIX/bin/$PKG --config /etc/stacksense/heartbeat.conf >>/var/log/$PKG.log 2>&1 &"
+	say "or from cron, one beat per minute (see the README for every 30 s):"
+	say "  * * * * * $PREFIX/bin/$PKG --once --config /etc/stacksense/heartbeat.conf"
+}
+
+if [ -n "$UNINSTALL" ]; then
+	uninstall
+	exit 0
+fi
+
+triple=$(target_triple)
+dir=$(find_archives)
+set -- "$dir"/$PKG-*-"$triple".tar.gz
+[ -f "$1" ] || die "no $PKG archive for $triple in $dir"
+[ $# -eq 1 ] || die "several archives for $triple in $dir; keep one: $*"
+archive=$1
+name=$(basename "$archive")
+expected=$(grep " [* ]\{0,1\}$name\$" "$dir/SHA256SUMS" | cut -d' ' -f1)
+[ -n "$expected" ] || die "$name is not listed in $dir/SHA256SUMS"
+actual=$(sha256 "$archive")
+[ "$expected" = "$actual" ] || die "$name does not match SHA256SUMS (expected $expected, got $actual): download it again"
+say "verified $name"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tar -xzf "$archive" -C "$work"
+src="$work/${name%.tar.gz}"
+
+mkdir -p "$(dirname "$BIN")"
+# Install to a temporary name and rename, so a running agent is never
+# left with a half-written binary.
+cp "$src/$PKG" "$BIN.new"
+chmod 0755 "$BIN.new"
+mv -f "$BIN.new" "$BIN"
+say "installed $BIN ($("$BIN" --version))"
+write_config "$src"
+"install_$INIT" "$src"
