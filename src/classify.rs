@@ -4,7 +4,7 @@
 use std::io;
 use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::clock;
 
@@ -28,20 +28,31 @@ pub struct Failure {
 
 /// The monitoring server's answer to a beat; every field is optional because
 /// we take a 2xx as delivered whatever the body says.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reply {
     pub status: Option<String>,
-    pub server_id: Option<serde_json::Value>,
+    pub server_id: Option<Value>,
     pub server_name: Option<String>,
     pub heartbeat_received: Option<bool>,
     pub timestamp: Option<String>,
 }
 
 impl Reply {
-    /// A body that is not the JSON we expect gives an empty reply, not an error:
-    /// the status code already said the beat arrived.
+    /// A body that is not the JSON we expect gives an empty reply, not an
+    /// error: the status code already said the beat arrived. Each field is
+    /// taken on its own, so one of an odd type does not hide the others.
     pub fn parse(body: &[u8]) -> Reply {
-        serde_json::from_slice(body).unwrap_or_default()
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+            return Reply::default();
+        };
+        let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
+        Reply {
+            status: text("status"),
+            server_id: map.get("server_id").filter(|v| !v.is_null()).cloned(),
+            server_name: text("server_name"),
+            heartbeat_received: map.get("heartbeat_received").and_then(Value::as_bool),
+            timestamp: text("timestamp"),
+        }
     }
 }
 

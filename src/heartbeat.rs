@@ -54,11 +54,13 @@ impl Client {
             // TLS state between beats.
             .max_idle_connections(0)
             .max_idle_connections_per_host(0)
-            // ureq's defaults are 128 KiB each; our request and the reply
-            // headers fit in a fraction of these.
-            .input_buffer_size(16 * 1024)
-            .output_buffer_size(8 * 1024)
-            .max_response_header_size(16 * 1024)
+            // ureq's defaults are 128 KiB each, zeroed for every connection.
+            // Our request (even with a long JWT) and any sane reply header
+            // fit in these; a reply with bigger headers fails with a clear
+            // "oversized response headers".
+            .input_buffer_size(8 * 1024)
+            .output_buffer_size(4 * 1024)
+            .max_response_header_size(8 * 1024)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build()
             .new_agent();
