@@ -198,7 +198,7 @@ impl<'a> Agent<'a> {
             .map(|d| SystemTime::now() - d.elapsed())
             .unwrap_or_else(SystemTime::now);
         self.notifier.status(&format!(
-            "failing since {}: {}",
+            "failing since {} UTC: {}",
             format_time_of_day(since),
             failure.reason
         ));

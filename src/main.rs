@@ -69,17 +69,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// SIGTERM/SIGINT end the process from the signal thread, whatever the
+/// main thread is doing: `exit_code` 0 for the service, 1 for `--once`
+/// (its beat was not confirmed).
+fn stop_on_signal(notifier: Arc<Notifier>, exit_code: i32) -> Result<(), ExitCode> {
+    signals::on_termination(move |name| {
+        log::info!("{name} received, stopping");
+        notifier.stopping();
+        std::process::exit(exit_code);
+    })
+    .map_err(|e| {
+        say_error(false, &format!("cannot start the signal thread: {e}"));
+        ExitCode::FAILURE
+    })
+}
+
 fn run(config: &Config) -> ExitCode {
     let notifier = Arc::new(Notifier::from_env(|name| env::var(name).ok()));
-    let on_signal = Arc::clone(&notifier);
-    let waiter = signals::on_termination(move |name| {
-        log::info!("{name} received, stopping");
-        on_signal.stopping();
-        std::process::exit(0);
-    });
-    if let Err(e) = waiter {
-        say_error(false, &format!("cannot start the signal thread: {e}"));
-        return ExitCode::FAILURE;
+    if let Err(code) = stop_on_signal(Arc::clone(&notifier), 0) {
+        return code;
     }
     if let (Some(watchdog), timeout) = (notifier.watchdog_timeout(), config.timeout.value)
         && timeout + std::time::Duration::from_secs(1) >= watchdog
@@ -102,7 +110,10 @@ fn run(config: &Config) -> ExitCode {
 }
 
 fn run_once(config: &Config) -> ExitCode {
-    let notifier = Notifier::disabled();
+    let notifier = Arc::new(Notifier::disabled());
+    if let Err(code) = stop_on_signal(Arc::clone(&notifier), 1) {
+        return code;
+    }
     let mut agent = agent::Agent::new(config, &notifier, true);
     log::debug!("{}", startup_line(config, &agent));
     if agent.once() {

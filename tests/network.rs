@@ -345,3 +345,23 @@ fn under_nohup_sighup_is_ignored_and_the_log_goes_to_the_redirect() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn sigint_stops_once_mode_with_exit_1() {
+    let rx = Receiver::start(|_| Reply::Hang);
+    let mut running = agent(&rx.url(), "30")
+        .args(["--once", "--timeout", "20"])
+        .spawn();
+    rx.wait_for(1, WAIT);
+    let sent = Instant::now();
+    running.signal(SIGINT);
+    let status = running
+        .wait_exit(Duration::from_secs(3))
+        .expect("--once ignored SIGINT");
+    assert!(sent.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "an interrupted --once did not deliver its beat"
+    );
+}
