@@ -9,7 +9,9 @@
 //! - CPU time (user + system, all threads) per beat, after 10 warm-up beats;
 //! - schedule accuracy: each beat's arrival against its slot (p50/p99/max)
 //!   and the drift of the last beat;
-//! - RSS, fds and threads after --long-beats beats (0 skips it).
+//! - a soak of --long-beats intervals (0 skips it): RSS, fds and threads of
+//!   an agent that succeeds, one whose server fails in every way, and one
+//!   whose server's certificate it rejects.
 //!
 //! dist/bench runs it on the x86_64 musl build. Only 127.0.0.1 is used.
 
@@ -19,7 +21,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{AgentCmd, Receiver, Running, TempDir, TlsFixture, ok_json};
+use common::{AgentCmd, Receiver, Reply, Running, TempDir, TlsFixture, ok_json, status};
 
 struct Args {
     agent: PathBuf,
@@ -137,29 +139,62 @@ fn main() {
     }
 
     if args.long_beats > 0 {
-        println!(
-            "\nlong run: {} beats over HTTPS at {} s",
-            args.long_beats, args.interval
-        );
-        let rx = Receiver::start_tls(&tls, |_| ok_json());
-        let agent = spawn(&args, &rx, Some(&ca));
-        let sample = |label: &str, agent: &Running| {
+        soak(&args, &tls, &ca);
+    }
+}
+
+/// Three agents side by side for `long_beats` intervals: one succeeding
+/// over HTTPS, one against a server that fails in every way it can (503,
+/// reset, hang past the timeout, garbage, 404), one rejecting the server's
+/// certificate on every beat. Growth in any column is a leak.
+fn soak(args: &Args, tls: &TlsFixture, ca: &PathBuf) {
+    println!(
+        "\nsoak: {} intervals of {} s, three agents side by side",
+        args.long_beats, args.interval
+    );
+    let ok_rx = Receiver::start_tls(tls, |_| ok_json());
+    let failing_rx = Receiver::start(|n| match n % 5 {
+        0 => status(503),
+        1 => Reply::ResetMidResponse,
+        2 => Reply::Hang,
+        3 => Reply::Raw(b"garbage\r\n\r\n".to_vec()),
+        _ => status(404),
+    });
+    let bad_cert_rx = Receiver::start_tls(tls, |_| ok_json());
+    let agents = [
+        ("https ok", spawn(args, &ok_rx, Some(ca)), &ok_rx),
+        ("http failing", spawn(args, &failing_rx, None), &failing_rx),
+        (
+            "https bad cert",
+            spawn(args, &bad_cert_rx, None),
+            &bad_cert_rx,
+        ),
+    ];
+    println!(
+        "{:<15} {:>9} {:>9} {:>9} {:>9} {:>4} {:>8}",
+        "agent", "interval", "attempts", "VmRSS", "VmHWM", "fds", "threads"
+    );
+    let started = std::time::Instant::now();
+    let mut checkpoint = 200.min(args.long_beats);
+    loop {
+        let at = Duration::from_secs_f64(checkpoint as f64 * args.interval);
+        if let Some(left) = at.checked_sub(started.elapsed()) {
+            std::thread::sleep(left);
+        }
+        for (name, agent, rx) in &agents {
             println!(
-                "  {label:<16} VmRSS {:>5} kB  VmHWM {:>5} kB  fds {:>2}  threads {}",
+                "{name:<15} {checkpoint:>9} {:>9} {:>6} kB {:>6} kB {:>4} {:>8}",
+                rx.connections(),
                 agent.proc_status("VmRSS"),
                 agent.proc_status("VmHWM"),
                 agent.open_fds(),
                 agent.proc_status("Threads")
             );
-        };
-        rx.wait_for(200, wait(&args, 200));
-        sample("after 200", &agent);
-        let mut at = 200;
-        while at < args.long_beats {
-            at = (at * 5).min(args.long_beats);
-            rx.wait_for(at, wait(&args, at));
-            sample(&format!("after {at}"), &agent);
         }
+        if checkpoint >= args.long_beats {
+            break;
+        }
+        checkpoint = (checkpoint * 5).min(args.long_beats);
     }
 }
 

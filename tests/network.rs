@@ -365,3 +365,20 @@ fn sigint_stops_once_mode_with_exit_1() {
         "an interrupted --once did not deliver its beat"
     );
 }
+
+#[test]
+fn a_reply_saying_not_received_is_a_warning() {
+    let rx = Receiver::start(|_| {
+        Reply::Status(
+            200,
+            vec![],
+            br#"{"status":"ok","heartbeat_received":false}"#.to_vec(),
+        )
+    });
+    let running = agent(&rx.url(), "30").spawn();
+    let line = running.wait_for_line("heartbeat_received=false", WAIT);
+    assert!(
+        line.contains("WARN") && line.contains("check server_id"),
+        "{line}"
+    );
+}
