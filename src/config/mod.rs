@@ -279,28 +279,14 @@ fn resolve(
                         var: &str,
                         raw: Option<Raw>,
                         parse: fn(&str) -> Result<String, String>| {
-        match raw {
-            None => {
-                errors.push(ConfigError {
-                    setting,
-                    source: None,
-                    message: format!(
-                        "not set; expected {flag}, env {var} or \"{setting}\"{file_hint}"
-                    ),
-                });
-                None
-            }
-            Some(raw) => match parse(&raw.text) {
-                Ok(value) => Some(Setting {
-                    value,
-                    source: raw.source,
-                }),
-                Err(msg) => {
-                    errors.push(ConfigError::value(setting, &raw, msg));
-                    None
-                }
-            },
+        if raw.is_none() {
+            errors.push(ConfigError {
+                setting,
+                source: None,
+                message: format!("not set; expected {flag}, env {var} or \"{setting}\"{file_hint}"),
+            });
         }
+        raw.and_then(|raw| validate(setting, raw, parse, &mut errors))
     };
     let server_id = required(
         "server_id",
@@ -317,57 +303,27 @@ fn resolve(
         value::api_url,
     );
 
-    let mut optional = |setting: &'static str,
-                        raw: Option<Raw>,
-                        default: Duration,
-                        min: f64,
-                        max: f64| match raw {
-        None => Some(Setting {
-            value: default,
-            source: Source::Default,
-        }),
-        Some(raw) => match value::seconds(&raw.text, min, max) {
-            Ok(value) => Some(Setting {
-                value,
-                source: raw.source,
-            }),
-            Err(msg) => {
-                errors.push(ConfigError::value(setting, &raw, msg));
-                None
-            }
-        },
-    };
-    let interval = optional(
+    let interval = or_default(
         "interval",
         pick(|l| &l.interval),
         DEFAULT_INTERVAL,
-        value::INTERVAL_MIN,
-        value::INTERVAL_MAX,
+        &mut errors,
+        |t| value::seconds(t, value::INTERVAL_MIN, value::INTERVAL_MAX),
     );
-    let timeout = optional(
+    let timeout = or_default(
         "timeout",
         pick(|l| &l.timeout),
         DEFAULT_TIMEOUT,
-        value::TIMEOUT_MIN,
-        value::TIMEOUT_MAX,
+        &mut errors,
+        |t| value::seconds(t, value::TIMEOUT_MIN, value::TIMEOUT_MAX),
     );
-
-    let splay = match pick(|l| &l.splay) {
-        None => Some(Setting {
-            value: true,
-            source: Source::Default,
-        }),
-        Some(raw) => match value::boolean(&raw.text) {
-            Ok(value) => Some(Setting {
-                value,
-                source: raw.source,
-            }),
-            Err(msg) => {
-                errors.push(ConfigError::value("splay", &raw, msg));
-                None
-            }
-        },
-    };
+    let splay = or_default(
+        "splay",
+        pick(|l| &l.splay),
+        true,
+        &mut errors,
+        value::boolean,
+    );
 
     // The token and its file are one setting: the highest layer that gives
     // either wins, and a layer that gives both is ambiguous.
@@ -401,6 +357,42 @@ fn resolve(
             })
         }
         _ => Err(errors),
+    }
+}
+
+/// The setting from `raw`, or an error naming it and its source.
+fn validate<T>(
+    setting: &'static str,
+    raw: Raw,
+    parse: impl Fn(&str) -> Result<T, String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Setting<T>> {
+    match parse(&raw.text) {
+        Ok(value) => Some(Setting {
+            value,
+            source: raw.source,
+        }),
+        Err(msg) => {
+            errors.push(ConfigError::value(setting, &raw, msg));
+            None
+        }
+    }
+}
+
+/// Like [`validate`], with `default` when no layer sets it.
+fn or_default<T>(
+    setting: &'static str,
+    raw: Option<Raw>,
+    default: T,
+    errors: &mut Vec<ConfigError>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<Setting<T>> {
+    match raw {
+        None => Some(Setting {
+            value: default,
+            source: Source::Default,
+        }),
+        Some(raw) => validate(setting, raw, parse, errors),
     }
 }
 
