@@ -4,7 +4,8 @@
 //!     cargo run --example smoke -- target/.../stacksense-heartbeat qemu-arm-static -cpu arm1176
 //!
 //! Checks --version, --check with a good and a bad config, and --once
-//! against receivers on 127.0.0.1 over HTTP and over HTTPS with a test CA.
+//! against receivers on 127.0.0.1 over HTTP and over HTTPS with a test CA
+//! (and without it: rejected as an untrusted certificate).
 //! Prints one line per check; exits 1 if any fails.
 
 #[path = "../tests/common/mod.rs"]
@@ -94,6 +95,24 @@ fn main() {
     check(
         "--once over HTTPS with a test CA",
         out.code() == Some(0) && rx.requests().len() == 1,
+        &out,
+    );
+
+    let out = agent()
+        .args([
+            "--once",
+            "--server-id",
+            "1",
+            "--api-url",
+            &rx.url(),
+            "--interval",
+            "1",
+        ])
+        .output();
+    let rejected = out.stderr.contains("certificate") && out.stderr.contains("--ca-file");
+    check(
+        "--once over HTTPS without the CA: rejected, exit 1",
+        out.code() == Some(1) && rejected,
         &out,
     );
 

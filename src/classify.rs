@@ -195,6 +195,13 @@ fn tls_failure(e: &rustls::Error, origin: &str) -> Failure {
             retry_after: None,
             hint: Some("if the server uses a private CA, pass its certificate with --ca-file"),
         },
+        // Not TLS at all: usually https:// pointed at a plain-HTTP port.
+        T::InvalidMessage(_) => Failure {
+            class: Class::Fatal,
+            reason: format!("{origin} does not speak TLS ({e})"),
+            retry_after: None,
+            hint: Some("check the scheme and port in api_url: is the server really https?"),
+        },
         T::NoCertificatesPresented | T::AlertReceived(_) | T::PeerIncompatible(_) => Failure {
             class: Class::Fatal,
             reason: format!("TLS handshake with {origin} failed: {e}"),
@@ -352,6 +359,15 @@ mod tests {
         assert_eq!(f.class, Class::Fatal);
         assert!(f.reason.contains("certificate"), "{}", f.reason);
         assert!(f.hint.unwrap().contains("--ca-file"));
+    }
+
+    #[test]
+    fn plain_http_on_an_https_url_is_a_config_error() {
+        let inner = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        let err = ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, inner));
+        let f = error_failure(&err, "h:8080", Duration::from_secs(10));
+        assert_eq!(f.class, Class::Fatal);
+        assert!(f.reason.contains("does not speak TLS"), "{}", f.reason);
     }
 
     #[test]
