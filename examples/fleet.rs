@@ -58,8 +58,11 @@ struct Phase {
     status: u16,
 }
 
-/// Steady state is measured after two intervals of warm-up.
-const PHASES: [Phase; 4] = [
+/// Steady state is measured after two intervals of warm-up. The outage is
+/// split: in its first two intervals each agent's quick retries add load;
+/// after that its failure count has grown the backoff past the interval and
+/// it sends only its scheduled beat.
+const PHASES: [Phase; 5] = [
     Phase {
         name: "warm-up",
         intervals: 2.0,
@@ -71,7 +74,12 @@ const PHASES: [Phase; 4] = [
         status: 200,
     },
     Phase {
-        name: "outage (503)",
+        name: "outage 0-2",
+        intervals: 2.0,
+        status: 503,
+    },
+    Phase {
+        name: "outage 2-6",
         intervals: 4.0,
         status: 503,
     },
@@ -103,8 +111,15 @@ fn main() {
         args.agents as f64 / args.interval
     );
     println!(
-        "{:<6} {:<13} {:>8} {:>11} {:>11} {:>10} {:>10}",
-        "splay", "phase", "requests", "peak req/s", "peak/steady", "fleet RSS", "per agent"
+        "{:<6} {:<13} {:>8} {:>11} {:>11} {:>11} {:>10} {:>10}",
+        "splay",
+        "phase",
+        "requests",
+        "req/steady",
+        "peak req/s",
+        "peak/steady",
+        "fleet RSS",
+        "per agent"
     );
     for splay in &args.splay {
         run(&args, &binary, *splay);
@@ -155,10 +170,11 @@ fn run(args: &Args, binary: &Path, splay: bool) {
         let peak = peak_per_second(&arrivals);
         let rss_kb: u64 = fleet.iter().map(|a| a.proc_status("VmRSS")).sum();
         println!(
-            "{:<6} {:<13} {:>8} {:>11} {:>11.2} {:>8.1}MB {:>8.2}MB",
+            "{:<6} {:<13} {:>8} {:>11.2} {:>11} {:>11.2} {:>8.1}MB {:>8.2}MB",
             if splay { "on" } else { "off" },
             phase.name,
             arrivals.len(),
+            arrivals.len() as f64 / (phase.intervals * steady_rate * args.interval),
             peak,
             peak as f64 / steady_rate,
             rss_kb as f64 / 1024.0,
