@@ -1,10 +1,14 @@
 //! One heartbeat over HTTP(S): send the POST, read a little of the answer.
 
 use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use ureq::http::Uri;
 use ureq::tls::{RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::classify::{self, Failure, Reply};
 use crate::config::Config;
@@ -36,7 +40,7 @@ impl Client {
             Some(ca) => RootCerts::Specific(Arc::new(ca.value.certs.clone())),
             None => RootCerts::WebPki,
         };
-        let agent = ureq::Agent::config_builder()
+        let http = ureq::Agent::config_builder()
             // We read status codes ourselves; ureq's default turns 4xx/5xx
             // into errors and drops the response with its Retry-After.
             .http_status_as_error(false)
@@ -62,8 +66,9 @@ impl Client {
             .output_buffer_size(4 * 1024)
             .max_response_header_size(8 * 1024)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
-            .build()
-            .new_agent();
+            .build();
+        let agent =
+            ureq::Agent::with_parts(http, DefaultConnector::default(), LiteralFirst::default());
         Client {
             agent,
             origin: origin_of(&config.api_url.value),
@@ -136,6 +141,45 @@ impl Client {
     }
 }
 
+/// ureq resolves every host on a fresh thread so that DNS can time out,
+/// even an IP address that needs no lookup. An agent configured with an IP
+/// (common for a monitoring server on a LAN) then starts a thread per beat;
+/// this resolver answers IP literals directly and leaves names to ureq.
+#[derive(Debug, Default)]
+struct LiteralFirst(DefaultResolver);
+
+impl Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        match literal_addr(uri) {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                Ok(addrs)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
+fn literal_addr(uri: &Uri) -> Option<SocketAddr> {
+    let host = uri.host()?;
+    let ip: IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    let default_port = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => 443,
+        _ => 80,
+    };
+    Some(SocketAddr::new(ip, uri.port_u16().unwrap_or(default_port)))
+}
+
 pub fn user_agent() -> String {
     format!(
         "stacksense-heartbeat/{VERSION} ({}; {})",
@@ -173,6 +217,21 @@ mod tests {
         assert_eq!(origin_of("HTTPS://m.example/x"), "m.example:443");
         assert_eq!(origin_of("http://127.0.0.1:8080"), "127.0.0.1:8080");
         assert_eq!(origin_of("http://[::1]:9"), "[::1]:9");
+    }
+
+    #[test]
+    fn ip_literals_resolve_without_a_lookup() {
+        let addr = |u: &str| literal_addr(&u.parse().unwrap());
+        assert_eq!(
+            addr("http://127.0.0.1:8080/x"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(addr("https://[::1]/"), Some("[::1]:443".parse().unwrap()));
+        assert_eq!(
+            addr("http://10.1.2.3"),
+            Some("10.1.2.3:80".parse().unwrap())
+        );
+        assert_eq!(addr("https://monitor.example.com"), None);
     }
 
     #[test]
