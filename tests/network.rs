@@ -322,11 +322,7 @@ fn under_nohup_sighup_is_ignored_and_the_log_goes_to_the_redirect() {
         .unwrap();
     rx.wait_for(2, WAIT);
     // The terminal closing sends SIGHUP.
-    unsafe extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { kill(child.id() as i32, 1) };
+    send_signal(child.id(), SIGHUP);
     let before = rx.requests().len();
     thread::sleep(Duration::from_millis(1500));
     assert!(

@@ -1,7 +1,7 @@
 //! Test harness: a scripted HTTP(S) receiver on 127.0.0.1 and the real
 //! agent binary as a child process. The examples (demo, benchmarks) use it
 //! too, through `#[path]`.
-#![allow(dead_code)] // each test binary and example uses a different part of it
+#![allow(dead_code, unused_imports)] // each test binary and example uses a different part of it
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -228,27 +228,18 @@ fn serve(
 
 fn set_linger_zero(tcp: &TcpStream) {
     use std::os::fd::AsRawFd;
-    #[repr(C)]
-    struct Linger {
-        l_onoff: i32,
-        l_linger: i32,
-    }
-    let linger = Linger {
+    let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SOL_SOCKET = 1, SO_LINGER = 13 on Linux.
-    unsafe extern "C" {
-        fn setsockopt(fd: i32, level: i32, name: i32, value: *const Linger, len: u32) -> i32;
-    }
     // SAFETY: a valid socket descriptor and a correctly sized struct linger.
     unsafe {
-        setsockopt(
+        libc::setsockopt(
             tcp.as_raw_fd(),
-            1,
-            13,
-            &linger,
-            std::mem::size_of::<Linger>() as u32,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
         );
     }
 }
@@ -510,13 +501,7 @@ impl Running {
     }
 
     pub fn signal(&self, signal: i32) {
-        unsafe extern "C" {
-            fn kill(pid: i32, sig: i32) -> i32;
-        }
-        // SAFETY: plain kill(2) on our own child.
-        unsafe {
-            kill(self.child.id() as i32, signal);
-        }
+        send_signal(self.child.id(), signal);
     }
 
     /// Waits for the process to exit, up to `within`.
@@ -555,10 +540,14 @@ impl Drop for Running {
     }
 }
 
-pub const SIGTERM: i32 = 15;
-pub const SIGINT: i32 = 2;
-pub const SIGSTOP: i32 = 19;
-pub const SIGCONT: i32 = 18;
+pub use libc::{SIGCONT, SIGHUP, SIGINT, SIGSTOP, SIGTERM};
+
+pub fn send_signal(pid: u32, signal: i32) {
+    // SAFETY: plain kill(2) on a child of ours.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
 
 /// Gaps between consecutive request times, in seconds.
 pub fn gaps(requests: &[Request]) -> Vec<f64> {
