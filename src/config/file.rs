@@ -86,6 +86,8 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
 /// can be commented in and out freely. Both are blanked with spaces, which
 /// keeps every line and column number right for error messages.
 fn relax(text: &str) -> String {
+    // A byte-order mark from a Windows editor is not JSON either.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out: Vec<char> = Vec::with_capacity(text.len());
     let mut line_start = true;
     let mut chars = text.chars().peekable();
@@ -306,6 +308,12 @@ mod tests {
             "{}",
             errs[0]
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let (layer, _) = parse("\u{feff}{\"server_id\": 3}", path()).unwrap();
+        assert_eq!(layer.server_id.unwrap().text, "3");
     }
 
     #[test]
