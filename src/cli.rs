@@ -52,7 +52,7 @@ OPTIONS                        ENV VAR                  FILE KEY     DEFAULT
 
 EXIT STATUS
     0   stopped by SIGTERM/SIGINT; --once delivered; --check found no error
-    1   --once could not deliver the heartbeat
+    1   --once could not deliver the heartbeat (or was interrupted)
     2   bad flag, environment variable or config file (the message names it)
 ";
 

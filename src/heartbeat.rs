@@ -173,11 +173,15 @@ fn literal_addr(uri: &Uri) -> Option<SocketAddr> {
         .trim_end_matches(']')
         .parse()
         .ok()?;
-    let default_port = match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("https") => 443,
-        _ => 80,
-    };
-    Some(SocketAddr::new(ip, uri.port_u16().unwrap_or(default_port)))
+    Some(SocketAddr::new(ip, port_of(uri)))
+}
+
+/// The URL's port, or its scheme's default (validated URLs are http or https).
+fn port_of(uri: &Uri) -> u16 {
+    let https = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"));
+    uri.port_u16().unwrap_or(if https { 443 } else { 80 })
 }
 
 pub fn user_agent() -> String {
@@ -190,19 +194,8 @@ pub fn user_agent() -> String {
 
 /// `host:port` of a validated API URL, with the scheme's default port filled in.
 fn origin_of(api_url: &str) -> String {
-    match api_url.parse::<ureq::http::Uri>() {
-        Ok(uri) => {
-            let host = uri.host().unwrap_or("?");
-            let default_port = if uri
-                .scheme_str()
-                .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-            {
-                443
-            } else {
-                80
-            };
-            format!("{host}:{}", uri.port_u16().unwrap_or(default_port))
-        }
+    match api_url.parse::<Uri>() {
+        Ok(uri) => format!("{}:{}", uri.host().unwrap_or("?"), port_of(&uri)),
         Err(_) => api_url.to_string(),
     }
 }
