@@ -38,7 +38,7 @@ fn main() {
         }
     };
 
-    let out = agent().args(["--version"]).output();
+    let out = agent().args(["--version"]).finish();
     let want = format!("stacksense-heartbeat {}", env!("CARGO_PKG_VERSION"));
     check(
         "--version",
@@ -50,7 +50,7 @@ fn main() {
         "good.conf",
         "{\"server_id\": 1, \"api_url\": \"http://127.0.0.1:9\"}",
     );
-    let out = agent().args(["--check", "--config"]).args([&good]).output();
+    let out = agent().args(["--check", "--config"]).args([&good]).finish();
     check(
         "--check with a good config",
         out.code() == Some(0) && out.stdout.contains("config OK"),
@@ -61,7 +61,7 @@ fn main() {
         "bad.conf",
         "{\"server_id\": 1, \"api_url\": \"http://127.0.0.1:9\", \"interval\": 0}",
     );
-    let out = agent().args(["--check", "--config"]).args([&bad]).output();
+    let out = agent().args(["--check", "--config"]).args([&bad]).finish();
     check(
         "--check with a bad config exits 2",
         out.code() == Some(2) && out.stderr.contains("interval"),
@@ -71,7 +71,7 @@ fn main() {
     let rx = Receiver::start(|_| ok_json());
     let out = agent()
         .args(["--once", "--server-id", "1", "--api-url", &rx.url()])
-        .output();
+        .finish();
     check(
         "--once over HTTP",
         out.code() == Some(0) && rx.requests().len() == 1,
@@ -91,7 +91,7 @@ fn main() {
             "--ca-file",
         ])
         .args([&ca])
-        .output();
+        .finish();
     check(
         "--once over HTTPS with a test CA",
         out.code() == Some(0) && rx.requests().len() == 1,
@@ -108,7 +108,7 @@ fn main() {
             "--interval",
             "1",
         ])
-        .output();
+        .finish();
     let rejected = out.stderr.contains("certificate") && out.stderr.contains("--ca-file");
     check(
         "--once over HTTPS without the CA: rejected, exit 1",

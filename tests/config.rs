@@ -71,7 +71,7 @@ fn flag_beats_env_beats_file() {
         .env("STACKSENSE_SERVER_ID", "from-env")
         .env("STACKSENSE_INTERVAL", "22")
         .args(["--check", "--server-id", "from-flag"])
-        .output();
+        .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let row = |name: &str| {
         out.stdout
@@ -119,7 +119,7 @@ fn check_shows_sources_and_hides_the_token() {
         .env("STACKSENSE_API_URL", "http://127.0.0.1:9")
         .args(["--check", "--server-id", "7", "--token-file"])
         .args([&token_file])
-        .output();
+        .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(
         out.stdout
@@ -154,14 +154,14 @@ fn check_validates_the_ca_file() {
             "--ca-file",
         ])
         .args([&good])
-        .output();
+        .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("(1 certificate(s))"), "{}", out.stdout);
 }
 
 /// Runs with `args` and env, expects exit 2 and a message naming `setting` and `source`.
 fn expect_error(cmd: AgentCmd, setting: &str, source: &str) -> String {
-    let out = cmd.output();
+    let out = cmd.finish();
     assert_eq!(
         out.code(),
         Some(2),
@@ -180,7 +180,7 @@ fn expect_error(cmd: AgentCmd, setting: &str, source: &str) -> String {
 }
 
 fn with_required() -> AgentCmd {
-    AgentCmd::new().args(["--server-id", "7", "--api-url", "http://127.0.0.1:9"])
+    AgentCmd::posting_to("http://127.0.0.1:9")
 }
 
 #[test]
@@ -280,7 +280,7 @@ fn unknown_keys_warn_but_do_not_stop() {
     let out = AgentCmd::new()
         .args(["--check", "--config"])
         .args([&conf])
-        .output();
+        .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(
         out.stderr.contains("unknown key \"intervall\"")
@@ -333,7 +333,7 @@ fn usage_errors_exit_2() {
         &["stray"],
         &["--once", "--check"],
     ] {
-        let out = AgentCmd::new().args(args).output();
+        let out = AgentCmd::new().args(args).finish();
         assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
     }
@@ -341,10 +341,10 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn help_and_version() {
-    let out = AgentCmd::new().args(["--help"]).output();
+    let out = AgentCmd::new().args(["--help"]).finish();
     assert_eq!(out.code(), Some(0));
     assert!(out.stdout.contains("STACKSENSE_TOKEN_FILE") && out.stdout.contains("--once"));
-    let out = AgentCmd::new().args(["-V"]).output();
+    let out = AgentCmd::new().args(["-V"]).finish();
     assert_eq!(
         out.stdout.trim(),
         format!("stacksense-heartbeat {}", env!("CARGO_PKG_VERSION"))
@@ -354,16 +354,16 @@ fn help_and_version() {
 #[test]
 fn once_exits_0_when_delivered_and_1_when_not() {
     let rx = Receiver::start(|_| ok_json());
-    let out = with_url(&rx.url()).args(["--once"]).output();
+    let out = AgentCmd::posting_to(&rx.url()).args(["--once"]).finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     // Quiet on success, so cron sends no mail.
     assert_eq!(out.stderr, "");
     assert_eq!(rx.requests().len(), 1);
 
     let rx = Receiver::start(|_| status(404));
-    let out = with_url(&rx.url())
+    let out = AgentCmd::posting_to(&rx.url())
         .args(["--once", "--interval", "2"])
-        .output();
+        .finish();
     assert_eq!(out.code(), Some(1));
     assert!(
         out.stderr.contains("HTTP 404") && out.stderr.contains("check server_id and api_url"),
@@ -374,9 +374,9 @@ fn once_exits_0_when_delivered_and_1_when_not() {
 
     let port = free_port();
     let started = std::time::Instant::now();
-    let out = with_url(&format!("http://127.0.0.1:{port}"))
+    let out = AgentCmd::posting_to(&format!("http://127.0.0.1:{port}"))
         .args(["--once", "--interval", "3"])
-        .output();
+        .finish();
     assert_eq!(out.code(), Some(1));
     assert!(out.stderr.contains("connection refused"), "{}", out.stderr);
     assert!(
@@ -388,8 +388,4 @@ fn once_exits_0_when_delivered_and_1_when_not() {
         started.elapsed() < Duration::from_secs(5),
         "--once is bounded by one interval"
     );
-}
-
-fn with_url(url: &str) -> AgentCmd {
-    AgentCmd::new().args(["--server-id", "7", "--api-url", url])
 }

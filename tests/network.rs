@@ -10,15 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn agent(url: &str, interval: &str) -> AgentCmd {
-    AgentCmd::new().args([
-        "--server-id",
-        "7",
-        "--api-url",
-        url,
-        "--interval",
-        interval,
-        "--no-splay",
-    ])
+    AgentCmd::posting_to(url).args(["--interval", interval, "--no-splay"])
 }
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -303,8 +295,8 @@ fn under_nohup_sighup_is_ignored_and_the_log_goes_to_the_redirect() {
     let log_path = dir.path().join("agent.log");
     let log = std::fs::File::create(&log_path).unwrap();
     // As the README says: nohup stacksense-heartbeat ... >log 2>&1 &
-    let mut child = std::process::Command::new("nohup")
-        .arg(BIN.unwrap())
+    let mut cmd = std::process::Command::new("nohup");
+    cmd.arg(BIN.unwrap())
         .args([
             "--server-id",
             "7",
@@ -317,18 +309,14 @@ fn under_nohup_sighup_is_ignored_and_the_log_goes_to_the_redirect() {
         .env("HOME", dir.path())
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+        .stderr(log);
+    let mut child = ChildGuard::spawn(&mut cmd);
     rx.wait_for(2, WAIT);
     // The terminal closing sends SIGHUP.
     send_signal(child.id(), SIGHUP);
     let before = rx.requests().len();
     thread::sleep(Duration::from_millis(1500));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the agent died of SIGHUP under nohup"
-    );
+    assert!(child.is_running(), "the agent died of SIGHUP under nohup");
     assert!(
         rx.requests().len() >= before + 2,
         "beats stopped after SIGHUP"
@@ -338,8 +326,6 @@ fn under_nohup_sighup_is_ignored_and_the_log_goes_to_the_redirect() {
         text.contains("starting: POST") && text.contains("first heartbeat accepted"),
         "{text}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]

@@ -15,18 +15,18 @@ fn https_with_the_test_ca_is_accepted() {
     let ca = dir.write("ca.pem", &tls.ca_pem);
     let rx = Receiver::start_tls(&tls, |_| ok_json());
     assert!(rx.url().starts_with("https://127.0.0.1:"));
-    let running = AgentCmd::new()
-        .args(["--server-id", "7", "--api-url", &rx.url(), "--ca-file"])
+    let running = AgentCmd::posting_to(&rx.url())
+        .args(["--ca-file"])
         .args([&ca])
         .spawn();
     let req = &rx.wait_for(1, WAIT)[0];
     assert_eq!(req.path, "/api/heartbeat/7/");
     running.wait_for_line("first heartbeat accepted", WAIT);
 
-    let out = AgentCmd::new()
-        .args(["--once", "--server-id", "7", "--api-url", &rx.url()])
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--once"])
         .env("STACKSENSE_CA_FILE", &ca)
-        .output();
+        .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
 }
 
@@ -34,16 +34,8 @@ fn https_with_the_test_ca_is_accepted() {
 fn an_unknown_ca_is_rejected_and_not_retried() {
     let tls = TlsFixture::new();
     let rx = Receiver::start_tls(&tls, |_| ok_json());
-    let running = AgentCmd::new()
-        .args([
-            "--server-id",
-            "7",
-            "--api-url",
-            &rx.url(),
-            "--interval",
-            "2",
-            "--no-splay",
-        ])
+    let running = AgentCmd::posting_to(&rx.url())
+        .args(["--interval", "2", "--no-splay"])
         .spawn();
     let line = running.wait_for_line("heartbeat rejected", WAIT);
     assert!(
@@ -58,17 +50,9 @@ fn an_unknown_ca_is_rejected_and_not_retried() {
         "a request got through without trusting the CA"
     );
 
-    let out = AgentCmd::new()
-        .args([
-            "--once",
-            "--server-id",
-            "7",
-            "--api-url",
-            &rx.url(),
-            "--interval",
-            "2",
-        ])
-        .output();
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--once", "--interval", "2"])
+        .finish();
     assert_eq!(out.code(), Some(1));
     assert!(out.stderr.contains("certificate"), "{}", out.stderr);
 }
