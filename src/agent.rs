@@ -1,27 +1,48 @@
 //! The heartbeat loop: keep the schedule, retry within a slot, and log only
-//! what a person needs ("silent unless broken").
+//! what a person needs ("silent unless broken"). Time and the network come
+//! in through [`Clock`] and [`Transport`], so every timing rule here is
+//! unit-tested against a fake clock.
 
-use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use crate::backoff::{self, Failed, Next};
-use crate::classify::{Class, Failure, Reply};
-use crate::clock::{format_duration, format_time_of_day};
+use crate::classify::{Class, Failure};
+use crate::clock::{Clock, format_duration, format_time_of_day};
 use crate::config::Config;
-use crate::heartbeat::{Client, Outcome};
+use crate::heartbeat::{Outcome, Reply, Transport};
 use crate::notify::Notifier;
 use crate::schedule::Schedule;
 
-pub struct Agent<'a> {
-    client: Client,
+/// What the agent is run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The long-running service: a beat every interval.
+    Service,
+    /// `--once` (cron): one beat; routine lines drop to debug so cron mails
+    /// only failures.
+    Once,
+}
+
+/// How one beat ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeatEnd {
+    pub delivered: bool,
+    /// When the next beat is due, as an offset from the start.
+    pub next: Duration,
+}
+
+pub struct Agent<'a, C: Clock, T: Transport> {
+    clock: C,
+    transport: T,
     schedule: Schedule,
     timeout: Duration,
     notifier: &'a Notifier,
     rng: fastrand::Rng,
-    start: Instant,
     health: Health,
-    /// `--once`: routine lines drop to debug so cron mails only failures.
-    once: bool,
+    role: Role,
+    /// When the next beat is due, and the slot that ends its retries.
+    due: Duration,
+    deadline: Duration,
 }
 
 #[derive(Default)]
@@ -29,25 +50,57 @@ struct Health {
     /// Consecutive failed attempts, across slots; drives the backoff.
     failures: u32,
     delivered_once: bool,
-    /// When the current run of failures began.
-    down_since: Option<Instant>,
+    /// When the current run of failures began (offset from start).
+    down_since: Option<Duration>,
     /// Beats that did not land since `down_since`.
     missed: u64,
 }
 
-impl<'a> Agent<'a> {
-    pub fn new(config: &Config, notifier: &'a Notifier, once: bool) -> Agent<'a> {
+impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
+    pub fn new(
+        config: &Config,
+        clock: C,
+        transport: T,
+        notifier: &'a Notifier,
+        role: Role,
+    ) -> Agent<'a, C, T> {
         let mut rng = fastrand::Rng::new();
         let unit = config.splay.value.then(|| rng.f64());
+        Agent::with_parts(
+            Schedule::new(config.interval.value, unit),
+            config.timeout.value,
+            clock,
+            transport,
+            notifier,
+            role,
+            rng,
+        )
+    }
+
+    fn with_parts(
+        schedule: Schedule,
+        timeout: Duration,
+        clock: C,
+        transport: T,
+        notifier: &'a Notifier,
+        role: Role,
+        rng: fastrand::Rng,
+    ) -> Agent<'a, C, T> {
+        // Beat zero goes out at once and owns the time up to the first slot
+        // at least half an interval away, so a small phase never sends two
+        // beats back to back.
+        let deadline = schedule.first_slot_at_or_after(schedule.interval() / 2);
         Agent {
-            client: Client::new(config),
-            schedule: Schedule::new(config.interval.value, unit),
-            timeout: config.timeout.value,
+            clock,
+            transport,
+            schedule,
+            timeout,
             notifier,
             rng,
-            start: Instant::now(),
             health: Health::default(),
-            once,
+            role,
+            due: Duration::ZERO,
+            deadline,
         }
     }
 
@@ -57,58 +110,60 @@ impl<'a> Agent<'a> {
 
     /// Beats forever; the signal thread ends the process.
     pub fn run(&mut self) -> ! {
-        // Beat zero goes out now and owns the time up to the first slot at
-        // least half an interval away, so a small phase never sends two beats
-        // back to back.
-        let mut deadline = self
-            .schedule
-            .first_slot_at_or_after(self.schedule.interval() / 2);
-        let mut due = Duration::ZERO;
         loop {
-            self.wait_until(due);
-            let now = self.elapsed();
-            if now >= deadline {
-                // Slots at or after the deadline went by before we could even
-                // start (a suspended VM, SIGSTOP): send one beat now, not a burst.
-                let skipped = self
-                    .schedule
-                    .slots_in(deadline - Duration::from_nanos(1), now);
-                log::warn!(
-                    "woke {} late (suspended or stopped?): {skipped} beat(s) skipped, not sent late",
-                    format_duration(now - due)
-                );
-                self.health.missed += skipped;
-                deadline = self.schedule.next_slot_after(now);
-            }
-            let (Ok(next) | Err(next)) = self.beat(deadline);
-            due = next;
-            deadline = self.schedule.next_slot_after(due);
+            self.next_beat();
         }
     }
 
-    /// One beat with retries bounded by one interval; true if it landed.
+    /// `--once`: one beat with retries bounded by one interval; true if it landed.
     pub fn once(&mut self) -> bool {
-        self.beat(self.schedule.interval()).is_ok()
+        self.beat(self.schedule.interval()).delivered
     }
 
-    /// Sends one beat, retrying until `deadline`. Ok(slot) when it landed, Err(slot) when it did
-    /// not; either way `slot` is when the next beat is due.
-    fn beat(&mut self, deadline: Duration) -> Result<Duration, Duration> {
+    /// Waits until the next beat is due and sends it, with its retries.
+    fn next_beat(&mut self) -> BeatEnd {
+        self.wait_until(self.due);
+        let now = self.clock.elapsed();
+        if now >= self.deadline {
+            // Slots at or after the deadline went by before we could even
+            // start (a suspended VM, SIGSTOP): send one beat now, not a burst.
+            let skipped = self
+                .schedule
+                .slots_in(self.deadline - Duration::from_nanos(1), now);
+            log::warn!(
+                "woke {} late (suspended or stopped?): {skipped} beat(s) skipped, not sent late",
+                format_duration(now - self.due)
+            );
+            self.health.missed += skipped;
+            self.deadline = self.schedule.next_slot_after(now);
+        }
+        let end = self.beat(self.deadline);
+        self.due = end.next;
+        self.deadline = self.schedule.next_slot_after(end.next);
+        end
+    }
+
+    /// Sends one beat, retrying until `deadline`.
+    fn beat(&mut self, deadline: Duration) -> BeatEnd {
         let mut attempt = 1u32;
         loop {
             self.notifier.watchdog();
-            let budget = self.timeout.min(deadline.saturating_sub(self.elapsed()));
-            let budget = budget.max(backoff::MIN_ATTEMPT);
-            match self.client.send(budget) {
+            let left = deadline.saturating_sub(self.clock.elapsed());
+            let budget = self.timeout.min(left).max(backoff::MIN_ATTEMPT);
+            match self.transport.send(budget) {
                 Outcome::Accepted { reply, took } => {
                     self.on_delivered(&reply, took);
-                    return Ok(deadline);
+                    return BeatEnd {
+                        delivered: true,
+                        next: deadline,
+                    };
                 }
                 Outcome::Failed(failure) => {
+                    let now = self.clock.elapsed();
                     self.health.failures = self.health.failures.saturating_add(1);
-                    self.health.down_since.get_or_insert_with(Instant::now);
+                    self.health.down_since.get_or_insert(now);
                     let failed = Failed {
-                        now: self.elapsed(),
+                        now,
                         retryable: failure.class == Class::Retryable,
                         delay: backoff::retry_delay(self.health.failures, self.rng.f64()),
                         retry_after: failure.retry_after,
@@ -116,18 +171,24 @@ impl<'a> Agent<'a> {
                     let next = backoff::plan(&failed, deadline, |t| {
                         self.schedule.first_slot_at_or_after(t)
                     });
-                    self.on_failed(&failure, next, attempt, failed.now);
+                    self.on_failed(&failure, next, attempt, now);
                     match next {
                         Next::RetryAt(at) => {
                             self.wait_until(at);
                             attempt += 1;
                         }
                         Next::Slot(slot) => {
-                            // This beat, and any slots a Retry-After holds back.
-                            let held_back =
-                                self.schedule.slots_in(deadline, slot).saturating_sub(1);
+                            // This beat, and the slots in [deadline, slot) a
+                            // Retry-After holds back.
+                            let held_back = self
+                                .schedule
+                                .slots_in(deadline.saturating_sub(Duration::from_nanos(1)), slot)
+                                .saturating_sub(1);
                             self.health.missed += 1 + held_back;
-                            return Err(slot);
+                            return BeatEnd {
+                                delivered: false,
+                                next: slot,
+                            };
                         }
                     }
                 }
@@ -136,20 +197,21 @@ impl<'a> Agent<'a> {
     }
 
     fn on_delivered(&mut self, reply: &Reply, took: Duration) {
-        let origin = self.client.origin();
+        let origin = self.transport.origin();
         let server = match (&reply.server_name, &reply.server_id) {
             (Some(name), _) => format!("\"{name}\""),
             (None, Some(id)) => format!("id {id}"),
             (None, None) => "(no name in reply)".into(),
         };
+        let now = self.clock.elapsed();
         let h = &mut self.health;
         if let Some(since) = h.down_since.take() {
             log::info!(
                 "heartbeat delivered again to {origin}: down for {}, {} beat(s) missed",
-                format_duration(since.elapsed()),
+                format_duration(now.saturating_sub(since)),
                 h.missed
             );
-        } else if !h.delivered_once && !self.once {
+        } else if !h.delivered_once && self.role == Role::Service {
             log::info!(
                 "first heartbeat accepted by {origin}: server {server} ({})",
                 format_duration(took)
@@ -168,7 +230,7 @@ impl<'a> Agent<'a> {
         h.delivered_once = true;
         self.notifier.status(&format!(
             "last beat {} ok",
-            format_time_of_day(SystemTime::now())
+            format_time_of_day(self.clock.wall())
         ));
     }
 
@@ -178,7 +240,7 @@ impl<'a> Agent<'a> {
                 "retry {attempt} in {}",
                 format_duration(at.saturating_sub(now))
             ),
-            Next::Slot(_) if self.once => "giving up".into(),
+            Next::Slot(_) if self.role == Role::Once => "giving up".into(),
             Next::Slot(slot) => {
                 format!("next beat in {}", format_duration(slot.saturating_sub(now)))
             }
@@ -192,27 +254,19 @@ impl<'a> Agent<'a> {
                 log::error!("heartbeat rejected: {}{hint}; {what_next}", failure.reason)
             }
         }
-        let since = self
-            .health
-            .down_since
-            .map(|d| SystemTime::now() - d.elapsed())
-            .unwrap_or_else(SystemTime::now);
+        let down_for = now.saturating_sub(self.health.down_since.unwrap_or(now));
         self.notifier.status(&format!(
             "failing since {} UTC: {}",
-            format_time_of_day(since),
+            format_time_of_day(self.clock.wall() - down_for),
             failure.reason
         ));
-    }
-
-    fn elapsed(&self) -> Duration {
-        self.start.elapsed()
     }
 
     /// Sleeps until `at` (an offset from start), waking to feed the systemd
     /// watchdog when there is one.
     fn wait_until(&self, at: Duration) {
         loop {
-            let now = self.elapsed();
+            let now = self.clock.elapsed();
             if now >= at {
                 return;
             }
@@ -220,8 +274,329 @@ impl<'a> Agent<'a> {
             if let Some(every) = self.notifier.watchdog_every() {
                 nap = nap.min(every);
             }
-            thread::sleep(nap);
+            self.clock.sleep(nap);
             self.notifier.watchdog();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::*;
+
+    const S: fn(f64) -> Duration = Duration::from_secs_f64;
+
+    /// A clock that moves only when the agent sleeps or a fake request
+    /// takes time; `stall` makes one sleep overrun, as SIGSTOP would.
+    #[derive(Clone, Default)]
+    struct FakeClock {
+        now: Rc<Cell<Duration>>,
+        /// (at or after this time, the next sleep oversleeps by this much)
+        stall: Rc<Cell<Option<(Duration, Duration)>>>,
+    }
+
+    impl Clock for FakeClock {
+        fn elapsed(&self) -> Duration {
+            self.now.get()
+        }
+        fn sleep(&self, nap: Duration) {
+            let mut woke = self.now.get() + nap;
+            if let Some((after, extra)) = self.stall.get()
+                && woke >= after
+            {
+                woke += extra;
+                self.stall.set(None);
+            }
+            self.now.set(woke);
+        }
+        fn wall(&self) -> SystemTime {
+            UNIX_EPOCH + self.now.get()
+        }
+    }
+
+    /// Answers from a script (then accepts everything), taking `took` of
+    /// fake time per attempt, and records when each attempt started and
+    /// the budget it was given.
+    struct FakeServer {
+        clock: FakeClock,
+        script: VecDeque<Result<(), Failure>>,
+        took: Duration,
+        attempts: Rc<RefCell<Vec<(Duration, Duration)>>>,
+    }
+
+    impl Transport for FakeServer {
+        fn send(&mut self, budget: Duration) -> Outcome {
+            let now = self.clock.elapsed();
+            self.attempts.borrow_mut().push((now, budget));
+            let took = self.took.min(budget);
+            self.clock.now.set(now + took);
+            match self.script.pop_front().unwrap_or(Ok(())) {
+                Ok(()) => Outcome::Accepted {
+                    reply: Reply::default(),
+                    took,
+                },
+                Err(failure) => Outcome::Failed(failure),
+            }
+        }
+        fn origin(&self) -> &str {
+            "h:80"
+        }
+    }
+
+    fn failure(class: Class, retry_after: Option<Duration>) -> Result<(), Failure> {
+        Err(Failure {
+            class,
+            reason: "test".into(),
+            retry_after,
+            hint: None,
+        })
+    }
+
+    fn unavailable() -> Result<(), Failure> {
+        failure(Class::Retryable, None)
+    }
+
+    struct Rig {
+        clock: FakeClock,
+        attempts: Rc<RefCell<Vec<(Duration, Duration)>>>,
+    }
+
+    impl Rig {
+        /// When each attempt started, in seconds from the start.
+        fn times(&self) -> Vec<f64> {
+            self.attempts
+                .borrow()
+                .iter()
+                .map(|(at, _)| at.as_secs_f64())
+                .collect()
+        }
+        fn budgets(&self) -> Vec<Duration> {
+            self.attempts.borrow().iter().map(|(_, b)| *b).collect()
+        }
+    }
+
+    static QUIET: std::sync::LazyLock<Notifier> = std::sync::LazyLock::new(Notifier::disabled);
+
+    fn agent(
+        interval: f64,
+        timeout: f64,
+        unit: Option<f64>,
+        script: Vec<Result<(), Failure>>,
+        took: f64,
+        role: Role,
+    ) -> (Agent<'static, FakeClock, FakeServer>, Rig) {
+        let clock = FakeClock::default();
+        let attempts = Rc::new(RefCell::new(Vec::new()));
+        let server = FakeServer {
+            clock: clock.clone(),
+            script: script.into(),
+            took: S(took),
+            attempts: attempts.clone(),
+        };
+        let agent = Agent::with_parts(
+            Schedule::new(S(interval), unit),
+            S(timeout),
+            clock.clone(),
+            server,
+            &QUIET,
+            role,
+            fastrand::Rng::with_seed(7),
+        );
+        (agent, Rig { clock, attempts })
+    }
+
+    fn beats<C: Clock, T: Transport>(agent: &mut Agent<C, T>, n: usize) -> Vec<BeatEnd> {
+        (0..n).map(|_| agent.next_beat()).collect()
+    }
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+    }
+
+    #[test]
+    fn beat_zero_is_at_start_then_beats_follow_the_phase_grid() {
+        // Phase 2.5 s of 10: beat zero at 0, the next slot at least 5 s on is 12.5.
+        let (mut a, rig) = agent(10.0, 5.0, Some(0.25), vec![], 0.2, Role::Service);
+        let ends = beats(&mut a, 4);
+        assert!(ends.iter().all(|e| e.delivered));
+        assert!(
+            close(&rig.times(), &[0.0, 12.5, 22.5, 32.5]),
+            "{:?}",
+            rig.times()
+        );
+    }
+
+    #[test]
+    fn a_small_phase_never_sends_two_beats_back_to_back() {
+        let (mut a, rig) = agent(10.0, 5.0, Some(0.01), vec![], 0.0, Role::Service);
+        beats(&mut a, 3);
+        assert!(close(&rig.times(), &[0.0, 10.1, 20.1]), "{:?}", rig.times());
+    }
+
+    #[test]
+    fn slow_replies_do_not_drift_the_schedule() {
+        let (mut a, rig) = agent(1.0, 10.0, None, vec![], 0.3, Role::Service);
+        beats(&mut a, 6);
+        assert!(
+            close(&rig.times(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
+            "{:?}",
+            rig.times()
+        );
+    }
+
+    #[test]
+    fn retries_back_off_within_the_slot_then_the_grid_resumes() {
+        let (mut a, rig) = agent(
+            30.0,
+            5.0,
+            None,
+            vec![unavailable(), unavailable()],
+            0.0,
+            Role::Service,
+        );
+        let ends = beats(&mut a, 2);
+        assert_eq!(
+            ends[0],
+            BeatEnd {
+                delivered: true,
+                next: S(30.0)
+            }
+        );
+        let t = rig.times();
+        assert_eq!(t.len(), 4, "{t:?}");
+        assert!((0.5..1.5).contains(&(t[1] - t[0])), "first retry {t:?}");
+        assert!((1.0..3.0).contains(&(t[2] - t[1])), "second retry {t:?}");
+        assert_eq!(t[3], 30.0);
+        assert_eq!(a.health.failures, 0);
+        assert_eq!(
+            a.health.missed, 0,
+            "retries that land within the slot miss nothing"
+        );
+    }
+
+    #[test]
+    fn a_fatal_failure_waits_for_the_next_slot_and_counts_as_missed() {
+        let (mut a, rig) = agent(
+            30.0,
+            5.0,
+            None,
+            vec![failure(Class::Fatal, None)],
+            0.0,
+            Role::Service,
+        );
+        let end = a.next_beat();
+        assert_eq!(
+            end,
+            BeatEnd {
+                delivered: false,
+                next: S(30.0)
+            }
+        );
+        assert_eq!(a.health.missed, 1);
+        a.next_beat();
+        assert!(close(&rig.times(), &[0.0, 30.0]));
+        assert_eq!(a.health.missed, 0, "reset once a beat lands");
+    }
+
+    #[test]
+    fn retry_after_past_the_next_slot_holds_back_slots_and_counts_them() {
+        let (mut a, rig) = agent(
+            30.0,
+            5.0,
+            None,
+            vec![failure(Class::Retryable, Some(S(70.0)))],
+            0.0,
+            Role::Service,
+        );
+        let end = a.next_beat();
+        assert_eq!(end.next, S(90.0));
+        // Beat zero and the held-back slots at 30 and 60.
+        assert_eq!(a.health.missed, 3);
+        a.next_beat();
+        assert!(close(&rig.times(), &[0.0, 90.0]), "{:?}", rig.times());
+    }
+
+    #[test]
+    fn retry_after_within_the_slot_is_honoured() {
+        let (mut a, rig) = agent(
+            30.0,
+            5.0,
+            None,
+            vec![failure(Class::Retryable, Some(S(4.0)))],
+            0.0,
+            Role::Service,
+        );
+        a.next_beat();
+        let t = rig.times();
+        assert!(t[1] >= 4.0 && t[1] < 6.0, "{t:?}");
+    }
+
+    #[test]
+    fn a_late_wake_skips_slots_instead_of_bunching_them() {
+        let (mut a, rig) = agent(1.0, 0.5, None, vec![], 0.0, Role::Service);
+        beats(&mut a, 2);
+        // The sleep towards the slot at 2 s overruns by 3.5 s (SIGSTOP).
+        rig.clock.stall.set(Some((S(2.0), S(3.5))));
+        // Woke at 5.5: slots 3, 4, 5 went by; one beat now, the grid after.
+        beats(&mut a, 3);
+        assert!(
+            close(&rig.times(), &[0.0, 1.0, 5.5, 6.0, 7.0]),
+            "{:?}",
+            rig.times()
+        );
+    }
+
+    #[test]
+    fn an_attempt_gets_no_more_than_the_time_left_before_the_next_slot() {
+        // A 10 s timeout at a 1 s interval: each attempt is cut to the slot.
+        let (mut a, rig) = agent(1.0, 10.0, None, vec![], 0.0, Role::Service);
+        beats(&mut a, 3);
+        assert!(
+            rig.budgets().iter().all(|b| *b <= S(1.0)),
+            "{:?}",
+            rig.budgets()
+        );
+        // And never below the minimum worth starting.
+        let (mut a, rig) = agent(30.0, 0.01, None, vec![], 0.0, Role::Service);
+        a.next_beat();
+        assert_eq!(rig.budgets(), [backoff::MIN_ATTEMPT]);
+    }
+
+    #[test]
+    fn in_a_long_outage_each_slot_gets_one_attempt() {
+        let script = (0..200).map(|_| unavailable()).collect();
+        let (mut a, rig) = agent(30.0, 5.0, None, script, 0.0, Role::Service);
+        beats(&mut a, 20);
+        let late: Vec<f64> = rig.times().into_iter().filter(|t| *t >= 300.0).collect();
+        // Once the backoff passes the interval, only the scheduled beats go out.
+        assert!(
+            close(
+                &late,
+                &[
+                    300.0, 330.0, 360.0, 390.0, 420.0, 450.0, 480.0, 510.0, 540.0, 570.0
+                ]
+            ),
+            "{late:?}"
+        );
+        assert_eq!(a.health.missed, 20);
+    }
+
+    #[test]
+    fn once_retries_within_one_interval_then_gives_up() {
+        let script = (0..50).map(|_| unavailable()).collect();
+        let (mut a, rig) = agent(3.0, 1.0, None, script, 0.0, Role::Once);
+        assert!(!a.once());
+        let t = rig.times();
+        assert!(t.len() >= 2, "{t:?}");
+        assert!(t.iter().all(|t| *t < 3.0), "{t:?}");
+        assert!(rig.clock.elapsed() < S(3.0));
+
+        let (mut a, _) = agent(3.0, 1.0, None, vec![], 0.0, Role::Once);
+        assert!(a.once());
     }
 }

@@ -4,9 +4,8 @@
 use std::io;
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
-
 use crate::clock;
+use crate::text::describe_io;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -24,36 +23,6 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// What the reader should check, when we can tell.
     pub hint: Option<&'static str>,
-}
-
-/// The monitoring server's answer to a beat; every field is optional because
-/// we take a 2xx as delivered whatever the body says.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Reply {
-    pub status: Option<String>,
-    pub server_id: Option<Value>,
-    pub server_name: Option<String>,
-    pub heartbeat_received: Option<bool>,
-    pub timestamp: Option<String>,
-}
-
-impl Reply {
-    /// A body that is not the JSON we expect gives an empty reply, not an
-    /// error: the status code already said the beat arrived. Each field is
-    /// taken on its own, so one of an odd type does not hide the others.
-    pub fn parse(body: &[u8]) -> Reply {
-        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
-            return Reply::default();
-        };
-        let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
-        Reply {
-            status: text("status"),
-            server_id: map.get("server_id").filter(|v| !v.is_null()).cloned(),
-            server_name: text("server_name"),
-            heartbeat_received: map.get("heartbeat_received").and_then(Value::as_bool),
-            timestamp: text("timestamp"),
-        }
-    }
 }
 
 /// Statuses that mean "not now" rather than "not like this".
@@ -167,16 +136,13 @@ fn io_failure(e: &io::Error, origin: &str, host: &str, budget: Duration) -> Fail
         K::NetworkUnreachable => format!("network unreachable on the way to {origin}"),
         K::HostUnreachable => format!("host unreachable: {origin}"),
         K::AddrNotAvailable => format!("no local address to reach {origin} (network not up yet?)"),
+        // ureq resolves names with std's `ToSocketAddrs`, whose getaddrinfo
+        // failures carry no ErrorKind of their own: std words them
+        // "failed to lookup address information: <gai_strerror text>".
         _ if e.to_string().contains("lookup address") => {
-            format!(
-                "DNS lookup failed for {host}: {}",
-                crate::config::describe_io(e)
-            )
+            format!("DNS lookup failed for {host}: {}", describe_io(e))
         }
-        _ => format!(
-            "network error talking to {origin}: {}",
-            crate::config::describe_io(e)
-        ),
+        _ => format!("network error talking to {origin}: {}", describe_io(e)),
     };
     Failure {
         class: Class::Retryable,
@@ -371,15 +337,22 @@ mod tests {
     }
 
     #[test]
-    fn replies_are_read_leniently() {
-        let r = Reply::parse(br#"{"status":"ok","server_id":1,"server_name":"My Server","heartbeat_received":true,"timestamp":"2024-01-01T12:00:00Z"}"#);
-        assert_eq!(r.server_name.as_deref(), Some("My Server"));
-        assert_eq!(r.heartbeat_received, Some(true));
-        assert_eq!(Reply::parse(b"<html>oops</html>"), Reply::default());
-        assert_eq!(Reply::parse(br#"{"status":"ok","#), Reply::default());
-        assert_eq!(
-            Reply::parse(br#"{"heartbeat_received":false,"extra":[1]}"#).heartbeat_received,
-            Some(false)
+    fn a_failed_name_lookup_is_told_apart_from_other_network_errors() {
+        // The words std uses for a getaddrinfo failure (see io_failure).
+        let gai =
+            io::Error::other("failed to lookup address information: Name or service not known");
+        let f = error_failure(
+            &ureq::Error::Io(gai),
+            "monitor.example:443",
+            Duration::from_secs(10),
         );
+        assert_eq!(f.class, Class::Retryable);
+        assert_eq!(
+            f.reason,
+            "DNS lookup failed for monitor.example: failed to lookup address information: Name or service not known"
+        );
+        let other = io::Error::other("something else");
+        let f = error_failure(&ureq::Error::Io(other), "h:80", Duration::from_secs(10));
+        assert_eq!(f.reason, "network error talking to h:80: something else");
     }
 }

@@ -4,9 +4,11 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::config::{Layer, Raw, Source};
+use crate::config::{Flag, Key, Layer, Raw, Source, help_rows};
 
-pub const HELP: &str = "\
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const USAGE: &str = "\
 stacksense-heartbeat - tell a StackSense monitoring server \"I am alive\"
 
 USAGE
@@ -18,26 +20,9 @@ USAGE
     with the body {\"agent_version\": \"<version>\"}.
 
 OPTIONS                        ENV VAR                  FILE KEY     DEFAULT
-    --server-id ID             STACKSENSE_SERVER_ID     server_id    (required)
-        1-64 characters of A-Z a-z 0-9 . _ -; a number in the file is fine.
-    --api-url URL              STACKSENSE_API_URL       api_url      (required)
-        http:// or https:// base URL, may carry a path prefix.
-    --interval SECS            STACKSENSE_INTERVAL      interval     30
-        Seconds between beats, 0.1 to 86400.
-    --timeout SECS             STACKSENSE_TIMEOUT       timeout      10
-        Limit for one attempt: DNS + connect + TLS + response, 0.1 to 3600.
-    --token-file PATH          STACKSENSE_TOKEN_FILE    token_file   (none)
-                               STACKSENSE_TOKEN         token
-        Bearer token, sent as \"Authorization: Bearer ...\"; never logged.
-        There is no --token flag: a flag would show in `ps`. Under systemd
-        a credential named \"token\" (LoadCredential=token:PATH) is used
-        when nothing else sets one.
-    --ca-file PATH             STACKSENSE_CA_FILE       ca_file      bundled roots
-        PEM CA certificates to trust instead of the bundled Mozilla roots.
-    --no-splay                 STACKSENSE_SPLAY=false   splay        true
-        Put beats on exact multiples of the interval from start instead of
-        a random phase (splay keeps a fleet from beating in lockstep).
-    --config PATH              STACKSENSE_CONFIG        -            ~/.stacksense_heartbeat.conf
+";
+
+const MORE_OPTIONS: &str = "    --config PATH              STACKSENSE_CONFIG        -            ~/.stacksense_heartbeat.conf
         JSON file with the keys above. A missing default file is fine;
         a missing file named here is an error.
     --once                     Send one heartbeat (retrying within one interval) and exit.
@@ -55,6 +40,11 @@ EXIT STATUS
     1   --once could not deliver the heartbeat (or was interrupted)
     2   bad flag, environment variable or config file (the message names it)
 ";
+
+/// `--help`: the settings' rows come from the settings table.
+pub fn help() -> String {
+    format!("{USAGE}{}{MORE_OPTIONS}", help_rows())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -109,21 +99,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
         Ok(())
     };
     while let Some(arg) = parser.next()? {
-        let flag =
-            |name: &'static str, parser: &mut lexopt::Parser| -> Result<Option<Raw>, UsageError> {
-                let text = parser.value()?.string()?;
-                Ok(Some(Raw::new(text.trim(), Source::Flag(name))))
+        if let Long(name) = arg
+            && let Some(key) = Key::from_flag(&format!("--{name}"))
+        {
+            let raw = match key.spec().flag {
+                Flag::Value(flag, _) => {
+                    Raw::new(parser.value()?.string()?.trim(), Source::Flag(flag))
+                }
+                Flag::Sets(flag, value) => Raw::new(value, Source::Flag(flag)),
+                Flag::None => continue,
             };
+            cli.flags.set(key, raw);
+            continue;
+        }
         match arg {
-            Long("server-id") => cli.flags.server_id = flag("--server-id", &mut parser)?,
-            Long("api-url") => cli.flags.api_url = flag("--api-url", &mut parser)?,
-            Long("interval") => cli.flags.interval = flag("--interval", &mut parser)?,
-            Long("timeout") => cli.flags.timeout = flag("--timeout", &mut parser)?,
-            Long("token-file") => cli.flags.token_file = flag("--token-file", &mut parser)?,
-            Long("ca-file") => cli.flags.ca_file = flag("--ca-file", &mut parser)?,
-            Long("no-splay") => {
-                cli.flags.splay = Some(Raw::new("false", Source::Flag("--no-splay")))
-            }
             Long("config") => cli.config = Some(parser.value()?.into()),
             Long("token") => {
                 return Err(UsageError(
@@ -181,10 +170,12 @@ mod tests {
         .unwrap();
         assert_eq!(cli.mode, Mode::Run);
         assert_eq!(cli.verbosity, 2);
-        let interval = cli.flags.interval.unwrap();
+        let interval = cli.flags.get(Key::Interval).unwrap();
         assert_eq!(interval.text, "5");
         assert_eq!(interval.source, Source::Flag("--interval"));
-        assert_eq!(cli.flags.server_id.unwrap().text, "7");
+        assert_eq!(cli.flags.get(Key::ServerId).unwrap().text, "7");
+        let splay = parse_str(&["--no-splay"]).unwrap().flags;
+        assert_eq!(splay.get(Key::Splay).unwrap().text, "false");
     }
 
     #[test]
@@ -217,37 +208,44 @@ mod tests {
     }
 
     #[test]
-    fn help_names_every_flag_env_var_and_file_key() {
-        for needle in [
-            "--server-id",
-            "--api-url",
-            "--interval",
-            "--timeout",
-            "--token-file",
-            "--ca-file",
-            "--no-splay",
+    fn help_names_every_setting_with_its_flag_env_var_and_default() {
+        let help = help();
+        for key in Key::ALL {
+            let spec = key.spec();
+            let flag = match spec.flag {
+                Flag::Value(flag, value) => format!("{flag} {value}"),
+                Flag::Sets(flag, _) => flag.to_string(),
+                Flag::None => String::new(),
+            };
+            let row = help
+                .lines()
+                .find(|l| l.split_whitespace().any(|w| w == spec.env))
+                .unwrap_or_else(|| panic!("help has no row for {}", spec.env));
+            assert!(
+                row.trim_start().starts_with(&flag)
+                    && row.contains(&format!(" {} ", spec.name))
+                    && row.trim_end().ends_with(spec.default),
+                "{row}"
+            );
+        }
+        for other in [
             "--config",
             "--once",
             "--check",
             "--verbose",
             "--quiet",
             "--version",
-            "STACKSENSE_SERVER_ID",
-            "STACKSENSE_API_URL",
-            "STACKSENSE_INTERVAL",
-            "STACKSENSE_TIMEOUT",
-            "STACKSENSE_TOKEN",
-            "STACKSENSE_TOKEN_FILE",
-            "STACKSENSE_CA_FILE",
-            "STACKSENSE_SPLAY",
-            "STACKSENSE_CONFIG",
-            "server_id",
-            "api_url",
-            "token_file",
-            "ca_file",
-            "splay",
         ] {
-            assert!(HELP.contains(needle), "help lacks {needle}");
+            assert!(help.contains(other), "help lacks {other}");
+        }
+        for line in help.lines() {
+            let heading = line.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                || line.starts_with("stacksense-heartbeat - ");
+            assert!(
+                line.is_empty() || heading || line.starts_with("    "),
+                "misaligned help line {line:?}"
+            );
+            assert!(line.len() <= 100, "{line}");
         }
     }
 }

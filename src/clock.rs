@@ -1,10 +1,49 @@
-//! UTC calendar arithmetic for log timestamps and `Retry-After` dates.
+//! Time: the clock the agent loop reads (behind a trait, so the loop is
+//! tested against a fake one), and UTC calendar arithmetic for log
+//! timestamps and `Retry-After` dates.
 //!
-//! A few lines of Howard Hinnant's civil-date algorithms instead of a date
-//! crate: we only ever need UTC, and a date crate costs more bytes than the
-//! whole of this file.
+//! The calendar is a few lines of Howard Hinnant's civil-date algorithms
+//! instead of a date crate: we only ever need UTC, and a date crate costs
+//! more bytes than the whole of this file.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Time as the agent loop sees it: offsets from the agent's start.
+pub trait Clock {
+    /// Time since the agent started (monotonic).
+    fn elapsed(&self) -> Duration;
+    fn sleep(&self, nap: Duration);
+    /// Wall-clock time, for status lines a person reads.
+    fn wall(&self) -> SystemTime;
+}
+
+/// The real clock: monotonic offsets from when it was made.
+pub struct SystemClock {
+    start: Instant,
+}
+
+impl SystemClock {
+    pub fn new() -> SystemClock {
+        SystemClock {
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Clock for SystemClock {
+    fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn sleep(&self, nap: Duration) {
+        thread::sleep(nap);
+    }
+
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
 
 /// Days since 1970-01-01 for a proleptic Gregorian date.
 pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {

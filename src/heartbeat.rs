@@ -1,4 +1,6 @@
 //! One heartbeat over HTTP(S): send the POST, read a little of the answer.
+//! The agent loop sees it through [`Transport`], so its timing is tested
+//! without a network.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
@@ -10,19 +12,56 @@ use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use crate::classify::{self, Failure, Reply};
+use serde_json::Value;
+
+use crate::classify::{self, Failure};
+use crate::cli::VERSION;
 use crate::config::Config;
 
 /// The most of a reply body we read. The expected JSON is ~150 bytes; a
 /// misconfigured URL can answer with megabytes of HTML we must not hold.
 const MAX_REPLY_BYTES: u64 = 4 * 1024;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
 #[derive(Debug)]
 pub enum Outcome {
     Accepted { reply: Reply, took: Duration },
     Failed(Failure),
+}
+
+/// One beat's round trip, as the agent loop needs it.
+pub trait Transport {
+    /// Sends one beat, giving it at most `budget` from start to finish.
+    fn send(&mut self, budget: Duration) -> Outcome;
+    /// `host:port` of the server, for log lines.
+    fn origin(&self) -> &str;
+}
+
+/// The monitoring server's answer to a beat; every field is optional because
+/// we take a 2xx as delivered whatever the body says.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reply {
+    pub server_id: Option<Value>,
+    pub server_name: Option<String>,
+    pub heartbeat_received: Option<bool>,
+}
+
+impl Reply {
+    /// A body that is not the JSON we expect gives an empty reply, not an
+    /// error: the status code already said the beat arrived. Each field is
+    /// taken on its own, so one of an odd type does not hide the others.
+    pub fn parse(body: &[u8]) -> Reply {
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+            return Reply::default();
+        };
+        Reply {
+            server_id: map.get("server_id").filter(|v| !v.is_null()).cloned(),
+            server_name: map
+                .get("server_name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            heartbeat_received: map.get("heartbeat_received").and_then(Value::as_bool),
+        }
+    }
 }
 
 pub struct Client {
@@ -80,13 +119,14 @@ impl Client {
             body: format!("{{\"agent_version\":\"{VERSION}\"}}"),
         }
     }
+}
 
-    pub fn origin(&self) -> &str {
+impl Transport for Client {
+    fn origin(&self) -> &str {
         &self.origin
     }
 
-    /// Sends one beat, giving it at most `budget` from start to finish.
-    pub fn send(&self, budget: Duration) -> Outcome {
+    fn send(&mut self, budget: Duration) -> Outcome {
         let started = Instant::now();
         let mut request = self
             .agent
@@ -232,5 +272,17 @@ mod tests {
         let ua = user_agent();
         assert!(ua.starts_with(&format!("stacksense-heartbeat/{VERSION} (")));
         assert!(ua.contains(std::env::consts::ARCH));
+    }
+
+    #[test]
+    fn replies_are_read_leniently() {
+        let r = Reply::parse(br#"{"status":"ok","server_id":1,"server_name":"My Server","heartbeat_received":true,"timestamp":"2024-01-01T12:00:00Z"}"#);
+        assert_eq!(r.server_name.as_deref(), Some("My Server"));
+        assert_eq!(r.heartbeat_received, Some(true));
+        assert_eq!(Reply::parse(b"<html>oops</html>"), Reply::default());
+        assert_eq!(Reply::parse(br#"{"status":"ok","#), Reply::default());
+        let odd = Reply::parse(br#"{"heartbeat_received":false,"server_name":7,"extra":[1]}"#);
+        assert_eq!(odd.heartbeat_received, Some(false));
+        assert_eq!(odd.server_name, None);
     }
 }

@@ -52,8 +52,20 @@ impl Notifier {
         self.watchdog.map(|w| w / 2)
     }
 
-    pub fn watchdog_timeout(&self) -> Option<Duration> {
-        self.watchdog
+    /// Warns when an attempt may last as long as the watchdog allows: the
+    /// agent pings before each attempt, not during one, so systemd would kill
+    /// it in the middle of a slow attempt.
+    pub fn warn_if_shorter_than(&self, timeout: Duration) {
+        if let Some(watchdog) = self.watchdog
+            && timeout + Duration::from_secs(1) >= watchdog
+        {
+            log::warn!(
+                "WatchdogSec ({}) is not longer than timeout ({}): systemd may kill the agent \
+                 during a slow attempt; raise WatchdogSec",
+                crate::clock::format_duration(watchdog),
+                crate::clock::format_duration(timeout)
+            );
+        }
     }
 
     pub fn ready(&self, status: &str) {
@@ -144,10 +156,16 @@ mod tests {
     }
 
     #[test]
-    fn without_notify_socket_nothing_is_sent_and_no_watchdog_runs() {
+    fn without_notify_socket_no_watchdog_wakes_the_agent() {
+        // WATCHDOG_USEC inherited without a socket to ping: nothing to do,
+        // so the agent must not wake up every 2 s for it.
         let n = Notifier::from_env(env(&[("WATCHDOG_USEC", "4000000")]));
-        assert!(n.target.is_none());
-        n.ready("x");
+        assert_eq!(n.watchdog_every(), None);
+        let with_socket = Notifier::from_env(env(&[
+            ("NOTIFY_SOCKET", "@x"),
+            ("WATCHDOG_USEC", "4000000"),
+        ]));
+        assert_eq!(with_socket.watchdog_every(), Some(Duration::from_secs(2)));
     }
 
     #[test]

@@ -112,11 +112,12 @@ mod tests {
     }
 
     #[test]
-    fn slots_never_come_before_start() {
+    fn the_first_slot_is_the_phase() {
         for unit in [0.0, 0.001, 0.5, 0.999_999] {
             let s = Schedule::new(S(1.0), Some(unit));
-            assert!(s.next_slot_after(Duration::ZERO) > Duration::ZERO || unit == 0.0);
-            assert!(s.first_slot_at_or_after(Duration::ZERO) >= Duration::ZERO);
+            assert_eq!(s.first_slot_at_or_after(Duration::ZERO), s.phase());
+            assert_eq!(s.first_slot_at_or_after(s.phase()), s.phase());
+            assert!(s.phase() < S(1.0));
         }
     }
 

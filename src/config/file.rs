@@ -4,19 +4,13 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::ConfigError;
+use super::keys::{Key, Kind};
 use super::source::{Layer, Raw, Source};
+use super::{About, ConfigError};
 
-const KNOWN_KEYS: [&str; 8] = [
-    "server_id",
-    "api_url",
-    "interval",
-    "timeout",
-    "token",
-    "token_file",
-    "ca_file",
-    "splay",
-];
+fn known_keys() -> String {
+    Key::ALL.map(Key::name).join(", ")
+}
 
 /// The layer a file's text gives, and warnings for keys we do not know.
 pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<ConfigError>> {
@@ -49,26 +43,22 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
             path: path.to_path_buf(),
             line: line_of_key(text, &key),
         };
-        let Some(known) = KNOWN_KEYS.into_iter().find(|k| *k == key) else {
+        let Some(known) = Key::from_name(&key) else {
             let hint = closest_key(&key)
                 .map(|k| format!(" (did you mean \"{k}\"?)"))
                 .unwrap_or_default();
             warnings.push(format!(
                 "{source}: unknown key \"{key}\" ignored{hint}; known keys: {}",
-                KNOWN_KEYS.join(", ")
+                known_keys()
             ));
             continue;
         };
         match text_of(known, &value) {
-            Ok(Some(text)) => {
-                if let Some(slot) = layer.slot(known) {
-                    *slot = Some(Raw::new(text, source));
-                }
-            }
+            Ok(Some(text)) => layer.set(known, Raw::new(text, source)),
             // `null` reads as "not set here", like an absent key.
             Ok(None) => {}
             Err(expected) => errors.push(ConfigError {
-                setting: known,
+                about: About::Setting(known),
                 source: Some(source),
                 message: format!("has the wrong type ({}); {expected}", type_name(&value)),
             }),
@@ -152,18 +142,18 @@ fn relax(text: &str) -> String {
 }
 
 /// The value as text for the common validators, if its JSON type fits the key.
-fn text_of(key: &str, value: &Value) -> Result<Option<String>, &'static str> {
-    match (key, value) {
+fn text_of(key: Key, value: &Value) -> Result<Option<String>, &'static str> {
+    match (key.spec().kind, value) {
         (_, Value::Null) => Ok(None),
-        ("server_id", Value::Number(n)) if n.is_u64() => Ok(Some(n.to_string())),
-        ("server_id", Value::String(s)) => Ok(Some(s.trim().to_string())),
-        ("server_id", _) => Err("expected a whole number or a string, e.g. 1 or \"web-01\""),
-        ("interval" | "timeout", Value::Number(n)) => Ok(Some(n.to_string())),
-        ("interval" | "timeout", _) => Err("expected a number of seconds, e.g. 30"),
-        ("splay", Value::Bool(b)) => Ok(Some(b.to_string())),
-        ("splay", _) => Err("expected true or false"),
-        (_, Value::String(s)) => Ok(Some(s.trim().to_string())),
-        _ => Err("expected a string"),
+        (Kind::Id, Value::Number(n)) if n.is_u64() => Ok(Some(n.to_string())),
+        (Kind::Id, Value::String(s)) => Ok(Some(s.trim().to_string())),
+        (Kind::Id, _) => Err("expected a whole number or a string, e.g. 1 or \"web-01\""),
+        (Kind::Seconds { .. }, Value::Number(n)) => Ok(Some(n.to_string())),
+        (Kind::Seconds { .. }, _) => Err("expected a number of seconds, e.g. 30"),
+        (Kind::Bool, Value::Bool(b)) => Ok(Some(b.to_string())),
+        (Kind::Bool, _) => Err("expected true or false"),
+        (Kind::Text, Value::String(s)) => Ok(Some(s.trim().to_string())),
+        (Kind::Text, _) => Err("expected a string"),
     }
 }
 
@@ -198,9 +188,9 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 /// The known key within edit distance 2 of `key`, if there is one.
 fn closest_key(key: &str) -> Option<&'static str> {
     let key = key.to_ascii_lowercase();
-    KNOWN_KEYS
+    Key::ALL
         .into_iter()
-        .map(|k| (edit_distance(&key, k), k))
+        .map(|k| (edit_distance(&key, k.name()), k.name()))
         .filter(|(d, k)| *d <= 2 || key.replace('-', "_") == *k)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
@@ -233,11 +223,11 @@ mod tests {
         let text = "{\n  \"server_id\": 1,\n  \"api_url\": \"http://m\",\n  \"interval\": 30\n}\n";
         let (layer, warnings) = parse(text, path()).unwrap();
         assert!(warnings.is_empty());
-        let id = layer.server_id.unwrap();
+        let id = layer.get(Key::ServerId).unwrap();
         assert_eq!(id.text, "1");
         assert_eq!(id.source.to_string(), "/etc/hb.conf:2");
-        assert_eq!(layer.api_url.unwrap().text, "http://m");
-        assert_eq!(layer.interval.unwrap().text, "30");
+        assert_eq!(layer.get(Key::ApiUrl).unwrap().text, "http://m");
+        assert_eq!(layer.get(Key::Interval).unwrap().text, "30");
     }
 
     #[test]
@@ -290,10 +280,10 @@ mod tests {
         let text = "# StackSense\n{\n  \"server_id\": \"web#1\",\n  // \"interval\": 5,\n  \"api_url\": \"http://m/#x,}\",\n#  \"timeout\": 3\n}\n";
         let (layer, warnings) = parse(text, path()).unwrap();
         assert!(warnings.is_empty());
-        assert_eq!(layer.server_id.unwrap().text, "web#1");
-        assert_eq!(layer.api_url.unwrap().text, "http://m/#x,}");
-        assert_eq!(layer.interval, None);
-        assert_eq!(layer.timeout, None);
+        assert_eq!(layer.get(Key::ServerId).unwrap().text, "web#1");
+        assert_eq!(layer.get(Key::ApiUrl).unwrap().text, "http://m/#x,}");
+        assert_eq!(layer.get(Key::Interval), None);
+        assert_eq!(layer.get(Key::Timeout), None);
     }
 
     #[test]
@@ -313,12 +303,12 @@ mod tests {
     #[test]
     fn a_byte_order_mark_is_ignored() {
         let (layer, _) = parse("\u{feff}{\"server_id\": 3}", path()).unwrap();
-        assert_eq!(layer.server_id.unwrap().text, "3");
+        assert_eq!(layer.get(Key::ServerId).unwrap().text, "3");
     }
 
     #[test]
     fn null_means_not_set() {
         let (layer, _) = parse("{\"token\": null}", path()).unwrap();
-        assert_eq!(layer.token, None);
+        assert_eq!(layer.get(Key::Token), None);
     }
 }

@@ -3,7 +3,10 @@
 //! Precedence, highest first: flag > environment > file > default. Nothing
 //! past this module reads the environment or a config file.
 
+mod env;
 mod file;
+mod keys;
+mod report;
 mod source;
 pub mod value;
 
@@ -15,10 +18,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, help_rows};
+pub use report::{check_report, startup_line};
 pub use source::{Layer, Raw, Setting, Source};
 
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::text::describe_io;
 pub const DEFAULT_FILE_NAME: &str = ".stacksense_heartbeat.conf";
 /// The file name `LoadCredential=token:...` gives the token under systemd.
 pub const CREDENTIAL_NAME: &str = "token";
@@ -74,15 +78,22 @@ pub struct CaBundle {
 /// A configuration error: which setting, where its value came from, what was expected.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
-    pub setting: &'static str,
+    pub about: About,
     pub source: Option<Source>,
     pub message: String,
 }
 
+/// What a [`ConfigError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    Setting(Key),
+    ConfigFile,
+}
+
 impl ConfigError {
-    fn value(setting: &'static str, raw: &Raw, message: String) -> ConfigError {
+    fn value(key: Key, raw: &Raw, message: String) -> ConfigError {
         ConfigError {
-            setting,
+            about: About::Setting(key),
             source: Some(raw.source.clone()),
             message: format!("{:?} {message}", shorten(&raw.text)),
         }
@@ -90,7 +101,7 @@ impl ConfigError {
 
     fn file(message: String) -> ConfigError {
         ConfigError {
-            setting: "config file",
+            about: About::ConfigFile,
             source: None,
             message,
         }
@@ -99,9 +110,13 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.about {
+            About::Setting(key) => key.name(),
+            About::ConfigFile => "config file",
+        };
         match &self.source {
-            Some(source) => write!(f, "{} (from {source}): {}", self.setting, self.message),
-            None => write!(f, "{}: {}", self.setting, self.message),
+            Some(source) => write!(f, "{name} (from {source}): {}", self.message),
+            None => write!(f, "{name}: {}", self.message),
         }
     }
 }
@@ -126,7 +141,7 @@ pub struct Inputs<'a> {
 /// Reads the environment and the files the settings point at, and validates all.
 /// Warnings (unknown keys, loose file permissions) go to the log.
 pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
-    let env = env_layer(inputs.env)?;
+    let env = env::layer(inputs.env)?;
     let (file_layer, file) = read_config_file(&inputs)?;
     let mut resolved = resolve(&inputs.flags, &env, &file_layer, &file)?;
     if resolved.token.is_none()
@@ -165,46 +180,6 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
     })
 }
 
-/// Environment variables and the setting (file key) each one sets.
-const ENV_VARS: [(&str, &str); 8] = [
-    ("STACKSENSE_SERVER_ID", "server_id"),
-    ("STACKSENSE_API_URL", "api_url"),
-    ("STACKSENSE_INTERVAL", "interval"),
-    ("STACKSENSE_TIMEOUT", "timeout"),
-    ("STACKSENSE_TOKEN", "token"),
-    ("STACKSENSE_TOKEN_FILE", "token_file"),
-    ("STACKSENSE_CA_FILE", "ca_file"),
-    ("STACKSENSE_SPLAY", "splay"),
-];
-
-/// `STACKSENSE_*` variables as a layer. An empty variable counts as unset,
-/// as in shell `${VAR:-default}`: a template's `STACKSENSE_TOKEN=` line means "none".
-fn env_layer(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Layer, Vec<ConfigError>> {
-    let mut layer = Layer::default();
-    let mut errors = Vec::new();
-    for (name, setting) in ENV_VARS {
-        let Some(os) = env(name) else { continue };
-        match os.into_string() {
-            Ok(text) if text.trim().is_empty() => {}
-            Ok(text) => {
-                if let Some(slot) = layer.slot(setting) {
-                    *slot = Some(Raw::new(text.trim(), Source::Env(name)));
-                }
-            }
-            Err(_) => errors.push(ConfigError {
-                setting,
-                source: Some(Source::Env(name)),
-                message: "is not valid UTF-8".into(),
-            }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(layer)
-    } else {
-        Err(errors)
-    }
-}
-
 fn read_config_file(inputs: &Inputs) -> Result<(Layer, ConfigFile), Vec<ConfigError>> {
     let (path, explicit) = match (&inputs.config_flag, (inputs.env)("STACKSENSE_CONFIG")) {
         (Some(path), _) => (path.clone(), Some(Source::Flag("--config"))),
@@ -223,7 +198,7 @@ fn read_config_file(inputs: &Inputs) -> Result<(Layer, ConfigFile), Vec<ConfigEr
         }
         Err(e) => {
             return Err(vec![ConfigError {
-                setting: "config file",
+                about: About::ConfigFile,
                 source: explicit,
                 message: format!("cannot read {}: {}", path.display(), describe_io(&e)),
             }]);
@@ -233,7 +208,7 @@ fn read_config_file(inputs: &Inputs) -> Result<(Layer, ConfigFile), Vec<ConfigEr
     for warning in warnings {
         log::warn!("{warning}");
     }
-    if layer.token.is_some() {
+    if layer.get(Key::Token).is_some() {
         warn_if_world_readable(&path, "config file with a token");
     }
     Ok((layer, ConfigFile::Loaded(path)))
@@ -267,59 +242,56 @@ fn resolve(
     file_status: &ConfigFile,
 ) -> Result<Resolved, Vec<ConfigError>> {
     let layers = [flags, env, file];
-    let pick = |get: fn(&Layer) -> &Option<Raw>| layers.iter().find_map(|l| get(l).clone());
+    let pick = |key: Key| layers.iter().find_map(|l| l.get(key).cloned());
     let mut errors = Vec::new();
 
     let file_hint = match file_status {
         ConfigFile::Loaded(p) | ConfigFile::Missing(p) => format!(" in {}", p.display()),
         ConfigFile::NoneLookedFor => " in the config file".into(),
     };
-    let mut required = |setting: &'static str,
-                        flag: &str,
-                        var: &str,
-                        raw: Option<Raw>,
-                        parse: fn(&str) -> Result<String, String>| {
+    let mut required = |key: Key, parse: fn(&str) -> Result<String, String>| {
+        let raw = pick(key);
         if raw.is_none() {
+            let flag = match key.spec().flag {
+                Flag::Value(flag, _) | Flag::Sets(flag, _) => format!("{flag}, "),
+                Flag::None => String::new(),
+            };
             errors.push(ConfigError {
-                setting,
+                about: About::Setting(key),
                 source: None,
-                message: format!("not set; expected {flag}, env {var} or \"{setting}\"{file_hint}"),
+                message: format!(
+                    "not set; expected {flag}env {} or \"{}\"{file_hint}",
+                    key.env(),
+                    key.name()
+                ),
             });
         }
-        raw.and_then(|raw| validate(setting, raw, parse, &mut errors))
+        raw.and_then(|raw| validate(key, raw, parse, &mut errors))
     };
-    let server_id = required(
-        "server_id",
-        "--server-id",
-        "STACKSENSE_SERVER_ID",
-        pick(|l| &l.server_id),
-        value::server_id,
-    );
-    let api_url = required(
-        "api_url",
-        "--api-url",
-        "STACKSENSE_API_URL",
-        pick(|l| &l.api_url),
-        value::api_url,
-    );
+    let server_id = required(Key::ServerId, value::server_id);
+    let api_url = required(Key::ApiUrl, value::api_url);
 
+    let seconds = |key: Key| {
+        let (min, max) = key.seconds_range().unwrap_or((0.0, f64::MAX));
+        move |t: &str| value::seconds(t, min, max)
+    };
     let interval = or_default(
-        "interval",
-        pick(|l| &l.interval),
+        Key::Interval,
+        pick(Key::Interval),
         DEFAULT_INTERVAL,
         &mut errors,
-        |t| value::seconds(t, value::INTERVAL_MIN, value::INTERVAL_MAX),
+        seconds(Key::Interval),
     );
     let timeout = or_default(
-        "timeout",
-        pick(|l| &l.timeout),
+        Key::Timeout,
+        pick(Key::Timeout),
         DEFAULT_TIMEOUT,
         &mut errors,
-        |t| value::seconds(t, value::TIMEOUT_MIN, value::TIMEOUT_MAX),
+        seconds(Key::Timeout),
     );
     let splay = or_default(
-        "splay",
-        pick(|l| &l.splay),
+        Key::Splay,
+        pick(Key::Splay),
         true,
         &mut errors,
         value::boolean,
@@ -329,10 +301,10 @@ fn resolve(
     // either wins, and a layer that gives both is ambiguous.
     let mut token = None;
     for layer in layers {
-        match (&layer.token, &layer.token_file) {
+        match (layer.get(Key::Token), layer.get(Key::TokenFile)) {
             (None, None) => continue,
             (Some(t), Some(f)) => errors.push(ConfigError {
-                setting: "token",
+                about: About::Setting(Key::Token),
                 source: None,
                 message: format!("both {} and {} are set; set only one", t.source, f.source),
             }),
@@ -352,7 +324,7 @@ fn resolve(
                 interval,
                 timeout,
                 token,
-                ca_file: pick(|l| &l.ca_file),
+                ca_file: pick(Key::CaFile),
                 splay,
             })
         }
@@ -362,7 +334,7 @@ fn resolve(
 
 /// The setting from `raw`, or an error naming it and its source.
 fn validate<T>(
-    setting: &'static str,
+    key: Key,
     raw: Raw,
     parse: impl Fn(&str) -> Result<T, String>,
     errors: &mut Vec<ConfigError>,
@@ -373,7 +345,7 @@ fn validate<T>(
             source: raw.source,
         }),
         Err(msg) => {
-            errors.push(ConfigError::value(setting, &raw, msg));
+            errors.push(ConfigError::value(key, &raw, msg));
             None
         }
     }
@@ -381,7 +353,7 @@ fn validate<T>(
 
 /// Like [`validate`], with `default` when no layer sets it.
 fn or_default<T>(
-    setting: &'static str,
+    key: Key,
     raw: Option<Raw>,
     default: T,
     errors: &mut Vec<ConfigError>,
@@ -392,7 +364,7 @@ fn or_default<T>(
             value: default,
             source: Source::Default,
         }),
-        Some(raw) => validate(setting, raw, parse, errors),
+        Some(raw) => validate(key, raw, parse, errors),
     }
 }
 
@@ -402,7 +374,7 @@ fn read_token(spec: TokenSpec) -> Result<Setting<Token>, ConfigError> {
         TokenSpec::File(raw) => {
             let path = Path::new(&raw.text);
             let text = read_small_file(path).map_err(|e| ConfigError {
-                setting: "token_file",
+                about: About::Setting(Key::TokenFile),
                 source: Some(raw.source.clone()),
                 message: format!("cannot read {}: {}", path.display(), describe_io(&e)),
             })?;
@@ -414,7 +386,7 @@ fn read_token(spec: TokenSpec) -> Result<Setting<Token>, ConfigError> {
     };
     // The token's text never goes into a message, not even a bad one.
     let value = value::token(&text).map_err(|message| ConfigError {
-        setting: "token",
+        about: About::Setting(Key::Token),
         source: Some(source.clone()),
         message,
     })?;
@@ -427,7 +399,7 @@ fn read_token(spec: TokenSpec) -> Result<Setting<Token>, ConfigError> {
 fn read_ca(raw: &Raw) -> Result<Setting<CaBundle>, ConfigError> {
     let path = PathBuf::from(&raw.text);
     let error = |message: String| ConfigError {
-        setting: "ca_file",
+        about: About::Setting(Key::CaFile),
         source: Some(raw.source.clone()),
         message,
     };
@@ -485,15 +457,6 @@ fn read_small_file(path: &Path) -> io::Result<String> {
     Ok(text)
 }
 
-/// The io error without Rust's "(os error N)" tail.
-pub fn describe_io(e: &io::Error) -> String {
-    let text = e.to_string();
-    match text.rsplit_once(" (os error") {
-        Some((head, _)) => head.to_string(),
-        None => text,
-    }
-}
-
 fn warn_if_world_readable(path: &Path, what: &str) {
     if let Ok(meta) = fs::metadata(path) {
         let mode = meta.permissions().mode();
@@ -511,10 +474,6 @@ fn warn_if_world_readable(path: &Path, what: &str) {
 mod tests {
     use super::*;
 
-    fn raw(text: &str, source: Source) -> Option<Raw> {
-        Some(Raw::new(text, source))
-    }
-
     fn file_source() -> Source {
         Source::File {
             path: "/f".into(),
@@ -523,11 +482,9 @@ mod tests {
     }
 
     fn minimal(source: Source) -> Layer {
-        Layer {
-            server_id: raw("7", source.clone()),
-            api_url: raw("http://m", source),
-            ..Layer::default()
-        }
+        Layer::default()
+            .with(Key::ServerId, "7", source.clone())
+            .with(Key::ApiUrl, "http://m", source)
     }
 
     fn loaded() -> ConfigFile {
@@ -553,21 +510,14 @@ mod tests {
 
     #[test]
     fn flag_beats_env_beats_file() {
-        let file = Layer {
-            interval: raw("10", file_source()),
-            timeout: raw("5", file_source()),
-            splay: raw("true", file_source()),
-            ..minimal(file_source())
-        };
-        let env = Layer {
-            interval: raw("20", Source::Env("STACKSENSE_INTERVAL")),
-            timeout: raw("6", Source::Env("STACKSENSE_TIMEOUT")),
-            ..Layer::default()
-        };
-        let flags = Layer {
-            interval: raw("40", Source::Flag("--interval")),
-            ..Layer::default()
-        };
+        let file = minimal(file_source())
+            .with(Key::Interval, "10", file_source())
+            .with(Key::Timeout, "5", file_source())
+            .with(Key::Splay, "true", file_source());
+        let env = Layer::default()
+            .with(Key::Interval, "20", Source::Env("STACKSENSE_INTERVAL"))
+            .with(Key::Timeout, "6", Source::Env("STACKSENSE_TIMEOUT"));
+        let flags = Layer::default().with(Key::Interval, "40", Source::Flag("--interval"));
         let r = resolve(&flags, &env, &file, &loaded()).unwrap();
         assert_eq!(r.interval.value, Duration::from_secs(40));
         assert_eq!(r.interval.source, Source::Flag("--interval"));
@@ -578,11 +528,9 @@ mod tests {
 
     #[test]
     fn every_error_is_reported_with_its_setting_and_source() {
-        let env = Layer {
-            interval: raw("abc", Source::Env("STACKSENSE_INTERVAL")),
-            api_url: raw("ftp://x", Source::Env("STACKSENSE_API_URL")),
-            ..Layer::default()
-        };
+        let env = Layer::default()
+            .with(Key::Interval, "abc", Source::Env("STACKSENSE_INTERVAL"))
+            .with(Key::ApiUrl, "ftp://x", Source::Env("STACKSENSE_API_URL"));
         let errs = resolve(&Layer::default(), &env, &Layer::default(), &loaded()).unwrap_err();
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 3, "{text:?}");
@@ -597,26 +545,30 @@ mod tests {
     }
 
     #[test]
+    fn ranges_come_from_the_settings_table() {
+        let flags =
+            minimal(Source::Flag("--x")).with(Key::Timeout, "3601", Source::Flag("--timeout"));
+        let errs = resolve(&flags, &Layer::default(), &Layer::default(), &loaded()).unwrap_err();
+        assert!(
+            errs[0].to_string().contains("from 0.1 to 3600"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
     fn a_token_from_a_higher_layer_replaces_a_token_file_below() {
-        let file = Layer {
-            token_file: raw("/t", file_source()),
-            ..minimal(file_source())
-        };
-        let env = Layer {
-            token: raw("s3cret", Source::Env("STACKSENSE_TOKEN")),
-            ..Layer::default()
-        };
+        let file = minimal(file_source()).with(Key::TokenFile, "/t", file_source());
+        let env = Layer::default().with(Key::Token, "s3cret", Source::Env("STACKSENSE_TOKEN"));
         let r = resolve(&Layer::default(), &env, &file, &loaded()).unwrap();
         assert!(matches!(r.token, Some(TokenSpec::Inline(ref t)) if t.text == "s3cret"));
     }
 
     #[test]
     fn token_and_token_file_in_one_layer_is_an_error() {
-        let env = Layer {
-            token: raw("s3cret", Source::Env("STACKSENSE_TOKEN")),
-            token_file: raw("/t", Source::Env("STACKSENSE_TOKEN_FILE")),
-            ..minimal(Source::Env("x"))
-        };
+        let env = minimal(Source::Env("x"))
+            .with(Key::Token, "s3cret", Source::Env("STACKSENSE_TOKEN"))
+            .with(Key::TokenFile, "/t", Source::Env("STACKSENSE_TOKEN_FILE"));
         let errs = resolve(&Layer::default(), &env, &Layer::default(), &loaded()).unwrap_err();
         assert!(errs[0].to_string().contains("set only one"));
         assert!(!errs[0].to_string().contains("s3cret"));
@@ -639,17 +591,5 @@ mod tests {
     #[test]
     fn token_debug_is_redacted() {
         assert_eq!(format!("{:?}", Token("s3cret".into())), "Token(<redacted>)");
-    }
-
-    #[test]
-    fn empty_env_vars_count_as_unset() {
-        let env = |name: &str| match name {
-            "STACKSENSE_TOKEN" => Some(OsString::from("")),
-            "STACKSENSE_INTERVAL" => Some(OsString::from(" 5 ")),
-            _ => None,
-        };
-        let layer = env_layer(&env).unwrap();
-        assert_eq!(layer.token, None);
-        assert_eq!(layer.interval.unwrap().text, "5");
     }
 }

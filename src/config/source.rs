@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::keys::Key;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Default,
@@ -58,30 +60,21 @@ pub struct Setting<T> {
 
 /// One source's worth of settings: flags, environment or file.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Layer {
-    pub server_id: Option<Raw>,
-    pub api_url: Option<Raw>,
-    pub interval: Option<Raw>,
-    pub timeout: Option<Raw>,
-    pub token: Option<Raw>,
-    pub token_file: Option<Raw>,
-    pub ca_file: Option<Raw>,
-    pub splay: Option<Raw>,
-}
+pub struct Layer([Option<Raw>; Key::ALL.len()]);
 
 impl Layer {
-    /// The field for a setting, by its file key (`"interval"`, ...).
-    pub fn slot(&mut self, key: &str) -> Option<&mut Option<Raw>> {
-        Some(match key {
-            "server_id" => &mut self.server_id,
-            "api_url" => &mut self.api_url,
-            "interval" => &mut self.interval,
-            "timeout" => &mut self.timeout,
-            "token" => &mut self.token,
-            "token_file" => &mut self.token_file,
-            "ca_file" => &mut self.ca_file,
-            "splay" => &mut self.splay,
-            _ => return None,
-        })
+    pub fn get(&self, key: Key) -> Option<&Raw> {
+        self.0[key as usize].as_ref()
+    }
+
+    pub fn set(&mut self, key: Key, raw: Raw) {
+        self.0[key as usize] = Some(raw);
+    }
+
+    /// The layer with `key` set: for building layers in tests.
+    #[cfg(test)]
+    pub fn with(mut self, key: Key, text: &str, source: Source) -> Layer {
+        self.set(key, Raw::new(text, source));
+        self
     }
 }

@@ -3,11 +3,6 @@
 
 use std::time::Duration;
 
-pub const INTERVAL_MIN: f64 = 0.1;
-pub const INTERVAL_MAX: f64 = 86_400.0;
-pub const TIMEOUT_MIN: f64 = 0.1;
-pub const TIMEOUT_MAX: f64 = 3_600.0;
-
 /// 1-64 characters of `A-Za-z0-9._-`: the id goes into a URL path segment.
 pub fn server_id(text: &str) -> Result<String, String> {
     const EXPECTED: &str = "expected 1-64 characters of A-Z a-z 0-9 . _ - (the server's id from the StackSense dashboard)";

@@ -1,0 +1,75 @@
+//! The `STACKSENSE_*` environment variables, read into a [`Layer`].
+
+use std::ffi::OsString;
+
+use super::keys::Key;
+use super::source::{Layer, Raw, Source};
+use super::{About, ConfigError};
+
+/// `STACKSENSE_*` variables as a layer. An empty variable counts as unset,
+/// as in shell `${VAR:-default}`: a template's `STACKSENSE_TOKEN=` line means "none".
+pub fn layer(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Layer, Vec<ConfigError>> {
+    let mut layer = Layer::default();
+    let mut errors = Vec::new();
+    for key in Key::ALL {
+        let name = key.env();
+        let Some(os) = env(name) else { continue };
+        match os.into_string() {
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => layer.set(key, Raw::new(text.trim(), Source::Env(name))),
+            Err(_) => errors.push(ConfigError {
+                about: About::Setting(key),
+                source: Some(Source::Env(name)),
+                message: "is not valid UTF-8".into(),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(layer)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_env_vars_count_as_unset_and_values_are_trimmed() {
+        let env = |name: &str| match name {
+            "STACKSENSE_TOKEN" => Some(OsString::from("")),
+            "STACKSENSE_INTERVAL" => Some(OsString::from(" 5 ")),
+            _ => None,
+        };
+        let layer = layer(&env).unwrap();
+        assert_eq!(layer.get(Key::Token), None);
+        let interval = layer.get(Key::Interval).unwrap();
+        assert_eq!(interval.text, "5");
+        assert_eq!(interval.source, Source::Env("STACKSENSE_INTERVAL"));
+    }
+
+    #[test]
+    fn every_setting_is_read_from_its_variable() {
+        let env = |name: &str| Some(OsString::from(format!("v-{name}")));
+        let layer = layer(&env).unwrap();
+        for key in Key::ALL {
+            assert_eq!(
+                layer.get(key).map(|r| r.text.as_str()),
+                Some(format!("v-{}", key.env()).as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn a_non_utf8_value_names_its_variable() {
+        use std::os::unix::ffi::OsStringExt;
+        let env =
+            |name: &str| (name == "STACKSENSE_API_URL").then(|| OsString::from_vec(vec![0xff]));
+        let errs = layer(&env).unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            "api_url (from env STACKSENSE_API_URL): is not valid UTF-8"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! The one table of settings: each one's flag, environment variable, file
+//! key, default, range and help line. The flag parser, the env and file
+//! layers, every error message, `--check` and `--help` take names from here,
+//! and a test holds the README's configuration table to it.
+
+use std::time::Duration;
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A setting, by what it is rather than by a string that could be misspelt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    ServerId,
+    ApiUrl,
+    Interval,
+    Timeout,
+    Token,
+    TokenFile,
+    CaFile,
+    Splay,
+}
+
+/// How a setting is given on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// No flag at all (the token: a flag would show in `ps`).
+    None,
+    /// `--name VALUE`; the second field names the value in `--help`.
+    Value(&'static str, &'static str),
+    /// `--name` alone sets this value (`--no-splay` sets splay to false).
+    Sets(&'static str, &'static str),
+}
+
+/// The kind of value, which says how a JSON value in the file reads as text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// A whole number or a string.
+    Id,
+    Text,
+    Seconds {
+        min: f64,
+        max: f64,
+    },
+    Bool,
+}
+
+pub struct Spec {
+    pub key: Key,
+    /// The config file's key, and the setting's name in every message.
+    pub name: &'static str,
+    pub env: &'static str,
+    pub flag: Flag,
+    pub kind: Kind,
+    /// The default as `--help` and the README show it.
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+impl Key {
+    pub const ALL: [Key; 8] = [
+        Key::ServerId,
+        Key::ApiUrl,
+        Key::Interval,
+        Key::Timeout,
+        Key::Token,
+        Key::TokenFile,
+        Key::CaFile,
+        Key::Splay,
+    ];
+
+    pub fn spec(self) -> &'static Spec {
+        &SETTINGS[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn env(self) -> &'static str {
+        self.spec().env
+    }
+
+    /// The setting a config file key names.
+    pub fn from_name(name: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The setting a long flag (`--interval`) gives.
+    pub fn from_flag(flag: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|k| match k.spec().flag {
+            Flag::Value(f, _) | Flag::Sets(f, _) => f == flag,
+            Flag::None => false,
+        })
+    }
+
+    /// The range of a setting in seconds.
+    pub fn seconds_range(self) -> Option<(f64, f64)> {
+        match self.spec().kind {
+            Kind::Seconds { min, max } => Some((min, max)),
+            _ => None,
+        }
+    }
+}
+
+/// In the order of [`Key`]'s variants, which the build checks.
+const SETTINGS: [Spec; 8] = [
+    Spec {
+        key: Key::ServerId,
+        name: "server_id",
+        env: "STACKSENSE_SERVER_ID",
+        flag: Flag::Value("--server-id", "ID"),
+        kind: Kind::Id,
+        default: "(required)",
+        help: "1-64 characters of A-Z a-z 0-9 . _ -; a number in the file is fine.",
+    },
+    Spec {
+        key: Key::ApiUrl,
+        name: "api_url",
+        env: "STACKSENSE_API_URL",
+        flag: Flag::Value("--api-url", "URL"),
+        kind: Kind::Text,
+        default: "(required)",
+        help: "http:// or https:// base URL, may carry a path prefix.",
+    },
+    Spec {
+        key: Key::Interval,
+        name: "interval",
+        env: "STACKSENSE_INTERVAL",
+        flag: Flag::Value("--interval", "SECS"),
+        kind: Kind::Seconds {
+            min: 0.1,
+            max: 86_400.0,
+        },
+        default: "30",
+        help: "Seconds between beats, 0.1 to 86400.",
+    },
+    Spec {
+        key: Key::Timeout,
+        name: "timeout",
+        env: "STACKSENSE_TIMEOUT",
+        flag: Flag::Value("--timeout", "SECS"),
+        kind: Kind::Seconds {
+            min: 0.1,
+            max: 3_600.0,
+        },
+        default: "10",
+        help: "Limit for one attempt: DNS + connect + TLS + response, 0.1 to 3600.",
+    },
+    Spec {
+        key: Key::Token,
+        name: "token",
+        env: "STACKSENSE_TOKEN",
+        flag: Flag::None,
+        kind: Kind::Text,
+        default: "(none)",
+        help: "Bearer token, sent as \"Authorization: Bearer ...\"; never logged.\n\
+               There is no --token flag: a flag would show in `ps`.",
+    },
+    Spec {
+        key: Key::TokenFile,
+        name: "token_file",
+        env: "STACKSENSE_TOKEN_FILE",
+        flag: Flag::Value("--token-file", "PATH"),
+        kind: Kind::Text,
+        default: "(none)",
+        help: "A file holding the token. Under systemd a credential named\n\
+               \"token\" (LoadCredential=token:PATH) is used when nothing else\n\
+               sets a token.",
+    },
+    Spec {
+        key: Key::CaFile,
+        name: "ca_file",
+        env: "STACKSENSE_CA_FILE",
+        flag: Flag::Value("--ca-file", "PATH"),
+        kind: Kind::Text,
+        default: "bundled roots",
+        help: "PEM CA certificates to trust instead of the bundled Mozilla roots.",
+    },
+    Spec {
+        key: Key::Splay,
+        name: "splay",
+        env: "STACKSENSE_SPLAY",
+        flag: Flag::Sets("--no-splay", "false"),
+        kind: Kind::Bool,
+        default: "true",
+        help: "--no-splay puts beats on exact multiples of the interval from\n\
+               start instead of a random phase (splay keeps a fleet from\n\
+               beating in lockstep).",
+    },
+];
+
+const _: () = {
+    let mut i = 0;
+    while i < SETTINGS.len() {
+        assert!(
+            SETTINGS[i].key as usize == i,
+            "SETTINGS is out of Key order"
+        );
+        i += 1;
+    }
+};
+
+/// The OPTIONS rows of `--help` for every setting, in table order.
+pub fn help_rows() -> String {
+    let mut out = String::new();
+    for key in Key::ALL {
+        let spec = key.spec();
+        let flag = match spec.flag {
+            Flag::None => String::new(),
+            Flag::Value(flag, value) => format!("{flag} {value}"),
+            Flag::Sets(flag, _) => flag.to_string(),
+        };
+        out.push_str(&format!(
+            "    {flag:<26} {:<24} {:<12} {}\n",
+            spec.env, spec.name, spec.default
+        ));
+        for line in spec.help.lines() {
+            out.push_str(&format!("        {}\n", line.trim_start()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_has_one_name_and_its_variable() {
+        for (i, key) in Key::ALL.into_iter().enumerate() {
+            assert_eq!(key as usize, i);
+            assert_eq!(Key::from_name(key.name()), Some(key));
+            assert!(key.env().starts_with("STACKSENSE_"), "{}", key.env());
+            assert_eq!(
+                key.env(),
+                format!("STACKSENSE_{}", key.name().to_ascii_uppercase())
+            );
+        }
+    }
+
+    #[test]
+    fn flags_find_their_setting() {
+        assert_eq!(Key::from_flag("--interval"), Some(Key::Interval));
+        assert_eq!(Key::from_flag("--no-splay"), Some(Key::Splay));
+        assert_eq!(Key::from_flag("--token"), None);
+    }
+
+    #[test]
+    fn documented_defaults_are_the_defaults_used() {
+        let secs = |d: Duration| format!("{}", d.as_secs_f64());
+        assert_eq!(Key::Interval.spec().default, secs(DEFAULT_INTERVAL));
+        assert_eq!(Key::Timeout.spec().default, secs(DEFAULT_TIMEOUT));
+        for key in [Key::Interval, Key::Timeout] {
+            let (min, max) = key.seconds_range().unwrap();
+            assert!(
+                key.spec().help.contains(&format!("{min} to {max}")),
+                "{key:?}'s help does not give its range"
+            );
+        }
+    }
+
+    /// The README's configuration table names every setting with the same
+    /// flag, variable, file key and default as this table.
+    #[test]
+    fn the_readme_configuration_table_agrees() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("## Configuration"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("## "))
+            .filter(|l| l.starts_with("| "))
+            .collect();
+        assert!(!rows.is_empty(), "no configuration table in README.md");
+        for key in Key::ALL {
+            let spec = key.spec();
+            let env = format!("`{}`", spec.env);
+            let row = rows
+                .iter()
+                .find(|r| r.contains(&env))
+                .unwrap_or_else(|| panic!("README's table has no row with {env}"));
+            assert!(
+                row.contains(&format!("`{}`", spec.name)),
+                "{row} lacks file key {}",
+                spec.name
+            );
+            if let Flag::Value(flag, _) | Flag::Sets(flag, _) = spec.flag {
+                assert!(row.contains(&format!("`{flag}`")), "{row} lacks {flag}");
+            }
+            let default = match spec.default {
+                "(required)" => "required",
+                "(none)" => "none",
+                "bundled roots" => "bundled",
+                "true" => "on",
+                secs => secs,
+            };
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let last = cells[cells.len() - 2];
+            assert!(
+                last.starts_with(default),
+                "{row}: default should read {default:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The configuration as a person reads it: the start-up line and `--check`.
+
+use std::time::Duration;
+
+use super::{Config, ConfigFile, Key};
+use crate::cli::VERSION;
+use crate::clock::format_duration;
+
+/// The one line the agent logs when it starts; `phase` is the splay phase
+/// it drew (None without splay).
+pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
+    let token = match &config.token {
+        Some(t) => format!("token from {}", t.source),
+        None => "no token".into(),
+    };
+    let ca = match &config.ca {
+        Some(ca) => format!("CA {}", ca.value.path.display()),
+        None => "bundled CA roots".into(),
+    };
+    let splay = match phase {
+        Some(phase) => format!("phase {}", format_duration(phase)),
+        None => "no splay".into(),
+    };
+    format!(
+        "stacksense-heartbeat {VERSION} starting: POST {} every {} ({splay}, timeout {}, {token}, {ca})",
+        config.heartbeat_url,
+        format_duration(config.interval.value),
+        format_duration(config.timeout.value),
+    )
+}
+
+/// `--check`: each effective value and where it came from; the token only as "set".
+pub fn check_report(config: &Config) -> String {
+    let file = match &config.file {
+        ConfigFile::Loaded(p) => format!("{} (read)", p.display()),
+        ConfigFile::Missing(p) => format!("{} (not present; fine)", p.display()),
+        ConfigFile::NoneLookedFor => "none (no home directory)".into(),
+    };
+    let mut rows: Vec<(&str, String, String)> = vec![("config file", file, String::new())];
+    for key in Key::ALL {
+        let (value, source) = match key {
+            Key::ServerId => (config.server_id.value.clone(), &config.server_id.source),
+            Key::ApiUrl => (config.api_url.value.clone(), &config.api_url.source),
+            Key::Interval => (
+                format_duration(config.interval.value),
+                &config.interval.source,
+            ),
+            Key::Timeout => (
+                format_duration(config.timeout.value),
+                &config.timeout.source,
+            ),
+            Key::Splay => {
+                let on = if config.splay.value { "on" } else { "off" };
+                (on.to_string(), &config.splay.source)
+            }
+            // One row for both: they are one setting given two ways.
+            Key::TokenFile => continue,
+            Key::Token => match &config.token {
+                Some(t) => ("set".into(), &t.source),
+                None => {
+                    rows.push((key.name(), "not set".into(), String::new()));
+                    continue;
+                }
+            },
+            Key::CaFile => match &config.ca {
+                Some(ca) => (
+                    format!(
+                        "{} ({} certificate(s))",
+                        ca.value.path.display(),
+                        ca.value.certs.len()
+                    ),
+                    &ca.source,
+                ),
+                None => {
+                    let roots = "not set (bundled Mozilla roots)";
+                    rows.push((key.name(), roots.into(), String::new()));
+                    continue;
+                }
+            },
+        };
+        rows.push((key.name(), value, source.to_string()));
+        if key == Key::ApiUrl {
+            let post = format!("POST {}", config.heartbeat_url);
+            rows.push(("heartbeat", post, String::new()));
+        }
+    }
+
+    let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (name, value, source) in rows {
+        let line = if source.is_empty() {
+            format!("{name:<12} {value}")
+        } else {
+            format!("{name:<12} {value:<width$}  from {source}")
+        };
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str("config OK\n");
+    out
+}
