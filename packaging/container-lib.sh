@@ -1,24 +1,22 @@
+# shellcheck shell=bash
 # Shared by packaging/test-systemd and packaging/test-openrc (sourced, bash):
 # a cached Debian bookworm tree from debootstrap, booted with systemd-nspawn
 # on its own loopback, and a heartbeat receiver in its network namespace.
 # The caller sets NAME (for messages), TREE, INCLUDE (debootstrap packages)
 # and INIT (the container's PID 1 program, or "systemd" to boot with -b).
 
+# shellcheck source=packaging/check-lib.sh
+. packaging/check-lib.sh
+
 CACHE="${STACKSENSE_CONTAINER_CACHE:-$HOME/.cache/stacksense-containers}"
 MACHINE="ssh-test-$$"
 PORT=18080
-failures=0
 NSPAWN_PID=""
 LEADER=""
 RECEIVER_PID=""
 WORK=""
 
 log() { printf '== %s\n' "$*"; }
-pass() { printf '  ok    %s\n' "$*"; }
-fail() {
-  printf '  FAIL  %s\n' "$*"
-  failures=$((failures + 1))
-}
 die() {
   printf '%s: %s\n' "$NAME" "$*" >&2
   exit 1
@@ -130,11 +128,3 @@ stop_receiver() {
 
 beats() { grep -c "POST /api/heartbeat/" "$WORK/receiver.log" || true; }
 beats_at_least() { [ "$(beats)" -ge "$1" ]; }
-
-finish() {
-  if [ "$failures" -gt 0 ]; then
-    echo "$NAME: $failures check(s) failed"
-    exit 1
-  fi
-  echo "$NAME: all checks passed"
-}
