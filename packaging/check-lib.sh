@@ -13,14 +13,16 @@ fail() {
 
 # check WHAT COMMAND...: runs COMMAND (a predicate) and prints "ok WHAT" or
 # "FAIL WHAT"; a failure also shows the last lines COMMAND printed.
+# (Its locals have odd names so they never shadow a variable the
+# predicate reads.)
 check() {
-  local what=$1 out
+  local _check_what=$1 _check_out
   shift
-  if out=$("$@" 2>&1); then
-    pass "$what"
+  if _check_out=$("$@" 2>&1); then
+    pass "$_check_what"
   else
-    fail "$what"
-    [ -z "$out" ] || printf '%s\n' "$out" | tail -n 10 | sed 's/^/        /'
+    fail "$_check_what"
+    [ -z "$_check_out" ] || printf '%s\n' "$_check_out" | tail -n 10 | sed 's/^/        /'
   fi
 }
 
