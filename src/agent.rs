@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::heartbeat::{Outcome, Reply, Transport};
 use crate::notify::Notifier;
 use crate::schedule::Schedule;
+use crate::text;
 
 /// What the agent is run as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,17 @@ struct Health {
     down_since: Option<Duration>,
     /// Beats that did not land since `down_since`.
     missed: u64,
+    /// When the last "still failing" summary was logged.
+    last_summary: Option<Duration>,
+    /// The `missed` count that earns the next summary.
+    next_summary_at: u64,
 }
+
+/// "Still failing" summaries come when the missed beats reach 10, 100,
+/// 1,000, ... and at least this often: a day-long outage at 30 s logs
+/// about 27 lines, not 2,880.
+const SUMMARY_EVERY: Duration = Duration::from_secs(3600);
+const FIRST_SUMMARY_AT: u64 = 10;
 
 impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
     pub fn new(
@@ -171,7 +182,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
                     let next = backoff::plan(&failed, deadline, |t| {
                         self.schedule.first_slot_at_or_after(t)
                     });
-                    self.on_failed(&failure, next, attempt, now);
+                    self.on_failed(&failure, next, attempt, now, budget);
                     match next {
                         Next::RetryAt(at) => {
                             self.wait_until(at);
@@ -185,6 +196,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
                                 .slots_in(deadline.saturating_sub(Duration::from_nanos(1)), slot)
                                 .saturating_sub(1);
                             self.health.missed += 1 + held_back;
+                            self.maybe_summarise(&failure, now);
                             return BeatEnd {
                                 delivered: false,
                                 next: slot,
@@ -199,8 +211,8 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
     fn on_delivered(&mut self, reply: &Reply, took: Duration) {
         let origin = self.transport.origin();
         let server = match (&reply.server_name, &reply.server_id) {
-            (Some(name), _) => format!("\"{name}\""),
-            (None, Some(id)) => format!("id {id}"),
+            (Some(name), _) => format!("\"{}\"", text::untrusted(name)),
+            (None, Some(id)) => format!("id {}", text::untrusted(&id.to_string())),
             (None, None) => "(no name in reply)".into(),
         };
         let now = self.clock.elapsed();
@@ -227,6 +239,8 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         }
         h.failures = 0;
         h.missed = 0;
+        h.last_summary = None;
+        h.next_summary_at = FIRST_SUMMARY_AT;
         h.delivered_once = true;
         self.notifier.status(&format!(
             "last beat {} ok",
@@ -234,25 +248,63 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         ));
     }
 
-    fn on_failed(&self, failure: &Failure, next: Next, attempt: u32, now: Duration) {
+    /// One line for the first failure of an outage (and, for `--once`,
+    /// for the final outcome); the attempts in between are debug lines,
+    /// and summaries come from [`Agent::maybe_summarise`].
+    fn on_failed(
+        &mut self,
+        failure: &Failure,
+        next: Next,
+        attempt: u32,
+        now: Duration,
+        budget: Duration,
+    ) {
         let what_next = match next {
             Next::RetryAt(at) => format!(
                 "retry {attempt} in {}",
                 format_duration(at.saturating_sub(now))
             ),
-            Next::Slot(_) if self.role == Role::Once => "giving up".into(),
+            Next::Slot(_) if self.role == Role::Once => {
+                format!("giving up after {attempt} attempt(s)")
+            }
             Next::Slot(slot) => {
                 format!("next beat in {}", format_duration(slot.saturating_sub(now)))
             }
         };
         let hint = failure.hint.map(|h| format!(" - {h}")).unwrap_or_default();
-        match failure.class {
-            Class::Retryable => {
-                log::warn!("heartbeat failed: {}{hint}; {what_next}", failure.reason)
-            }
-            Class::Fatal => {
-                log::error!("heartbeat rejected: {}{hint}; {what_next}", failure.reason)
-            }
+        let cut = if failure.timed_out && budget < self.timeout {
+            format!(
+                " (the attempt was cut to {} by the schedule: timeout {} is longer than the \
+                 time left before the next beat)",
+                format_duration(budget),
+                format_duration(self.timeout)
+            )
+        } else {
+            String::new()
+        };
+        let verb = match failure.class {
+            Class::Retryable => "failed",
+            Class::Fatal => "rejected",
+        };
+        let line = format!(
+            "heartbeat {verb}: {}{cut}{hint}; {what_next}",
+            failure.reason
+        );
+        let first_of_outage = self.health.failures == 1;
+        // The service says when an outage starts; --once says how it ended.
+        let shown = match self.role {
+            Role::Service => first_of_outage,
+            Role::Once => matches!(next, Next::Slot(_)),
+        };
+        let level = match (shown, failure.class) {
+            (false, _) => log::Level::Debug,
+            (true, Class::Retryable) => log::Level::Warn,
+            (true, Class::Fatal) => log::Level::Error,
+        };
+        log::log!(level, "{line}");
+        if first_of_outage {
+            self.health.last_summary = Some(now);
+            self.health.next_summary_at = FIRST_SUMMARY_AT;
         }
         let down_for = now.saturating_sub(self.health.down_since.unwrap_or(now));
         self.notifier.status(&format!(
@@ -260,6 +312,33 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             format_time_of_day(self.clock.wall() - down_for),
             failure.reason
         ));
+    }
+
+    /// After a beat is given up: a "still failing" line when the missed
+    /// count reaches the next power of ten, or an hour after the last line.
+    fn maybe_summarise(&mut self, failure: &Failure, now: Duration) {
+        if self.role == Role::Once {
+            return;
+        }
+        let h = &mut self.health;
+        let hour_passed = h
+            .last_summary
+            .is_none_or(|at| now.saturating_sub(at) >= SUMMARY_EVERY);
+        if h.missed < h.next_summary_at && !hour_passed {
+            return;
+        }
+        while h.next_summary_at <= h.missed {
+            h.next_summary_at = h.next_summary_at.saturating_mul(10);
+        }
+        h.last_summary = Some(now);
+        let since = h.down_since.unwrap_or(now);
+        log::warn!(
+            "still failing since {} UTC ({}): {} beat(s) missed; last error: {}",
+            format_time_of_day(self.clock.wall() - now.saturating_sub(since)),
+            format_duration(now.saturating_sub(since)),
+            h.missed,
+            failure.reason
+        );
     }
 
     /// Sleeps until `at` (an offset from start), waking to feed the systemd
@@ -351,9 +430,8 @@ mod tests {
     fn failure(class: Class, retry_after: Option<Duration>) -> Result<(), Failure> {
         Err(Failure {
             class,
-            reason: "test".into(),
             retry_after,
-            hint: None,
+            ..Failure::retryable("test".into())
         })
     }
 
@@ -584,6 +662,150 @@ mod tests {
             "{late:?}"
         );
         assert_eq!(a.health.missed, 20);
+    }
+
+    thread_local! {
+        static LINES: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Collects log lines per test thread, so parallel tests see only their own.
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            LINES.with(|l| {
+                l.borrow_mut()
+                    .push((record.level(), record.args().to_string()))
+            });
+        }
+        fn flush(&self) {}
+    }
+
+    /// This thread's log lines since the last call (the first call installs the logger).
+    fn logged() -> Vec<(log::Level, String)> {
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            let _ = log::set_logger(&Capture);
+            log::set_max_level(log::LevelFilter::Trace);
+        });
+        LINES.with(|l| l.borrow_mut().drain(..).collect())
+    }
+
+    fn shown(lines: &[(log::Level, String)]) -> Vec<&str> {
+        lines
+            .iter()
+            .filter(|(level, _)| *level <= log::Level::Info)
+            .map(|(_, line)| line.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_day_long_outage_logs_a_few_lines_not_one_per_beat() {
+        logged();
+        let script = (0..20_000).map(|_| unavailable()).collect();
+        let (mut a, rig) = agent(30.0, 5.0, None, script, 0.0, Role::Service);
+        while rig.clock.elapsed() < S(86_400.0) {
+            a.next_beat();
+        }
+        let lines = logged();
+        let loud = shown(&lines);
+        assert!(
+            (20..=30).contains(&loud.len()),
+            "{} lines: {loud:#?}",
+            loud.len()
+        );
+        assert!(
+            loud[0].starts_with("heartbeat failed: test;"),
+            "{}",
+            loud[0]
+        );
+        assert!(
+            loud[1].starts_with("still failing since 00:00:00 UTC (4m"),
+            "{}",
+            loud[1]
+        );
+        assert!(
+            loud[1].contains(": 10 beat(s) missed; last error: test"),
+            "{}",
+            loud[1]
+        );
+        assert!(loud[2].contains(": 100 beat(s) missed"), "{}", loud[2]);
+        // Then at least hourly: no gap between lines over an hour of beats.
+        assert!(
+            loud.iter()
+                .skip(3)
+                .all(|l| l.starts_with("still failing since 00:00:00 UTC"))
+        );
+
+        // Recovery is one line, and a new outage starts the cadence again.
+        let (mut a, rig) = agent(30.0, 5.0, None, vec![unavailable(); 30], 0.0, Role::Service);
+        // 30 failed attempts miss 10+ beats: first line, one summary, recovery.
+        while rig.clock.elapsed() < S(1200.0) {
+            a.next_beat();
+        }
+        let lines = logged();
+        let loud = shown(&lines);
+        assert_eq!(loud.len(), 3, "{loud:#?}");
+        assert!(
+            loud[2].starts_with("heartbeat delivered again to h:80: down for"),
+            "{}",
+            loud[2]
+        );
+    }
+
+    #[test]
+    fn once_logs_only_its_final_outcome() {
+        logged();
+        let script = (0..50).map(|_| unavailable()).collect();
+        let (mut a, _) = agent(3.0, 1.0, None, script, 0.0, Role::Once);
+        a.once();
+        let lines = logged();
+        let loud = shown(&lines);
+        assert_eq!(loud.len(), 1, "{lines:#?}");
+        assert!(loud[0].contains("giving up after"), "{}", loud[0]);
+        assert!(lines.len() > 1, "the attempts are there at debug level");
+        let (mut a, _) = agent(3.0, 1.0, None, vec![], 0.0, Role::Once);
+        a.once();
+        assert!(shown(&logged()).is_empty(), "success is silent");
+    }
+
+    #[test]
+    fn a_timeout_cut_by_the_schedule_says_so() {
+        logged();
+        let timeout = Err(Failure {
+            timed_out: true,
+            ..Failure::retryable("no answer from h:80 within 1s".into())
+        });
+        let (mut a, _) = agent(1.0, 10.0, None, vec![timeout], 0.0, Role::Service);
+        a.next_beat();
+        let lines = logged();
+        assert!(
+            shown(&lines)[0].contains("(the attempt was cut to 1s by the schedule: timeout 10s"),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn a_server_name_cannot_forge_a_line() {
+        logged();
+        let (mut a, _) = agent(30.0, 5.0, None, vec![], 0.0, Role::Service);
+        a.on_delivered(
+            &Reply {
+                server_name: Some("Box\n<0>EMERGENCY \u{1b}[2J".into()),
+                ..Reply::default()
+            },
+            S(0.01),
+        );
+        let lines = logged();
+        assert!(
+            lines[0]
+                .1
+                .contains("server \"Box\\n<0>EMERGENCY \\u{1b}[2J\""),
+            "{lines:#?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io;
 use std::time::{Duration, SystemTime};
 
 use crate::clock;
-use crate::text::describe_io;
+use crate::text::{self, describe_io};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -23,6 +23,35 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// What the reader should check, when we can tell.
     pub hint: Option<&'static str>,
+    /// The attempt ran out of time (rather than being refused or reset).
+    pub timed_out: bool,
+}
+
+impl Failure {
+    pub fn retryable(reason: String) -> Failure {
+        Failure {
+            class: Class::Retryable,
+            reason,
+            retry_after: None,
+            hint: None,
+            timed_out: false,
+        }
+    }
+
+    pub fn fatal(reason: String, hint: Option<&'static str>) -> Failure {
+        Failure {
+            class: Class::Fatal,
+            hint,
+            ..Failure::retryable(reason)
+        }
+    }
+
+    fn timed_out(reason: String) -> Failure {
+        Failure {
+            timed_out: true,
+            ..Failure::retryable(reason)
+        }
+    }
 }
 
 /// Statuses that mean "not now" rather than "not like this".
@@ -54,7 +83,7 @@ pub fn status_failure(
         s if RETRYABLE_STATUSES.contains(&s) => (Class::Retryable, None),
         300..=399 => {
             if let Some(to) = location {
-                reason.push_str(&format!(" (redirects to {})", excerpt_str(to, 200)));
+                reason.push_str(&format!(" (redirects to {})", text::untrusted(to)));
             }
             (
                 Class::Fatal,
@@ -70,6 +99,7 @@ pub fn status_failure(
         reason,
         retry_after: retry_after.and_then(|v| parse_retry_after(v, now)),
         hint,
+        timed_out: false,
     }
 }
 
@@ -83,107 +113,173 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// A transport error as a failure. `origin` is `host:port`, `budget` the time
-/// the attempt was given.
-pub fn error_failure(err: &ureq::Error, origin: &str, budget: Duration) -> Failure {
-    use ureq::Error as E;
-    let retryable = |reason: String| Failure {
-        class: Class::Retryable,
-        reason,
-        retry_after: None,
-        hint: None,
-    };
-    let host = origin.rsplit_once(':').map_or(origin, |(h, _)| h);
-    match err {
-        E::Timeout(_) => retryable(format!(
-            "no answer from {origin} within {}",
-            clock::format_duration(budget)
-        )),
-        E::HostNotFound => retryable(format!("DNS lookup found no address for {host}")),
-        E::ConnectionFailed => retryable(format!("could not connect to {origin}")),
-        E::Io(e) => io_failure(e, origin, host, budget),
-        E::Rustls(e) => tls_failure(e, origin),
-        E::Tls(msg) => Failure {
-            class: Class::Fatal,
-            reason: format!("TLS setup for {origin} failed: {msg}"),
-            retry_after: None,
-            hint: None,
-        },
-        E::Protocol(e) => retryable(format!("{origin} sent a malformed HTTP response: {e}")),
-        E::LargeResponseHeader(..) => {
-            retryable(format!("{origin} sent oversized response headers"))
+/// Where a beat goes: the server (`host:port`) and the proxy in between, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    pub origin: &'a str,
+    pub proxy: Option<&'a str>,
+}
+
+impl Route<'_> {
+    /// What our socket talks to first: the proxy if there is one.
+    fn first_hop(&self) -> String {
+        match self.proxy {
+            Some(proxy) => format!("proxy {proxy} (on the way to {})", self.origin),
+            None => self.origin.to_string(),
         }
-        other => retryable(format!("request to {origin} failed: {other}")),
+    }
+
+    fn host(&self) -> &str {
+        let hop = self.proxy.unwrap_or(self.origin);
+        hop.rsplit_once(':').map_or(hop, |(h, _)| h)
     }
 }
 
-fn io_failure(e: &io::Error, origin: &str, host: &str, budget: Duration) -> Failure {
+/// A transport error as a failure. `budget` is the time the attempt was given.
+pub fn error_failure(err: &ureq::Error, route: Route, budget: Duration) -> Failure {
+    use ureq::Error as E;
+    let origin = route.origin;
+    let hop = route.first_hop();
+    let within = clock::format_duration(budget);
+    match err {
+        E::Timeout(_) => Failure::timed_out(format!("no answer from {hop} within {within}")),
+        E::HostNotFound => Failure::retryable(format!(
+            "DNS lookup found no address for {}{}",
+            if route.proxy.is_some() { "proxy " } else { "" },
+            route.host()
+        )),
+        E::ConnectionFailed => Failure::retryable(format!("could not connect to {hop}")),
+        E::Io(e) => io_failure(e, route, budget),
+        E::Rustls(e) => tls_failure(e, origin),
+        E::Tls(msg) => Failure::fatal(
+            format!("TLS setup for {origin} failed: {}", text::untrusted(msg)),
+            None,
+        ),
+        E::ConnectProxyFailed(why) => proxy_failure(why, route),
+        // Our own request did not fit the send buffer: nothing the server
+        // did, and retrying cannot help.
+        E::Protocol(ureq_proto::Error::OutputOverflow) => Failure::fatal(
+            "the request is too large to send (a very long token or api_url?)".into(),
+            Some("shorten the token or api_url"),
+        ),
+        E::Protocol(e) => Failure::retryable(format!(
+            "{origin} sent a malformed HTTP response: {}",
+            text::untrusted(&e.to_string())
+        )),
+        E::LargeResponseHeader(got, limit) => Failure::retryable(format!(
+            "{origin} sent oversized response headers (over {limit} bytes; got {got})"
+        )),
+        other => Failure::retryable(format!(
+            "request to {hop} failed: {}",
+            text::untrusted(&other.to_string())
+        )),
+    }
+}
+
+/// The proxy would not open a tunnel to the server (ureq's words for it:
+/// "proxy server responded 407/407 Proxy Authentication Required", or
+/// "proxy server did not respond").
+fn proxy_failure(why: &str, route: Route) -> Failure {
+    let proxy = route.proxy.unwrap_or("(proxy)");
+    let status = why
+        .split_once("responded ")
+        .and_then(|(_, rest)| rest.get(..3))
+        .and_then(|code| code.parse::<u16>().ok());
+    match status {
+        Some(407) => Failure::fatal(
+            format!("proxy {proxy} wants credentials (HTTP 407 Proxy Authentication Required)"),
+            Some("put them in the proxy URL: https_proxy=http://user:password@host:port"),
+        ),
+        Some(code) => Failure::retryable(format!(
+            "proxy {proxy} would not connect to {}: HTTP {code}",
+            route.origin
+        )),
+        None => Failure::retryable(format!("proxy {proxy} failed: {}", text::untrusted(why))),
+    }
+}
+
+fn io_failure(e: &io::Error, route: Route, budget: Duration) -> Failure {
+    let origin = route.origin;
     if let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
         return tls_failure(tls, origin);
     }
+    let hop = route.first_hop();
     use io::ErrorKind as K;
     let reason = match e.kind() {
-        K::ConnectionRefused => format!("connection refused by {origin}"),
-        K::ConnectionReset | K::ConnectionAborted => format!("connection reset by {origin}"),
-        K::UnexpectedEof => format!("{origin} closed the connection before answering"),
-        K::TimedOut | K::WouldBlock => format!(
-            "no answer from {origin} within {}",
-            clock::format_duration(budget)
-        ),
-        K::NetworkUnreachable => format!("network unreachable on the way to {origin}"),
-        K::HostUnreachable => format!("host unreachable: {origin}"),
-        K::AddrNotAvailable => format!("no local address to reach {origin} (network not up yet?)"),
+        K::ConnectionRefused => format!("connection refused by {hop}"),
+        K::ConnectionReset | K::ConnectionAborted => format!("connection reset by {hop}"),
+        K::UnexpectedEof => format!("{hop} closed the connection before answering"),
+        K::TimedOut | K::WouldBlock => {
+            return Failure::timed_out(format!(
+                "no answer from {hop} within {}",
+                clock::format_duration(budget)
+            ));
+        }
+        K::NetworkUnreachable => format!("network unreachable on the way to {hop}"),
+        K::HostUnreachable => format!("host unreachable: {hop}"),
+        K::AddrNotAvailable => format!("no local address to reach {hop} (network not up yet?)"),
         // ureq resolves names with std's `ToSocketAddrs`, whose getaddrinfo
         // failures carry no ErrorKind of their own: std words them
         // "failed to lookup address information: <gai_strerror text>".
         _ if e.to_string().contains("lookup address") => {
-            format!("DNS lookup failed for {host}: {}", describe_io(e))
+            format!("DNS lookup failed for {}: {}", route.host(), describe_io(e))
         }
-        _ => format!("network error talking to {origin}: {}", describe_io(e)),
+        _ => format!("network error talking to {hop}: {}", describe_io(e)),
     };
-    Failure {
-        class: Class::Retryable,
-        reason,
-        retry_after: None,
-        hint: None,
-    }
+    Failure::retryable(reason)
 }
 
 fn tls_failure(e: &rustls::Error, origin: &str) -> Failure {
     use rustls::Error as T;
+    let said = || text::untrusted(&e.to_string());
     match e {
-        T::InvalidCertificate(why) => Failure {
-            class: Class::Fatal,
-            reason: format!("TLS certificate of {origin} rejected: {why:?}"),
-            retry_after: None,
-            hint: Some("if the server uses a private CA, pass its certificate with --ca-file"),
-        },
+        T::InvalidCertificate(why) if is_ca_used_as_server_cert(why) => Failure::fatal(
+            format!(
+                "TLS certificate of {origin} rejected: it is a CA certificate (CA:TRUE), which \
+                 TLS clients do not accept as a server's own certificate"
+            ),
+            Some(
+                "give the server a certificate signed by that CA and keep the CA in --ca-file \
+                 (or make a self-signed one with basicConstraints=critical,CA:FALSE; see the README)",
+            ),
+        ),
+        T::InvalidCertificate(why) => Failure::fatal(
+            format!(
+                "TLS certificate of {origin} rejected: {}",
+                text::untrusted(&format!("{why:?}"))
+            ),
+            Some("if the server uses a private CA, pass its certificate with --ca-file"),
+        ),
         // Not TLS at all: usually https:// pointed at a plain-HTTP port.
-        T::InvalidMessage(_) => Failure {
-            class: Class::Fatal,
-            reason: format!("{origin} does not speak TLS ({e})"),
-            retry_after: None,
-            hint: Some("check the scheme and port in api_url: is the server really https?"),
-        },
-        T::NoCertificatesPresented | T::AlertReceived(_) | T::PeerIncompatible(_) => Failure {
-            class: Class::Fatal,
-            reason: format!("TLS handshake with {origin} failed: {e}"),
-            retry_after: None,
-            hint: Some("check that api_url points at the right server and port"),
-        },
-        _ => Failure {
-            class: Class::Retryable,
-            reason: format!("TLS error talking to {origin}: {e}"),
-            retry_after: None,
-            hint: None,
-        },
+        T::InvalidMessage(_) => Failure::fatal(
+            format!("{origin} does not speak TLS ({})", said()),
+            Some("check the scheme and port in api_url: is the server really https?"),
+        ),
+        T::NoCertificatesPresented | T::AlertReceived(_) | T::PeerIncompatible(_) => {
+            Failure::fatal(
+                format!("TLS handshake with {origin} failed: {}", said()),
+                Some("check that api_url points at the right server and port"),
+            )
+        }
+        _ => Failure::retryable(format!("TLS error talking to {origin}: {}", said())),
     }
 }
 
-/// The first line of a body, printable and short, for a log line.
+/// webpki's CaUsedAsEndEntity, which rustls passes on as an "other" error.
+fn is_ca_used_as_server_cert(why: &rustls::CertificateError) -> bool {
+    match why {
+        rustls::CertificateError::Other(other) => other
+            .0
+            .downcast_ref::<webpki::Error>()
+            .is_some_and(|e| matches!(e, webpki::Error::CaUsedAsEndEntity)),
+        _ => false,
+    }
+}
+
+/// The first line of a body, escaped and short, for a log line.
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let line = text
@@ -191,19 +287,7 @@ fn excerpt(body: &[u8]) -> String {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("");
-    excerpt_str(line, 120)
-}
-
-fn excerpt_str(text: &str, max: usize) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if clean.chars().count() <= max {
-        clean
-    } else {
-        clean.chars().take(max - 3).chain("...".chars()).collect()
-    }
+    text::untrusted_max(line, 120)
 }
 
 #[cfg(test)]
@@ -211,6 +295,13 @@ mod tests {
     use super::*;
 
     const NOW: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn direct(origin: &str) -> Route<'_> {
+        Route {
+            origin,
+            proxy: None,
+        }
+    }
 
     fn status(code: u16) -> Failure {
         status_failure(code, None, None, b"", "h:80", NOW)
@@ -311,7 +402,7 @@ mod tests {
             ),
         ];
         for (err, reason) in cases {
-            let f = error_failure(&err, "h:8080", budget);
+            let f = error_failure(&err, direct("h:8080"), budget);
             assert_eq!(f.class, Class::Retryable);
             assert_eq!(f.reason, reason);
         }
@@ -321,7 +412,7 @@ mod tests {
     fn a_rejected_certificate_is_not_retried() {
         let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let err = ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, inner));
-        let f = error_failure(&err, "h:443", Duration::from_secs(10));
+        let f = error_failure(&err, direct("h:443"), Duration::from_secs(10));
         assert_eq!(f.class, Class::Fatal);
         assert!(f.reason.contains("certificate"), "{}", f.reason);
         assert!(f.hint.unwrap().contains("--ca-file"));
@@ -331,7 +422,7 @@ mod tests {
     fn plain_http_on_an_https_url_is_a_config_error() {
         let inner = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
         let err = ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, inner));
-        let f = error_failure(&err, "h:8080", Duration::from_secs(10));
+        let f = error_failure(&err, direct("h:8080"), Duration::from_secs(10));
         assert_eq!(f.class, Class::Fatal);
         assert!(f.reason.contains("does not speak TLS"), "{}", f.reason);
     }
@@ -343,7 +434,7 @@ mod tests {
             io::Error::other("failed to lookup address information: Name or service not known");
         let f = error_failure(
             &ureq::Error::Io(gai),
-            "monitor.example:443",
+            direct("monitor.example:443"),
             Duration::from_secs(10),
         );
         assert_eq!(f.class, Class::Retryable);
@@ -352,7 +443,11 @@ mod tests {
             "DNS lookup failed for monitor.example: failed to lookup address information: Name or service not known"
         );
         let other = io::Error::other("something else");
-        let f = error_failure(&ureq::Error::Io(other), "h:80", Duration::from_secs(10));
+        let f = error_failure(
+            &ureq::Error::Io(other),
+            direct("h:80"),
+            Duration::from_secs(10),
+        );
         assert_eq!(f.reason, "network error talking to h:80: something else");
     }
 }

@@ -14,9 +14,9 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use serde_json::Value;
 
-use crate::classify::{self, Failure};
+use crate::classify::{self, Failure, Route};
 use crate::cli::VERSION;
-use crate::config::Config;
+use crate::config::{Config, Proxying};
 
 /// The most of a reply body we read. The expected JSON is ~150 bytes; a
 /// misconfigured URL can answer with megabytes of HTML we must not hold.
@@ -69,15 +69,32 @@ pub struct Client {
     url: String,
     /// `host:port`, for messages.
     origin: String,
+    /// The proxy's `host:port`, when beats go through one.
+    proxy: Option<String>,
     authorization: Option<String>,
     body: String,
 }
+
+/// The receive buffer. Response headers may fill at most
+/// [`MAX_REPLY_HEADER_BYTES`] of it, so a reply with bigger headers is
+/// reported as such, not as a connection closed before answering.
+const INPUT_BUFFER_BYTES: usize = 8 * 1024;
+const MAX_REPLY_HEADER_BYTES: usize = 6 * 1024;
 
 impl Client {
     pub fn new(config: &Config) -> Client {
         let roots = match &config.ca {
             Some(ca) => RootCerts::Specific(Arc::new(ca.value.certs.clone())),
             None => RootCerts::WebPki,
+        };
+        let authorization = config
+            .token
+            .as_ref()
+            .map(|t| format!("Bearer {}", t.value.expose()));
+        // config::proxy accepted the URL only after this same call took it.
+        let (proxy, proxy_hop) = match &config.proxy {
+            Proxying::Via(p) => (ureq::Proxy::new(&p.url).ok(), Some(p.hop.clone())),
+            Proxying::Direct | Proxying::Bypassed { .. } => (None, None),
         };
         let http = ureq::Agent::config_builder()
             // We read status codes ourselves; ureq's default turns 4xx/5xx
@@ -98,12 +115,17 @@ impl Client {
             .max_idle_connections(0)
             .max_idle_connections_per_host(0)
             // ureq's defaults are 128 KiB each, zeroed for every connection.
-            // Our request (even with a long JWT) and any sane reply header
-            // fit in these; a reply with bigger headers fails with a clear
-            // "oversized response headers".
-            .input_buffer_size(8 * 1024)
-            .output_buffer_size(4 * 1024)
-            .max_response_header_size(8 * 1024)
+            // The send buffer is sized from our request (a long JWT, a long
+            // api_url), so whatever --check accepts can be sent.
+            .input_buffer_size(INPUT_BUFFER_BYTES)
+            .output_buffer_size(request_head_bytes(
+                &config.heartbeat_url,
+                authorization.as_deref(),
+            ))
+            .max_response_header_size(MAX_REPLY_HEADER_BYTES)
+            // Only the proxy our config chose: ureq would otherwise read the
+            // environment itself, by rules of its own.
+            .proxy(proxy)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
         let agent =
@@ -111,11 +133,9 @@ impl Client {
         Client {
             agent,
             origin: origin_of(&config.api_url.value),
+            proxy: proxy_hop,
             url: config.heartbeat_url.clone(),
-            authorization: config
-                .token
-                .as_ref()
-                .map(|t| format!("Bearer {}", t.value.expose())),
+            authorization,
             body: format!("{{\"agent_version\":\"{VERSION}\"}}"),
         }
     }
@@ -142,7 +162,13 @@ impl Transport for Client {
             .send(self.body.as_bytes());
         let mut response = match result {
             Ok(response) => response,
-            Err(e) => return Outcome::Failed(classify::error_failure(&e, &self.origin, budget)),
+            Err(e) => {
+                let route = Route {
+                    origin: &self.origin,
+                    proxy: self.proxy.as_deref(),
+                };
+                return Outcome::Failed(classify::error_failure(&e, route, budget));
+            }
         };
         let status = response.status().as_u16();
         let header = |name: &str| {
@@ -222,6 +248,13 @@ fn port_of(uri: &Uri) -> u16 {
         .scheme_str()
         .is_some_and(|s| s.eq_ignore_ascii_case("https"));
     uri.port_u16().unwrap_or(if https { 443 } else { 80 })
+}
+
+/// Room for our request's head: request line, our headers and the token,
+/// with slack for what ureq adds (Host, Content-Length, Accept, ...).
+fn request_head_bytes(url: &str, authorization: Option<&str>) -> usize {
+    let ours = url.len() + authorization.map_or(0, str::len) + user_agent().len();
+    (ours + 1024).max(4 * 1024)
 }
 
 pub fn user_agent() -> String {

@@ -71,14 +71,24 @@ impl fmt::Display for StartupError {
 
 fn run(journald: bool) -> Result<ExitCode, StartupError> {
     let cli = cli::parse(env::args_os().skip(1)).map_err(StartupError::Usage)?;
-    match cli.mode {
+    let stop_code = match cli.mode {
         Mode::Help => return Ok(print(&cli::help())),
         Mode::Version => return Ok(print(&format!("stacksense-heartbeat {}\n", cli::VERSION))),
-        Mode::Run | Mode::Once | Mode::Check => {}
-    }
-    // Before any thread exists, so every thread inherits the mask.
-    signals::block().map_err(StartupError::Signals)?;
+        // The service was asked to stop: a clean stop. --once did not
+        // confirm its beat, and --check did not finish.
+        Mode::Run => 0,
+        Mode::Once | Mode::Check => 1,
+    };
     logging::init(cli.verbosity, journald, env::var("RUST_LOG").ok());
+    // SIGTERM/SIGINT work from here on, before any file is opened (a FIFO
+    // named as a file would otherwise hang us deaf to both). Blocked before
+    // any other thread exists, so every thread inherits the mask.
+    let notifier = Arc::new(match cli.mode {
+        Mode::Run => Notifier::from_env(|name| env::var(name).ok()),
+        _ => Notifier::disabled(),
+    });
+    signals::block().map_err(StartupError::Signals)?;
+    stop_on_signal(Arc::clone(&notifier), stop_code)?;
 
     let config = config::load(config::Inputs {
         flags: cli.flags,
@@ -91,8 +101,6 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
     match cli.mode {
         Mode::Check => Ok(print(&config::check_report(&config))),
         Mode::Once => {
-            let notifier = Arc::new(Notifier::disabled());
-            stop_on_signal(Arc::clone(&notifier), 1)?;
             let mut agent = agent_for(&config, &notifier, Role::Once);
             log::debug!(
                 "{}",
@@ -105,8 +113,6 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
             })
         }
         _ => {
-            let notifier = Arc::new(Notifier::from_env(|name| env::var(name).ok()));
-            stop_on_signal(Arc::clone(&notifier), 0)?;
             notifier.warn_if_shorter_than(config.timeout.value);
             let mut agent = agent_for(&config, &notifier, Role::Service);
             log::info!(
@@ -138,13 +144,15 @@ fn agent_for<'a>(
 }
 
 /// SIGTERM/SIGINT end the process from the signal thread, whatever the
-/// main thread is doing: `exit_code` 0 for the service, 1 for `--once`
-/// (its beat was not confirmed).
+/// main thread is doing. Nothing on this path can block: the log line and
+/// the STOPPING=1 datagram are non-blocking writes, and `_exit` runs no
+/// exit handlers that could wait on a lock the main thread holds.
 fn stop_on_signal(notifier: Arc<Notifier>, exit_code: i32) -> Result<(), StartupError> {
     signals::on_termination(move |name| {
         log::info!("{name} received, stopping");
         notifier.stopping();
-        std::process::exit(exit_code);
+        // SAFETY: ends the process at once; nothing after it runs.
+        unsafe { libc::_exit(exit_code) }
     })
     .map_err(StartupError::Signals)
 }

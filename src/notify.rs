@@ -6,6 +6,10 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
 
+/// A floor under the watchdog ping period: `WATCHDOG_USEC=1` would
+/// otherwise have us spin sending thousands of datagrams a second.
+pub const MIN_WATCHDOG_PING: Duration = Duration::from_millis(100);
+
 pub struct Notifier {
     target: Option<(UnixDatagram, SocketAddr)>,
     watchdog: Option<Duration>,
@@ -30,10 +34,16 @@ impl Notifier {
             Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
             None => SocketAddr::from_pathname(&path),
         };
-        let target = match (UnixDatagram::unbound(), addr) {
+        // Non-blocking: a stalled systemd must not hold up a beat or a stop.
+        let socket = UnixDatagram::unbound().and_then(|s| s.set_nonblocking(true).map(|()| s));
+        let target = match (socket, addr) {
             (Ok(socket), Ok(addr)) => Some((socket, addr)),
             (Err(e), _) | (_, Err(e)) => {
-                log::warn!("NOTIFY_SOCKET={path} unusable ({e}); not talking to systemd");
+                log::warn!(
+                    "NOTIFY_SOCKET={} unusable ({}); not talking to systemd",
+                    crate::text::untrusted(&path),
+                    crate::text::untrusted(&e.to_string())
+                );
                 None
             }
         };
@@ -44,12 +54,24 @@ impl Notifier {
             .and_then(|u| u.parse::<u64>().ok())
             .filter(|&u| u > 0 && for_us)
             .map(Duration::from_micros);
+        if let Some(w) = watchdog
+            && w / 2 < MIN_WATCHDOG_PING
+        {
+            log::warn!(
+                "WatchdogSec is {}: too short to keep up with; pinging every {} instead \
+                 (set WatchdogSec to a few seconds or more)",
+                crate::clock::format_duration(w),
+                crate::clock::format_duration(MIN_WATCHDOG_PING)
+            );
+        }
         Notifier { target, watchdog }
     }
 
-    /// How often to send WATCHDOG=1: half the watchdog timeout, as sd_watchdog_enabled(3) advises.
+    /// How often to send WATCHDOG=1: half the watchdog timeout, as
+    /// sd_watchdog_enabled(3) advises, but never more often than
+    /// [`MIN_WATCHDOG_PING`].
     pub fn watchdog_every(&self) -> Option<Duration> {
-        self.watchdog.map(|w| w / 2)
+        self.watchdog.map(|w| (w / 2).max(MIN_WATCHDOG_PING))
     }
 
     /// Warns when an attempt may last as long as the watchdog allows: the
@@ -166,6 +188,12 @@ mod tests {
             ("WATCHDOG_USEC", "4000000"),
         ]));
         assert_eq!(with_socket.watchdog_every(), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn an_absurdly_short_watchdog_is_pinged_at_the_floor() {
+        let n = Notifier::from_env(env(&[("NOTIFY_SOCKET", "@x"), ("WATCHDOG_USEC", "1")]));
+        assert_eq!(n.watchdog_every(), Some(MIN_WATCHDOG_PING));
     }
 
     #[test]

@@ -1,15 +1,81 @@
-//! How text from outside the process (library errors, for now) is put into
-//! a message.
+//! How text from outside the process (a reply, a header, a config key, a
+//! library's error) goes into a log line: one function, [`untrusted`], so a
+//! server cannot write a second line, a journald priority, a terminal escape
+//! or reversed text into our log.
 
+use std::fmt::Write;
 use std::io;
 
-/// The io error without Rust's "(os error N)" tail.
+/// The most characters of one outside string we put into a line. Enough for
+/// any real server name, URL or error; a server cannot fill the log.
+pub const MAX_UNTRUSTED_CHARS: usize = 200;
+
+/// `text` escaped (see [`escape_into`]) and cut to [`MAX_UNTRUSTED_CHARS`].
+pub fn untrusted(text: &str) -> String {
+    untrusted_max(text, MAX_UNTRUSTED_CHARS)
+}
+
+/// `text` escaped and cut to `max` characters (an ellipsis marks the cut).
+pub fn untrusted_max(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 2));
+    let too_long = text.chars().nth(max).is_some();
+    for (kept, c) in text.chars().enumerate() {
+        if too_long && kept == max.saturating_sub(3) {
+            out.push_str("...");
+            break;
+        }
+        escape_into(&mut out, c);
+    }
+    out
+}
+
+/// Writes `c`, or a visible escape for a character that could change how a
+/// line reads: control characters (newline, carriage return, ESC, DEL, C1),
+/// and the Unicode bidi and invisible-format controls.
+pub fn escape_into(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if needs_escape(c) => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// The whole of a finished log line with anything a caller forgot to escape
+/// escaped; a line we wrote ourselves passes unchanged.
+pub fn guard_line(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line
+        .chars()
+        .any(|c| needs_escape(c) || c == '\n' || c == '\r')
+    {
+        return line.into();
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        escape_into(&mut out, c);
+    }
+    out.into()
+}
+
+/// The io error without Rust's "(os error N)" tail, escaped: its text may
+/// come from a library or the OS.
 pub fn describe_io(e: &io::Error) -> String {
     let text = e.to_string();
-    match text.rsplit_once(" (os error") {
-        Some((head, _)) => head.to_string(),
-        None => text,
-    }
+    let head = match text.rsplit_once(" (os error") {
+        Some((head, _)) => head,
+        None => &text,
+    };
+    untrusted(head)
 }
 
 #[cfg(test)]
@@ -17,12 +83,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_reply_cannot_start_a_line_or_set_a_priority() {
+        assert_eq!(
+            untrusted("Box\n<0>EMERGENCY reboot"),
+            "Box\\n<0>EMERGENCY reboot"
+        );
+        assert_eq!(untrusted("a\r\nb"), "a\\r\\nb");
+    }
+
+    #[test]
+    fn terminal_escapes_and_bidi_controls_become_visible() {
+        assert_eq!(untrusted("\x1b[31mred\x1b[0m"), "\\u{1b}[31mred\\u{1b}[0m");
+        assert_eq!(untrusted("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(untrusted("x\u{2066}y\u{2069}"), "x\\u{2066}y\\u{2069}");
+        assert_eq!(
+            untrusted("nul\0del\x7f c1\u{9b}"),
+            "nul\\u{0}del\\u{7f} c1\\u{9b}"
+        );
+        assert_eq!(untrusted("zero\u{200b}width"), "zero\\u{200b}width");
+    }
+
+    #[test]
+    fn ordinary_text_passes_unchanged() {
+        for s in [
+            "My Server",
+            "Zürich-01 — rack 3",
+            "日本語",
+            "a\\nb (already escaped)",
+        ] {
+            assert_eq!(untrusted(s), s);
+        }
+    }
+
+    #[test]
+    fn long_text_is_cut_with_a_mark() {
+        let long = "x".repeat(10_000);
+        let cut = untrusted(&long);
+        assert_eq!(cut.chars().count(), MAX_UNTRUSTED_CHARS);
+        assert!(cut.ends_with("..."));
+        assert_eq!(untrusted_max("abcdef", 6), "abcdef");
+        assert_eq!(untrusted_max("abcdefg", 6), "abc...");
+    }
+
+    #[test]
+    fn a_finished_line_is_guarded_too() {
+        assert_eq!(guard_line("all ours"), "all ours");
+        assert_eq!(guard_line("slipped\n<0>x"), "slipped\\n<0>x");
+    }
+
+    #[test]
     fn the_os_error_number_is_dropped() {
         let e = io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(describe_io(&e), "No such file or directory");
-        assert_eq!(
-            describe_io(&io::Error::other("is a directory")),
-            "is a directory"
-        );
+        assert_eq!(describe_io(&io::Error::other("bad\nline")), "bad\\nline");
     }
 }

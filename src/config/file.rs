@@ -1,8 +1,11 @@
 //! The JSON config file (`~/.stacksense_heartbeat.conf`), read into a [`Layer`].
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
+
+use crate::text;
 
 use super::keys::{Key, Kind};
 use super::source::{Layer, Raw, Source};
@@ -12,45 +15,66 @@ fn known_keys() -> String {
     Key::ALL.map(Key::name).join(", ")
 }
 
+/// Unknown keys warned about one by one; past this, one line counts the rest.
+const MAX_UNKNOWN_KEY_WARNINGS: usize = 5;
+
 /// The layer a file's text gives, and warnings for keys we do not know.
 pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<ConfigError>> {
     let file_error = |message: String| vec![ConfigError::file(message)];
-    let value: Value = serde_json::from_str(&relax(text)).map_err(|e| {
+    let shown_path = text::untrusted(&path.display().to_string());
+    // An empty file is the likeliest way to get here with nothing to parse.
+    if text.trim_start_matches('\u{feff}').trim().is_empty() {
+        return Err(file_error(format!(
+            "{shown_path} is empty; expected a JSON object like {{\"server_id\": 1, \"api_url\": \"https://...\"}}"
+        )));
+    }
+    let relaxed = relax(text);
+    let value: Value = serde_json::from_str(&relaxed).map_err(|e| {
         // serde_json's message ends in " at line L column C"; we lead with it instead.
         let message = e.to_string();
         let message = message
             .rsplit_once(" at line ")
             .map_or(message.as_str(), |(head, _)| head);
         file_error(format!(
-            "{}:{}:{}: malformed JSON: {message}",
-            path.display(),
+            "{shown_path}:{}:{}: malformed JSON: {}",
             e.line(),
-            e.column()
+            e.column(),
+            text::untrusted(message)
         ))
     })?;
     let Value::Object(map) = value else {
         return Err(file_error(format!(
-            "{}: expected a JSON object like {{\"server_id\": 1, \"api_url\": \"https://...\"}}",
-            path.display()
+            "{shown_path}: expected a JSON object like {{\"server_id\": 1, \"api_url\": \"https://...\"}}"
         )));
     };
+    let lines = key_lines(&relaxed).map_err(|(key, first, second)| {
+        file_error(format!(
+            "{shown_path}:{second}: key \"{}\" appears twice (lines {first} and {second}); keep one",
+            text::untrusted(&key)
+        ))
+    })?;
 
     let mut layer = Layer::default();
     let mut warnings = Vec::new();
+    let mut unknown = 0usize;
     let mut errors = Vec::new();
     for (key, value) in map {
         let source = Source::File {
             path: path.to_path_buf(),
-            line: line_of_key(text, &key),
+            line: lines.get(&key).copied(),
         };
         let Some(known) = Key::from_name(&key) else {
-            let hint = closest_key(&key)
-                .map(|k| format!(" (did you mean \"{k}\"?)"))
-                .unwrap_or_default();
-            warnings.push(format!(
-                "{source}: unknown key \"{key}\" ignored{hint}; known keys: {}",
-                known_keys()
-            ));
+            unknown += 1;
+            if unknown <= MAX_UNKNOWN_KEY_WARNINGS {
+                let hint = closest_key(&key)
+                    .map(|k| format!(" (did you mean \"{k}\"?)"))
+                    .unwrap_or_default();
+                warnings.push(format!(
+                    "{source}: unknown key \"{}\" ignored{hint}; known keys: {}",
+                    text::untrusted(&key),
+                    known_keys()
+                ));
+            }
             continue;
         };
         match text_of(known, &value) {
@@ -64,11 +88,62 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
             }),
         }
     }
+    if unknown > MAX_UNKNOWN_KEY_WARNINGS {
+        warnings.push(format!(
+            "{shown_path}: {} more unknown key(s) ignored",
+            unknown - MAX_UNKNOWN_KEY_WARNINGS
+        ));
+    }
     if errors.is_empty() {
         Ok((layer, warnings))
     } else {
         Err(errors)
     }
+}
+
+/// The 1-based line of each key of the top-level object, in one pass over
+/// the (relaxed, so comment-free) text; a key given twice is the error
+/// `(key, first line, second line)`. serde_json keeps no positions and
+/// silently keeps the last of two equal keys.
+fn key_lines(relaxed: &str) -> Result<HashMap<String, usize>, (String, usize, usize)> {
+    let mut lines = HashMap::new();
+    let mut line = 1;
+    let mut depth = 0u32;
+    let mut chars = relaxed.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth = depth.saturating_sub(1),
+            '"' => {
+                let key_line = line;
+                let mut escaped = false;
+                let mut end = relaxed.len();
+                for (i, s) in chars.by_ref() {
+                    match s {
+                        '\\' if !escaped => escaped = true,
+                        '"' if !escaped => {
+                            end = i + 1;
+                            break;
+                        }
+                        '\n' => line += 1,
+                        _ => escaped = false,
+                    }
+                }
+                let is_key = relaxed[end..].trim_start().starts_with(':');
+                if depth == 1 && is_key {
+                    // The text parsed as JSON already, so the key decodes.
+                    let key: String =
+                        serde_json::from_str(&relaxed[start..end]).unwrap_or_default();
+                    if let Some(first) = lines.insert(key.clone(), key_line) {
+                        return Err((key, first, key_line));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(lines)
 }
 
 /// Plain JSON plus what a person editing a template needs: whole-line
@@ -118,23 +193,30 @@ fn relax(text: &str) -> String {
             }
         }
     }
-    // Trailing commas: a ',' outside strings followed only by blanks and '}' or ']'.
+    // Trailing commas: a ',' outside strings after a value and before only
+    // blanks and '}' or ']'. (`{,}` has no value before its comma: it stays
+    // malformed.)
     let mut in_string = false;
     let mut escaped = false;
+    let mut previous = ' ';
     for i in 0..out.len() {
-        match out[i] {
+        let c = out[i];
+        match c {
             '\\' if in_string && !escaped => {
                 escaped = true;
                 continue;
             }
             '"' if !escaped => in_string = !in_string,
-            ',' if !in_string => {
+            ',' if !in_string && !matches!(previous, '{' | '[' | ',') => {
                 let next = out[i + 1..].iter().find(|c| !c.is_whitespace());
                 if matches!(next, Some('}' | ']')) {
                     out[i] = ' ';
                 }
             }
             _ => {}
+        }
+        if !in_string && !c.is_whitespace() || c == '"' {
+            previous = c;
         }
         escaped = false;
     }
@@ -166,23 +248,6 @@ fn type_name(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-/// The 1-based line where `"key"` first appears as an object key. serde_json
-/// keeps no positions for values, and a text search is right for any file a
-/// person wrote.
-fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    let quoted = format!("\"{key}\"");
-    let mut from = 0;
-    while let Some(pos) = text[from..].find(&quoted) {
-        let at = from + pos;
-        let after = text[at + quoted.len()..].trim_start();
-        if after.starts_with(':') {
-            return Some(text[..at].matches('\n').count() + 1);
-        }
-        from = at + quoted.len();
-    }
-    None
 }
 
 /// The known key within edit distance 2 of `key`, if there is one.
@@ -273,6 +338,7 @@ mod tests {
     fn a_non_object_is_refused() {
         assert!(parse("[1, 2]", path()).is_err());
         assert!(parse("", path()).is_err());
+        assert!(parse("\"text\"", path()).is_err());
     }
 
     #[test]
@@ -304,6 +370,78 @@ mod tests {
     fn a_byte_order_mark_is_ignored() {
         let (layer, _) = parse("\u{feff}{\"server_id\": 3}", path()).unwrap();
         assert_eq!(layer.get(Key::ServerId).unwrap().text, "3");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_naming_both_lines() {
+        let errs = parse(
+            "{\n \"interval\": 5,\n \"server_id\": 1,\n \"interval\": 6\n}",
+            path(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            "config file: /etc/hb.conf:4: key \"interval\" appears twice (lines 2 and 4); keep one"
+        );
+        // The same name inside a nested value is not a duplicate.
+        assert!(parse("{\"a\": {\"server_id\": 1}, \"server_id\": 2}", path()).is_ok());
+    }
+
+    #[test]
+    fn a_comma_with_no_value_before_it_is_malformed() {
+        for text in ["{,}", "{\"server_id\": 1,,}", "[,]"] {
+            assert!(parse(text, path()).is_err(), "{text} accepted");
+        }
+        assert!(parse("{\"server_id\": 1,}", path()).is_ok());
+    }
+
+    #[test]
+    fn an_empty_file_says_so() {
+        let errs = parse("  \n", path()).unwrap_err();
+        assert!(
+            errs[0].to_string().contains("/etc/hb.conf is empty"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn many_unknown_keys_are_read_in_linear_time_and_warned_about_briefly() {
+        let mut text = String::from("{\n");
+        for i in 0..80_000 {
+            text.push_str(&format!("  \"unknown_{i}\": {i},\n"));
+        }
+        text.push_str("  \"server_id\": 1\n}\n");
+        let started = std::time::Instant::now();
+        let (layer, warnings) = parse(&text, path()).unwrap();
+        // Was 22 s (a text search per key); a debug build now takes well under one.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            layer.get(Key::ServerId).unwrap().source.to_string(),
+            "/etc/hb.conf:80002"
+        );
+        assert_eq!(warnings.len(), MAX_UNKNOWN_KEY_WARNINGS + 1);
+        assert!(
+            warnings
+                .last()
+                .unwrap()
+                .ends_with("79995 more unknown key(s) ignored")
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_cannot_forge_a_log_line() {
+        let (_, warnings) = parse("{\"x\\n<0>EMERGENCY\": 1}", path()).unwrap();
+        assert!(
+            warnings[0].contains("\"x\\n<0>EMERGENCY\""),
+            "{}",
+            warnings[0]
+        );
+        assert!(!warnings[0].contains('\n'));
     }
 
     #[test]

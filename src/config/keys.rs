@@ -94,6 +94,12 @@ impl Key {
         })
     }
 
+    /// A setting whose value is never echoed: the token, and the token
+    /// file's path (a token pasted there by mistake must not be printed).
+    pub fn is_secret(self) -> bool {
+        matches!(self, Key::Token | Key::TokenFile)
+    }
+
     /// The range of a setting in seconds.
     pub fn seconds_range(self) -> Option<(f64, f64)> {
         match self.spec().kind {

@@ -6,6 +6,7 @@
 mod env;
 mod file;
 mod keys;
+mod proxy;
 mod report;
 mod source;
 pub mod value;
@@ -14,15 +15,17 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, help_rows};
+pub use proxy::Proxying;
 pub use report::{check_report, startup_line};
 pub use source::{Layer, Raw, Setting, Source};
 
-use crate::text::describe_io;
+use crate::clock::format_duration;
+use crate::text::{self, describe_io};
 pub const DEFAULT_FILE_NAME: &str = ".stacksense_heartbeat.conf";
 /// The file name `LoadCredential=token:...` gives the token under systemd.
 pub const CREDENTIAL_NAME: &str = "token";
@@ -40,6 +43,7 @@ pub struct Config {
     pub token: Option<Setting<Token>>,
     pub ca: Option<Setting<CaBundle>>,
     pub splay: Setting<bool>,
+    pub proxy: Proxying,
     pub file: ConfigFile,
 }
 
@@ -49,6 +53,8 @@ pub enum ConfigFile {
     /// No home directory and no `--config`/`STACKSENSE_CONFIG`.
     NoneLookedFor,
     Missing(PathBuf),
+    /// The default file, which we may not read (a warning, not an error).
+    Unreadable(PathBuf),
     Loaded(PathBuf),
 }
 
@@ -88,14 +94,23 @@ pub struct ConfigError {
 pub enum About {
     Setting(Key),
     ConfigFile,
+    /// The proxy environment variables (`https_proxy`, ...).
+    Proxy,
 }
 
 impl ConfigError {
     fn value(key: Key, raw: &Raw, message: String) -> ConfigError {
+        // A token setting's value is never shown, even a wrong one: it may be
+        // the token itself, pasted into the wrong place.
+        let message = if key.is_secret() {
+            format!("{message} (the value is not shown: it may be a secret)")
+        } else {
+            format!("\"{}\" {message}", text::untrusted_max(&raw.text, 80))
+        };
         ConfigError {
             about: About::Setting(key),
             source: Some(raw.source.clone()),
-            message: format!("{:?} {message}", shorten(&raw.text)),
+            message,
         }
     }
 
@@ -113,19 +128,12 @@ impl fmt::Display for ConfigError {
         let name = match self.about {
             About::Setting(key) => key.name(),
             About::ConfigFile => "config file",
+            About::Proxy => "proxy",
         };
         match &self.source {
             Some(source) => write!(f, "{name} (from {source}): {}", self.message),
             None => write!(f, "{name}: {}", self.message),
         }
-    }
-}
-
-fn shorten(text: &str) -> String {
-    if text.chars().count() <= 80 {
-        text.to_string()
-    } else {
-        text.chars().take(77).chain("...".chars()).collect()
     }
 }
 
@@ -144,16 +152,20 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
     let env = env::layer(inputs.env)?;
     let (file_layer, file) = read_config_file(&inputs)?;
     let mut resolved = resolve(&inputs.flags, &env, &file_layer, &file)?;
+    // systemd sets an absolute CREDENTIALS_DIRECTORY; an empty or relative
+    // one (inherited, or a typo) would read ./token from wherever we run.
     if resolved.token.is_none()
-        && let Some(dir) = (inputs.env)("CREDENTIALS_DIRECTORY")
+        && let Some(dir) = (inputs.env)("CREDENTIALS_DIRECTORY").map(PathBuf::from)
+        && dir.is_absolute()
     {
-        let path = PathBuf::from(dir).join(CREDENTIAL_NAME);
+        let path = dir.join(CREDENTIAL_NAME);
         if path.exists() {
             let text = path.to_string_lossy().into_owned();
             resolved.token = Some(TokenSpec::File(Raw::new(text, Source::Credential(path))));
         }
     }
 
+    warn_about_combinations(&resolved);
     let mut errors = Vec::new();
     let r = resolved;
     let token = match r.token {
@@ -164,6 +176,9 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
         None => None,
         Some(raw) => read_ca(&raw).map_err(|e| errors.push(e)).ok(),
     };
+    let proxy = proxy::choose(inputs.env, &r.api_url.value)
+        .map_err(|e| errors.push(e))
+        .unwrap_or(Proxying::Direct);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -176,17 +191,20 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
         token,
         ca,
         splay: r.splay,
+        proxy,
         file,
     })
 }
 
 fn read_config_file(inputs: &Inputs) -> Result<(Layer, ConfigFile), Vec<ConfigError>> {
-    let (path, explicit) = match (&inputs.config_flag, (inputs.env)("STACKSENSE_CONFIG")) {
+    let from_env = (inputs.env)("STACKSENSE_CONFIG")
+        .and_then(|p| p.into_string().ok())
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty());
+    let (path, explicit) = match (&inputs.config_flag, from_env) {
         (Some(path), _) => (path.clone(), Some(Source::Flag("--config"))),
-        (None, Some(path)) if !path.is_empty() => {
-            (PathBuf::from(path), Some(Source::Env("STACKSENSE_CONFIG")))
-        }
-        _ => match &inputs.home {
+        (None, Some(path)) => (PathBuf::from(path), Some(Source::Env("STACKSENSE_CONFIG"))),
+        (None, None) => match &inputs.home {
             Some(home) => (home.join(DEFAULT_FILE_NAME), None),
             None => return Ok((Layer::default(), ConfigFile::NoneLookedFor)),
         },
@@ -196,11 +214,22 @@ fn read_config_file(inputs: &Inputs) -> Result<(Layer, ConfigFile), Vec<ConfigEr
         Err(e) if e.kind() == io::ErrorKind::NotFound && explicit.is_none() => {
             return Ok((Layer::default(), ConfigFile::Missing(path)));
         }
+        // The default file is optional: a service user whose HOME it cannot
+        // read still runs on flags and environment.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && explicit.is_none() => {
+            log::warn!(
+                "cannot read the default config file {}: {}; going on without it \
+                 (name a file with --config to make this an error)",
+                shown(&path),
+                describe_io(&e)
+            );
+            return Ok((Layer::default(), ConfigFile::Unreadable(path)));
+        }
         Err(e) => {
             return Err(vec![ConfigError {
                 about: About::ConfigFile,
                 source: explicit,
-                message: format!("cannot read {}: {}", path.display(), describe_io(&e)),
+                message: format!("cannot read {}: {}", shown(&path), describe_io(&e)),
             }]);
         }
     };
@@ -208,10 +237,37 @@ fn read_config_file(inputs: &Inputs) -> Result<(Layer, ConfigFile), Vec<ConfigEr
     for warning in warnings {
         log::warn!("{warning}");
     }
+    warn_if_writable_by_others(&path);
     if layer.get(Key::Token).is_some() {
         warn_if_world_readable(&path, "config file with a token");
     }
     Ok((layer, ConfigFile::Loaded(path)))
+}
+
+/// A path for a message: it came from outside, so it is escaped.
+fn shown(path: &Path) -> String {
+    text::untrusted(&path.display().to_string())
+}
+
+/// Settings that are valid one by one but surprising together.
+fn warn_about_combinations(r: &Resolved) {
+    // The default timeout quietly becomes the interval when that is shorter;
+    // a timeout the user chose is worth a word.
+    if r.timeout.value >= r.interval.value && r.timeout.source != Source::Default {
+        log::warn!(
+            "timeout ({}) is not shorter than interval ({}): each attempt is cut to the time \
+             left before the next beat; lower timeout or raise interval",
+            format_duration(r.timeout.value),
+            format_duration(r.interval.value)
+        );
+    }
+    if r.token.is_some() && value::sends_in_clear(&r.api_url.value) {
+        log::warn!(
+            "the token will be sent in clear text over http:// to {}; use https:// \
+             (plain http is only safe to a loopback address)",
+            text::untrusted(&r.api_url.value)
+        );
+    }
 }
 
 /// How the token is given: inline (env/file) or as a path to read.
@@ -246,7 +302,9 @@ fn resolve(
     let mut errors = Vec::new();
 
     let file_hint = match file_status {
-        ConfigFile::Loaded(p) | ConfigFile::Missing(p) => format!(" in {}", p.display()),
+        ConfigFile::Loaded(p) | ConfigFile::Missing(p) | ConfigFile::Unreadable(p) => {
+            format!(" in {}", shown(p))
+        }
         ConfigFile::NoneLookedFor => " in the config file".into(),
     };
     let mut required = |key: Key, parse: fn(&str) -> Result<String, String>| {
@@ -373,10 +431,14 @@ fn read_token(spec: TokenSpec) -> Result<Setting<Token>, ConfigError> {
         TokenSpec::Inline(raw) => (raw.text, raw.source),
         TokenSpec::File(raw) => {
             let path = Path::new(&raw.text);
+            // The path is not shown (see ConfigError::value); its source is.
             let text = read_small_file(path).map_err(|e| ConfigError {
                 about: About::Setting(Key::TokenFile),
                 source: Some(raw.source.clone()),
-                message: format!("cannot read {}: {}", path.display(), describe_io(&e)),
+                message: format!(
+                    "cannot read the file it names: {} (the value is not shown: it may be a secret)",
+                    describe_io(&e)
+                ),
             })?;
             if !matches!(raw.source, Source::Credential(_)) {
                 warn_if_world_readable(path, "token file");
@@ -403,25 +465,23 @@ fn read_ca(raw: &Raw) -> Result<Setting<CaBundle>, ConfigError> {
         source: Some(raw.source.clone()),
         message,
     };
-    let text = read_small_file(&path).map_err(|e| {
-        error(format!(
-            "cannot read {}: {}",
-            path.display(),
-            describe_io(&e)
-        ))
-    })?;
+    let text = read_small_file(&path)
+        .map_err(|e| error(format!("cannot read {}: {}", shown(&path), describe_io(&e))))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(text.as_bytes()) {
         match item {
             Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
             Ok(_) => {}
-            Err(e) => return Err(error(format!("{} is not valid PEM: {e}", path.display()))),
+            Err(e) => {
+                let why = text::untrusted(&e.to_string());
+                return Err(error(format!("{} is not valid PEM: {why}", shown(&path))));
+            }
         }
     }
     if certs.is_empty() {
         return Err(error(format!(
             "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
+            shown(&path)
         )));
     }
     // ureq would skip certificates it cannot use; we would rather say so now.
@@ -432,7 +492,7 @@ fn read_ca(raw: &Raw) -> Result<Setting<CaBundle>, ConfigError> {
             error(format!(
                 "certificate {} in {} cannot be used as a CA: {e}",
                 i + 1,
-                path.display()
+                shown(&path)
             ))
         })?;
     }
@@ -442,10 +502,22 @@ fn read_ca(raw: &Raw) -> Result<Setting<CaBundle>, ConfigError> {
     })
 }
 
+/// Reads a config, token or CA file. Opened non-blocking and refused
+/// unless it is a regular file: a FIFO would hang open(2) and read(2)
+/// forever, a device could be endless.
 fn read_small_file(path: &Path) -> io::Result<String> {
-    let file = fs::File::open(path)?;
-    if file.metadata()?.is_dir() {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_dir() {
         return Err(io::Error::other("is a directory"));
+    }
+    if !kind.is_file() {
+        return Err(io::Error::other(
+            "is not a regular file (a FIFO, socket or device?); name a regular file",
+        ));
     }
     let mut text = String::new();
     file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
@@ -463,7 +535,28 @@ fn warn_if_world_readable(path: &Path, what: &str) {
         if mode & 0o004 != 0 {
             log::warn!(
                 "{what} {} is readable by every user (mode {:04o}); chmod 600 it",
-                path.display(),
+                shown(path),
+                mode & 0o7777
+            );
+        }
+    }
+}
+
+/// Whoever can write the config file can point `api_url` and `token_file`
+/// anywhere.
+fn warn_if_writable_by_others(path: &Path) {
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o022 != 0 {
+            log::warn!(
+                "config file {} is writable by {} (mode {:04o}): whoever can write it can send \
+                 the token anywhere; chmod go-w it",
+                shown(path),
+                if mode & 0o002 != 0 {
+                    "every user"
+                } else {
+                    "its group"
+                },
                 mode & 0o7777
             );
         }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Config, ConfigFile, Key};
+use super::{Config, ConfigFile, Key, Proxying};
 use crate::cli::VERSION;
 use crate::clock::format_duration;
 
@@ -22,11 +22,23 @@ pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
         None => "no splay".into(),
     };
     format!(
-        "stacksense-heartbeat {VERSION} starting: POST {} every {} ({splay}, timeout {}, {token}, {ca})",
+        "stacksense-heartbeat {VERSION} starting: POST {} every {} ({splay}, timeout {}, {token}, {ca}{})",
         config.heartbeat_url,
         format_duration(config.interval.value),
         format_duration(config.timeout.value),
+        proxy_words(&config.proxy)
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default(),
     )
+}
+
+/// How beats reach the server, when that is not simply "direct".
+fn proxy_words(proxying: &Proxying) -> Option<String> {
+    match proxying {
+        Proxying::Direct => None,
+        Proxying::Bypassed { var } => Some(format!("no proxy: {var} names the server")),
+        Proxying::Via(p) => Some(format!("via proxy {} from {}", p.shown, p.source)),
+    }
 }
 
 /// `--check`: each effective value and where it came from; the token only as "set".
@@ -34,6 +46,7 @@ pub fn check_report(config: &Config) -> String {
     let file = match &config.file {
         ConfigFile::Loaded(p) => format!("{} (read)", p.display()),
         ConfigFile::Missing(p) => format!("{} (not present; fine)", p.display()),
+        ConfigFile::Unreadable(p) => format!("{} (not readable; skipped)", p.display()),
         ConfigFile::NoneLookedFor => "none (no home directory)".into(),
     };
     let mut rows: Vec<(&str, String, String)> = vec![("config file", file, String::new())];
@@ -84,6 +97,12 @@ pub fn check_report(config: &Config) -> String {
             rows.push(("heartbeat", post, String::new()));
         }
     }
+
+    rows.push((
+        "proxy",
+        proxy_words(&config.proxy).unwrap_or_else(|| "none".into()),
+        String::new(),
+    ));
 
     let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0);
     let mut out = String::new();

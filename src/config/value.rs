@@ -58,6 +58,27 @@ pub fn api_url(text: &str) -> Result<String, String> {
     Ok(text.trim_end_matches('/').to_string())
 }
 
+/// Would a request to this (validated) API URL cross the network in clear
+/// text? Plain http:// to anything but a loopback address does.
+pub fn sends_in_clear(api_url: &str) -> bool {
+    let Ok(uri) = api_url.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    if !uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http"))
+    {
+        return false;
+    }
+    let host = uri.host().unwrap_or("");
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
 /// `{api_url}/api/heartbeat/{server_id}/`.
 pub fn heartbeat_url(api_url: &str, server_id: &str) -> String {
     format!(
@@ -138,6 +159,16 @@ mod tests {
         ] {
             assert!(api_url(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn clear_text_is_http_beyond_loopback() {
+        assert!(sends_in_clear("http://monitor.example.com"));
+        assert!(sends_in_clear("HTTP://10.0.0.5:8080/x"));
+        assert!(!sends_in_clear("https://monitor.example.com"));
+        assert!(!sends_in_clear("http://127.0.0.1:9"));
+        assert!(!sends_in_clear("http://[::1]:9"));
+        assert!(!sends_in_clear("http://localhost:8080"));
     }
 
     #[test]
