@@ -176,6 +176,9 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
         None => None,
         Some(raw) => read_ca(&raw).map_err(|e| errors.push(e)).ok(),
     };
+    if let Some(ca) = &ca {
+        warn_if_only_the_servers_own_ca_cert(&ca.value, &r.api_url.value);
+    }
     let proxy = proxy::choose(inputs.env, &r.api_url.value)
         .map_err(|e| errors.push(e))
         .unwrap_or(Proxying::Direct);
@@ -242,6 +245,61 @@ fn read_config_file(inputs: &Inputs) -> Result<(Layer, ConfigFile), Vec<ConfigEr
         warn_if_world_readable(&path, "config file with a token");
     }
     Ok((layer, ConfigFile::Loaded(path)))
+}
+
+/// A self-signed certificate made with `openssl req -x509` is CA:TRUE, and
+/// TLS clients refuse a CA certificate as the server's own: every beat
+/// would fail although `--ca-file` names exactly the server's certificate.
+/// Says so when every certificate in the file is a CA and one of them
+/// names the server.
+fn warn_if_only_the_servers_own_ca_cert(ca: &CaBundle, api_url: &str) {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let Some(host) = api_url
+        .parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_string()))
+    else {
+        return;
+    };
+    let Ok(name) = ServerName::try_from(host.as_str()) else {
+        return;
+    };
+    let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+    let mut names_server = false;
+    for cert in &ca.certs {
+        let der = CertificateDer::from(cert.der());
+        let (Ok(ee), Ok(anchor)) = (
+            webpki::EndEntityCert::try_from(&der),
+            webpki::anchor_from_trusted_cert(&der),
+        ) else {
+            return;
+        };
+        // Verified as a server certificate against itself: a CA says so.
+        let anchors = [anchor];
+        let as_server = ee.verify_for_usage(
+            algs.all,
+            &anchors,
+            &[],
+            UnixTime::now(),
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        );
+        if !matches!(as_server, Err(webpki::Error::CaUsedAsEndEntity)) {
+            return;
+        }
+        names_server |= ee.verify_is_valid_for_subject_name(&name).is_ok();
+    }
+    if names_server {
+        log::warn!(
+            "ca_file {} holds only CA certificates (CA:TRUE), one of them for {}: if the server \
+             presents that certificate itself, every beat will fail (TLS clients refuse a CA \
+             certificate as a server's own); give the server a certificate signed by it, or make \
+             the self-signed one with -addext basicConstraints=critical,CA:FALSE",
+            shown(&ca.path),
+            text::untrusted(&host)
+        );
+    }
 }
 
 /// A path for a message: it came from outside, so it is escaped.

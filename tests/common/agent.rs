@@ -82,6 +82,36 @@ impl AgentCmd {
         self
     }
 
+    pub fn arg_path(mut self, path: &Path) -> AgentCmd {
+        self.cmd.arg(path);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> AgentCmd {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Runs the agent as another user (the test must be root).
+    pub fn as_user(mut self, uid: u32, gid: u32) -> AgentCmd {
+        self.cmd.uid(uid).gid(gid);
+        self
+    }
+
+    /// Starts the agent with its stderr on a pipe that nobody ever reads.
+    pub fn spawn_with_unread_stderr(mut self) -> Running {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = ChildGuard::spawn(&mut self.cmd);
+        Running {
+            child,
+            lines: Arc::new(Mutex::new(Vec::new())),
+            _home: self.home,
+        }
+    }
+
     /// Runs to completion (for --check, --once and start-up errors) within
     /// [`OUTPUT_DEADLINE`].
     pub fn finish(self) -> Output {

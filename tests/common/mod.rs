@@ -4,11 +4,13 @@
 #![allow(dead_code, unused_imports)] // each test binary and example uses a different part of it
 
 mod agent;
+mod proxy;
 mod receiver;
 mod tempdir;
 mod tls;
 
 pub use agent::*;
+pub use proxy::TunnelProxy;
 pub use receiver::*;
 pub use tempdir::TempDir;
 pub use tls::TlsFixture;

@@ -29,6 +29,21 @@ impl TlsFixture {
         }
     }
 
+    /// What `openssl req -x509` makes: one self-signed certificate for
+    /// 127.0.0.1 that is also CA:TRUE, served as the server's own.
+    pub fn self_signed_ca_as_server() -> TlsFixture {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        TlsFixture {
+            ca_pem: cert.pem(),
+            cert: cert.der().clone(),
+            key_der: key.serialize_der(),
+        }
+    }
+
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = rustls::pki_types::PrivateKeyDer::try_from(self.key_der.clone()).unwrap();
