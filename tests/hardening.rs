@@ -125,7 +125,7 @@ fn an_unreadable_home_is_a_warning_when_flags_say_everything() {
         "http://127.0.0.1:9",
     ]);
     if root {
-        cmd = cmd.as_user(65534, 65534);
+        cmd = cmd.run_as(65534, 65534);
     }
     let out = cmd.finish();
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();

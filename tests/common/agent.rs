@@ -93,7 +93,7 @@ impl AgentCmd {
     }
 
     /// Runs the agent as another user (the test must be root).
-    pub fn as_user(mut self, uid: u32, gid: u32) -> AgentCmd {
+    pub fn run_as(mut self, uid: u32, gid: u32) -> AgentCmd {
         self.cmd.uid(uid).gid(gid);
         self
     }
