@@ -31,6 +31,12 @@ impl SystemClock {
     }
 }
 
+impl Default for SystemClock {
+    fn default() -> SystemClock {
+        SystemClock::new()
+    }
+}
+
 impl Clock for SystemClock {
     fn elapsed(&self) -> Duration {
         self.start.elapsed()

@@ -1,31 +1,19 @@
 //! stacksense-heartbeat: args/env/file -> validated `Config` -> agent loop ->
 //! one heartbeat -> outcome. This file only wires those together.
 
-mod agent;
-mod backoff;
-mod classify;
-mod cli;
-mod clock;
-mod config;
-mod heartbeat;
-mod logging;
-mod notify;
-mod schedule;
-mod signals;
-mod text;
-
 use std::env;
 use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agent::{Agent, Role};
-use cli::{Mode, UsageError};
-use clock::SystemClock;
-use config::{Config, ConfigError};
-use heartbeat::Client;
-use notify::Notifier;
+use stacksense_heartbeat::agent::{Agent, Role};
+use stacksense_heartbeat::cli::{self, Mode, UsageError};
+use stacksense_heartbeat::clock::{self, SystemClock};
+use stacksense_heartbeat::config::{self, Config, ConfigError};
+use stacksense_heartbeat::heartbeat::Client;
+use stacksense_heartbeat::notify::Notifier;
+use stacksense_heartbeat::{logging, signals};
 
 fn main() -> ExitCode {
     let journald = logging::stderr_is_journal(env::var("JOURNAL_STREAM").ok());

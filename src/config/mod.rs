@@ -19,6 +19,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use file::parse as parse_file;
 pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, help_rows};
 pub use proxy::Proxying;
 pub use report::{check_report, startup_line};

@@ -1,0 +1,62 @@
+//! stacksense-heartbeat's engine: args/env/file -> validated `Config` ->
+//! agent loop -> one heartbeat -> outcome. `main.rs` wires it together; the
+//! library exists so that wiring stays thin and the parsers can be fuzzed.
+
+pub mod agent;
+mod backoff;
+mod classify;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod heartbeat;
+pub mod logging;
+pub mod notify;
+mod schedule;
+pub mod signals;
+mod text;
+
+/// Entry points for `fuzz/` (cargo-fuzz): the parsers that read outside
+/// input, each checked for the promises the rest of the agent relies on.
+#[doc(hidden)]
+pub mod fuzz {
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
+    /// The config file reader: never panics, and every line it names exists.
+    pub fn config_file(text: &str) {
+        let lines = text.lines().count().max(1);
+        if let Ok((layer, warnings)) = crate::config::parse_file(text, Path::new("/f.conf")) {
+            assert!(warnings.len() <= 6, "unknown-key warnings are capped");
+            for key in crate::config::Key::ALL {
+                if let Some(raw) = layer.get(key)
+                    && let crate::config::Source::File { line: Some(line), .. } = raw.source
+                {
+                    assert!((1..=lines).contains(&line), "line {line} of {lines}");
+                }
+            }
+        }
+    }
+
+    /// `Retry-After`: never panics, and a date never means a wait past the year 9999.
+    pub fn retry_after(value: &str) {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        if let Some(wait) = crate::classify::parse_retry_after(value, now)
+            && crate::clock::parse_http_date(value).is_some()
+        {
+            assert!(wait < Duration::from_secs(8_000 * 365 * 86_400));
+        }
+    }
+
+    /// The reply parser: never panics on any body.
+    pub fn reply(body: &[u8]) {
+        let _ = crate::heartbeat::Reply::parse(body);
+    }
+
+    /// Escaping: whatever goes in, one safe line of bounded length comes out.
+    pub fn untrusted(text: &str) {
+        let out = crate::text::untrusted(text);
+        assert!(out.chars().count() <= 10 * crate::text::MAX_UNTRUSTED_CHARS);
+        assert!(!out.chars().any(|c| c.is_control()), "{out:?}");
+        assert_eq!(crate::text::guard_line(&out), out.as_str());
+    }
+}
