@@ -10,13 +10,17 @@ use std::time::{Duration, Instant, SystemTime};
 use ureq::http::Uri;
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{
+    ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector, TcpConnector,
+};
 
 use serde_json::Value;
 
 use crate::classify::{self, Failure, Route};
 use crate::cli::VERSION;
 use crate::config::{Config, Proxying};
+use crate::reuse::{self, Kept};
+use crate::text;
 
 /// The most of a reply body we read. The expected JSON is ~150 bytes; a
 /// misconfigured URL can answer with megabytes of HTML we must not hold.
@@ -66,6 +70,8 @@ impl Reply {
 
 pub struct Client {
     agent: ureq::Agent,
+    /// The connection the last beat left open, if any (always none without keep-alive).
+    kept: Kept,
     url: String,
     /// `host:port`, for messages.
     origin: String,
@@ -91,6 +97,7 @@ impl Client {
             .token
             .as_ref()
             .map(|t| format!("Bearer {}", t.value.expose()));
+        let keepalive = config.keepalive.value;
         // config::proxy accepted the URL only after this same call took it.
         let (proxy, proxy_hop) = match &config.proxy {
             Proxying::Via(p) => (ureq::Proxy::new(&p.url).ok(), Some(p.hop.clone())),
@@ -108,12 +115,12 @@ impl Client {
             .timeout_global(Some(config.timeout.value))
             .user_agent(user_agent())
             .accept("application/json")
-            // No pooling: a beat every 30 s would find its idle connection
-            // closed by the server about as often as not, and report a false
-            // failure. A fresh connection per beat also holds no socket or
-            // TLS state between beats.
-            .max_idle_connections(0)
-            .max_idle_connections_per_host(0)
+            // At most the one connection beats go over. Whether an attempt
+            // may use it is decided per attempt (reuse.rs), so ureq's own
+            // idle limit only has to outlast ours.
+            .max_idle_connections(usize::from(keepalive))
+            .max_idle_connections_per_host(usize::from(keepalive))
+            .max_idle_age(reuse::DEFAULT_IDLE * 2)
             // ureq's defaults are 128 KiB each, zeroed for every connection.
             // The send buffer is sized from our request (a long JWT, a long
             // api_url), so whatever --check accepts can be sent.
@@ -128,10 +135,16 @@ impl Client {
             .proxy(proxy)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
-        let agent =
-            ureq::Agent::with_parts(http, DefaultConnector::default(), LiteralFirst::default());
+        // ureq's own chain (a CONNECT proxy, TCP, rustls), with the TLS
+        // client configuration shared for the life of the process.
+        let connector =
+            ().chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(OneTlsConfig::default());
+        let agent = ureq::Agent::with_parts(http, connector, LiteralFirst::default());
         Client {
             agent,
+            kept: Kept::none(),
             origin: origin_of(&config.api_url.value),
             proxy: proxy_hop,
             url: config.heartbeat_url.clone(),
@@ -146,8 +159,52 @@ impl Transport for Client {
         &self.origin
     }
 
+    /// One beat: on the kept connection when the server may still hold it
+    /// open (with a short first-byte deadline), and on a new connection if
+    /// that one turns out dead, all within `budget`.
     fn send(&mut self, budget: Duration) -> Outcome {
         let started = Instant::now();
+        let mut left = budget;
+        if let Some((idle, first_byte)) = self.kept.reuse_at(started, budget) {
+            match self.attempt(budget, idle, Some(first_byte)) {
+                Err(e) if reuse::dead_connection(&e) => {
+                    // Not a failure: the server or a NAT let an idle connection go.
+                    log::debug!(
+                        "kept connection to {} was dead ({}); sending on a new one",
+                        self.origin,
+                        text::untrusted(&e.to_string())
+                    );
+                }
+                result => return self.outcome(result, started, budget),
+            }
+            left = budget
+                .saturating_sub(started.elapsed())
+                .max(crate::backoff::MIN_ATTEMPT);
+        }
+        let result = self.attempt(left, Duration::ZERO, None);
+        self.outcome(result, started, left)
+    }
+}
+
+/// A reply as far as we read it.
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    location: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Client {
+    /// One request. `idle` is how old a pooled connection may be to carry it
+    /// (zero: a new connection); `first_byte` limits the wait for the reply
+    /// to start.
+    fn attempt(
+        &mut self,
+        budget: Duration,
+        idle: Duration,
+        first_byte: Option<Duration>,
+    ) -> Result<Answer, ureq::Error> {
+        let sent = Instant::now();
         let mut request = self
             .agent
             .post(&self.url)
@@ -158,10 +215,72 @@ impl Transport for Client {
         let result = request
             .config()
             .timeout_global(Some(budget))
+            .timeout_recv_response(first_byte)
+            .max_idle_age(idle)
             .build()
             .send(self.body.as_bytes());
         let mut response = match result {
             Ok(response) => response,
+            Err(e) => {
+                self.kept = Kept::none();
+                return Err(e);
+            }
+        };
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (connection, keep_alive) = (header("connection"), header("keep-alive"));
+        let mut answer = Answer {
+            status: response.status().as_u16(),
+            retry_after: header("retry-after"),
+            location: header("location"),
+            body: Vec::new(),
+        };
+        // The status line has arrived; a body cut short or too big changes
+        // nothing, but only a body read to its end leaves the connection
+        // reusable.
+        let read = response
+            .body_mut()
+            .as_reader()
+            .take(MAX_REPLY_BYTES + 1)
+            .read_to_end(&mut answer.body);
+        let whole = match read {
+            Ok(n) => n as u64 <= MAX_REPLY_BYTES,
+            Err(e) => {
+                log::debug!(
+                    "reply body from {} unreadable: {}",
+                    self.origin,
+                    text::untrusted(&e.to_string())
+                );
+                false
+            }
+        };
+        answer.body.truncate(MAX_REPLY_BYTES as usize);
+        self.kept = if whole {
+            Kept::after_reply(
+                Instant::now(),
+                sent.elapsed(),
+                connection.as_deref(),
+                keep_alive.as_deref(),
+            )
+        } else {
+            Kept::none()
+        };
+        Ok(answer)
+    }
+
+    fn outcome(
+        &self,
+        result: Result<Answer, ureq::Error>,
+        started: Instant,
+        budget: Duration,
+    ) -> Outcome {
+        let answer = match result {
+            Ok(answer) => answer,
             Err(e) => {
                 let route = Route {
                     origin: &self.origin,
@@ -170,40 +289,55 @@ impl Transport for Client {
                 return Outcome::Failed(classify::error_failure(&e, route, budget));
             }
         };
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (retry_after, location) = (header("retry-after"), header("location"));
-        // The status line has arrived; a body cut short or too big changes nothing.
-        let mut body = Vec::new();
-        if let Err(e) = response
-            .body_mut()
-            .as_reader()
-            .take(MAX_REPLY_BYTES)
-            .read_to_end(&mut body)
-        {
-            log::debug!("reply body from {} unreadable: {e}", self.origin);
-        }
-        if (200..300).contains(&status) {
+        if (200..300).contains(&answer.status) {
             Outcome::Accepted {
-                reply: Reply::parse(&body),
+                reply: Reply::parse(&answer.body),
                 took: started.elapsed(),
             }
         } else {
             Outcome::Failed(classify::status_failure(
-                status,
-                retry_after.as_deref(),
-                location.as_deref(),
-                &body,
+                answer.status,
+                answer.retry_after.as_deref(),
+                answer.location.as_deref(),
+                &answer.body,
                 &self.origin,
                 SystemTime::now(),
             ))
         }
+    }
+}
+
+/// ureq's rustls connector, told that every connection uses the agent's
+/// TLS configuration. Each attempt sets its own timeouts, which makes ureq
+/// treat the whole configuration as request-level and build a new rustls
+/// `ClientConfig` (root store and an empty session cache) for every
+/// connection: no TLS session was ever resumed. Our TLS settings never
+/// change per request, so the connector may build the `ClientConfig` once
+/// and keep it, and its session cache, for the life of the process.
+#[derive(Debug, Default)]
+struct OneTlsConfig(RustlsConnector);
+
+impl<In: ureq::unversioned::transport::Transport> Connector<In> for OneTlsConfig {
+    type Out = <RustlsConnector as Connector<In>>::Out;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let agent_level = ConnectionDetails {
+            uri: details.uri,
+            addrs: details.addrs.clone(),
+            config: details.config,
+            request_level: false,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: details.timeout,
+            current_time: details.current_time.clone(),
+            run_connector: details.run_connector.clone(),
+            register_shutdown: details.register_shutdown.clone(),
+        };
+        self.0.connect(&agent_level, chained)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod heartbeat;
 pub mod logging;
 pub mod notify;
+mod reuse;
 mod schedule;
 pub mod signals;
 mod text;
@@ -29,7 +30,9 @@ pub mod fuzz {
             assert!(warnings.len() <= 6, "unknown-key warnings are capped");
             for key in crate::config::Key::ALL {
                 if let Some(raw) = layer.get(key)
-                    && let crate::config::Source::File { line: Some(line), .. } = raw.source
+                    && let crate::config::Source::File {
+                        line: Some(line), ..
+                    } = raw.source
                 {
                     assert!((1..=lines).contains(&line), "line {line} of {lines}");
                 }

@@ -19,6 +19,7 @@ pub enum Key {
     TokenFile,
     CaFile,
     Splay,
+    Keepalive,
 }
 
 /// How a setting is given on the command line.
@@ -58,7 +59,7 @@ pub struct Spec {
 }
 
 impl Key {
-    pub const ALL: [Key; 8] = [
+    pub const ALL: [Key; 9] = [
         Key::ServerId,
         Key::ApiUrl,
         Key::Interval,
@@ -67,6 +68,7 @@ impl Key {
         Key::TokenFile,
         Key::CaFile,
         Key::Splay,
+        Key::Keepalive,
     ];
 
     pub fn spec(self) -> &'static Spec {
@@ -110,7 +112,7 @@ impl Key {
 }
 
 /// In the order of [`Key`]'s variants, which the build checks.
-const SETTINGS: [Spec; 8] = [
+const SETTINGS: [Spec; 9] = [
     Spec {
         key: Key::ServerId,
         name: "server_id",
@@ -193,6 +195,17 @@ const SETTINGS: [Spec; 8] = [
         help: "--no-splay puts beats on exact multiples of the interval from\n\
                start instead of a random phase (splay keeps a fleet from\n\
                beating in lockstep).",
+    },
+    Spec {
+        key: Key::Keepalive,
+        name: "keepalive",
+        env: "STACKSENSE_KEEPALIVE",
+        flag: Flag::Sets("--no-keepalive", "false"),
+        kind: Kind::Bool,
+        default: "true",
+        help: "Reuse the connection while the server keeps it open (a dead one is\n\
+               replaced within the same beat). --no-keepalive: a new connection\n\
+               per beat (TLS sessions are still resumed).",
     },
 ];
 

@@ -44,6 +44,7 @@ pub struct Config {
     pub token: Option<Setting<Token>>,
     pub ca: Option<Setting<CaBundle>>,
     pub splay: Setting<bool>,
+    pub keepalive: Setting<bool>,
     pub proxy: Proxying,
     pub file: ConfigFile,
 }
@@ -195,6 +196,7 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
         token,
         ca,
         splay: r.splay,
+        keepalive: r.keepalive,
         proxy,
         file,
     })
@@ -346,6 +348,7 @@ struct Resolved {
     token: Option<TokenSpec>,
     ca_file: Option<Raw>,
     splay: Setting<bool>,
+    keepalive: Setting<bool>,
 }
 
 /// The pure part of loading: pick each setting from the highest layer that
@@ -413,6 +416,13 @@ fn resolve(
         &mut errors,
         value::boolean,
     );
+    let keepalive = or_default(
+        Key::Keepalive,
+        pick(Key::Keepalive),
+        true,
+        &mut errors,
+        value::boolean,
+    );
 
     // The token and its file are one setting: the highest layer that gives
     // either wins, and a layer that gives both is ambiguous.
@@ -431,20 +441,24 @@ fn resolve(
         break;
     }
 
-    match (server_id, api_url, interval, timeout, splay) {
-        (Some(server_id), Some(api_url), Some(interval), Some(timeout), Some(splay))
-            if errors.is_empty() =>
-        {
-            Ok(Resolved {
-                server_id,
-                api_url,
-                interval,
-                timeout,
-                token,
-                ca_file: pick(Key::CaFile),
-                splay,
-            })
-        }
+    match (server_id, api_url, interval, timeout, splay, keepalive) {
+        (
+            Some(server_id),
+            Some(api_url),
+            Some(interval),
+            Some(timeout),
+            Some(splay),
+            Some(keepalive),
+        ) if errors.is_empty() => Ok(Resolved {
+            server_id,
+            api_url,
+            interval,
+            timeout,
+            token,
+            ca_file: pick(Key::CaFile),
+            splay,
+            keepalive,
+        }),
         _ => Err(errors),
     }
 }

@@ -32,6 +32,10 @@ pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
     )
 }
 
+fn on_off(on: bool) -> String {
+    if on { "on" } else { "off" }.to_string()
+}
+
 /// How beats reach the server, when that is not simply "direct".
 fn proxy_words(proxying: &Proxying) -> Option<String> {
     match proxying {
@@ -62,10 +66,8 @@ pub fn check_report(config: &Config) -> String {
                 format_duration(config.timeout.value),
                 &config.timeout.source,
             ),
-            Key::Splay => {
-                let on = if config.splay.value { "on" } else { "off" };
-                (on.to_string(), &config.splay.source)
-            }
+            Key::Splay => (on_off(config.splay.value), &config.splay.source),
+            Key::Keepalive => (on_off(config.keepalive.value), &config.keepalive.source),
             // One row for both: they are one setting given two ways.
             Key::TokenFile => continue,
             Key::Token => match &config.token {

@@ -6,11 +6,13 @@
 mod agent;
 mod proxy;
 mod receiver;
+mod relay;
 mod tempdir;
 mod tls;
 
 pub use agent::*;
 pub use proxy::TunnelProxy;
 pub use receiver::*;
+pub use relay::Relay;
 pub use tempdir::TempDir;
 pub use tls::TlsFixture;

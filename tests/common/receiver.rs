@@ -59,7 +59,20 @@ pub struct Receiver {
     scheme: &'static str,
     requests: Arc<Mutex<Vec<Request>>>,
     connections: Arc<AtomicUsize>,
+    resumed: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+}
+
+/// How the receiver treats a connection after its first request.
+#[derive(Clone, Default)]
+pub struct Serve {
+    /// Keep the connection open for more requests (HTTP/1.1 keep-alive)
+    /// instead of answering with `Connection: close`.
+    pub keep_alive: bool,
+    /// Announce `Keep-Alive: timeout=N`.
+    pub announce: Option<u64>,
+    /// Close a connection idle this long (asked anew before each wait).
+    pub idle_close: Option<Arc<dyn Fn() -> Duration + Send + Sync>>,
 }
 
 impl Receiver {
@@ -79,15 +92,29 @@ impl Receiver {
         tls: Option<Arc<rustls::ServerConfig>>,
         script: impl Fn(usize) -> Reply + Send + Sync + 'static,
     ) -> Receiver {
+        Receiver::serving(listener, tls, Serve::default(), script)
+    }
+
+    pub fn serving(
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        how: Serve,
+        script: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> Receiver {
         let addr = listener.local_addr().unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let requests = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
+        let resumed = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let script: Arc<Script> = Arc::new(script);
         {
-            let (requests, connections, stop) =
-                (requests.clone(), connections.clone(), stop.clone());
+            let (requests, connections, resumed, stop) = (
+                requests.clone(),
+                connections.clone(),
+                resumed.clone(),
+                stop.clone(),
+            );
             thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -95,9 +122,15 @@ impl Receiver {
                     }
                     let Ok(stream) = stream else { continue };
                     connections.fetch_add(1, Ordering::SeqCst);
-                    let (requests, stop, script, tls) =
-                        (requests.clone(), stop.clone(), script.clone(), tls.clone());
-                    thread::spawn(move || serve(stream, tls, &requests, &stop, &*script));
+                    let shared = Shared {
+                        requests: requests.clone(),
+                        resumed: resumed.clone(),
+                        stop: stop.clone(),
+                        script: script.clone(),
+                        how: how.clone(),
+                    };
+                    let tls = tls.clone();
+                    thread::spawn(move || serve(stream, tls, &shared));
                 }
             });
         }
@@ -106,8 +139,14 @@ impl Receiver {
             scheme,
             requests,
             connections,
+            resumed,
             stop,
         }
+    }
+
+    /// TLS connections whose handshake resumed an earlier session.
+    pub fn resumed(&self) -> usize {
+        self.resumed.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -155,65 +194,105 @@ pub fn free_port() -> u16 {
     bind().local_addr().unwrap().port()
 }
 
-trait Stream: Read + Write {}
-impl<T: Read + Write> Stream for T {}
+trait Stream: Read + Write {
+    /// For TLS, whether the handshake resumed a session (known once it is done).
+    fn resumed(&self) -> bool {
+        false
+    }
+}
 
-fn serve(
-    tcp: TcpStream,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    requests: &Mutex<Vec<Request>>,
-    stop: &AtomicBool,
-    script: &Script,
-) {
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
+impl Stream for TcpStream {}
+
+impl Stream for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+}
+
+struct Shared {
+    requests: Arc<Mutex<Vec<Request>>>,
+    resumed: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    script: Arc<Script>,
+    how: Serve,
+}
+
+fn serve(tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, shared: &Shared) {
     let raw_tcp = tcp.try_clone().unwrap();
-    let mut stream: Box<dyn Stream> = match tls {
+    let stream: Box<dyn Stream> = match tls {
         Some(config) => {
             let conn = rustls::ServerConnection::new(config).unwrap();
             Box::new(rustls::StreamOwned::new(conn, tcp))
         }
         None => Box::new(tcp),
     };
-    let Some(request) = read_request(&mut stream) else {
-        return;
-    };
-    let index = {
-        let mut all = requests.lock().unwrap();
-        all.push(request);
-        all.len() - 1
-    };
-    match script(index) {
-        Reply::Status(code, headers, body) => {
-            let mut head = format!(
-                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                body.len()
-            );
-            for (k, v) in headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
+    let mut reader = BufReader::new(stream);
+    let mut first = true;
+    loop {
+        let idle = shared
+            .how
+            .idle_close
+            .as_ref()
+            .map_or(Duration::from_secs(30), |f| f());
+        let _ = raw_tcp.set_read_timeout(Some(idle.max(Duration::from_millis(1))));
+        let Some(request) = read_request(&mut reader) else {
+            break;
+        };
+        if first && reader.get_ref().resumed() {
+            shared.resumed.fetch_add(1, Ordering::SeqCst);
+        }
+        first = false;
+        let index = {
+            let mut all = shared.requests.lock().unwrap();
+            all.push(request);
+            all.len() - 1
+        };
+        let stream = reader.get_mut();
+        match (shared.script)(index) {
+            Reply::Status(code, headers, body) => {
+                let connection = if shared.how.keep_alive {
+                    "keep-alive"
+                } else {
+                    "close"
+                };
+                let mut head = format!(
+                    "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: {connection}\r\n",
+                    body.len()
+                );
+                if let Some(timeout) = shared.how.announce {
+                    head.push_str(&format!("Keep-Alive: timeout={timeout}\r\n"));
+                }
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+                let _ = stream.flush();
+                if shared.how.keep_alive {
+                    continue;
+                }
             }
-            head.push_str("\r\n");
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-            let _ = stream.flush();
-        }
-        Reply::Hang => {
-            while !stop.load(Ordering::SeqCst) {
-                thread::sleep(Duration::from_millis(50));
+            Reply::Hang => {
+                while !shared.stop.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(50));
+                }
+            }
+            Reply::ResetMidResponse => {
+                let _ = stream.write_all(b"HTTP/1.1 20");
+                let _ = stream.flush();
+                // SO_LINGER 0 makes close() send RST.
+                set_linger_zero(&raw_tcp);
+                drop(reader);
+                drop(raw_tcp);
+                return;
+            }
+            Reply::Raw(bytes) => {
+                let _ = stream.write_all(&bytes);
+                let _ = stream.flush();
             }
         }
-        Reply::ResetMidResponse => {
-            let _ = stream.write_all(b"HTTP/1.1 20");
-            let _ = stream.flush();
-            // SO_LINGER 0 makes close() send RST.
-            set_linger_zero(&raw_tcp);
-            drop(stream);
-            drop(raw_tcp);
-            return;
-        }
-        Reply::Raw(bytes) => {
-            let _ = stream.write_all(&bytes);
-            let _ = stream.flush();
-        }
+        break;
     }
     let _ = raw_tcp.shutdown(Shutdown::Both);
 }
@@ -236,8 +315,7 @@ fn set_linger_zero(tcp: &TcpStream) {
     }
 }
 
-fn read_request(stream: &mut dyn Stream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
+fn read_request(reader: &mut BufReader<Box<dyn Stream>>) -> Option<Request> {
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();

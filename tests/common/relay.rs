@@ -1,0 +1,103 @@
+//! A TCP relay on 127.0.0.1 in front of a receiver: counts connections and
+//! bytes both ways, and can silently blackhole the connections it already
+//! has (forward nothing more, close nothing), as a NAT or firewall that
+//! forgot an idle connection does.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+pub struct Relay {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    bytes: Arc<AtomicU64>,
+    /// One flag per connection so far: set, it forwards nothing more.
+    blackholes: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+}
+
+impl Relay {
+    /// Relays to `target` (which must be on loopback).
+    pub fn start(target: SocketAddr) -> Relay {
+        assert!(
+            target.ip().is_loopback(),
+            "the relay only forwards to loopback"
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let blackholes = Arc::new(Mutex::new(Vec::new()));
+        {
+            let (connections, bytes, blackholes) =
+                (connections.clone(), bytes.clone(), blackholes.clone());
+            thread::spawn(move || {
+                for client in listener.incoming().flatten() {
+                    let Ok(server) = TcpStream::connect(target) else {
+                        continue;
+                    };
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    let hole = Arc::new(AtomicBool::new(false));
+                    blackholes.lock().unwrap().push(hole.clone());
+                    pump(
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        &bytes,
+                        &hole,
+                    );
+                    pump(server, client, &bytes, &hole);
+                }
+            });
+        }
+        Relay {
+            addr,
+            connections,
+            bytes,
+            blackholes,
+        }
+    }
+
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://{}", self.addr)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// TCP payload bytes relayed, both directions together.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+
+    /// Every connection open now stops forwarding, silently; new ones work.
+    pub fn blackhole_existing(&self) {
+        for hole in self.blackholes.lock().unwrap().iter() {
+            hole.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, bytes: &Arc<AtomicU64>, hole: &Arc<AtomicBool>) {
+    let (bytes, hole) = (bytes.clone(), hole.clone());
+    thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if hole.load(Ordering::SeqCst) {
+                continue; // swallowed: no data, no FIN, no RST
+            }
+            bytes.fetch_add(n as u64, Ordering::SeqCst);
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        if !hole.load(Ordering::SeqCst) {
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        }
+    });
+}

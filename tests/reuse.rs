@@ -1,0 +1,168 @@
+//! Connection reuse and TLS session resumption against real sockets: kept
+//! connections carry the beats, and a connection that dies while idle costs
+//! neither a WARN line nor a missed beat.
+
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn keep(announce: Option<u64>) -> Serve {
+    Serve {
+        keep_alive: true,
+        announce,
+        idle_close: None,
+    }
+}
+
+fn beating(url: &str, interval: &str) -> AgentCmd {
+    AgentCmd::posting_to(url).args(["--interval", interval, "--no-splay"])
+}
+
+fn warnings(agent: &Running) -> Vec<String> {
+    agent
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect()
+}
+
+#[test]
+fn a_server_that_keeps_connections_gets_every_beat_over_one() {
+    let rx = Receiver::serving(bind(), None, keep(None), |_| ok_json());
+    let agent = beating(&rx.url(), "0.1").spawn();
+    rx.wait_for(20, WAIT);
+    assert_eq!(rx.connections(), 1, "beats did not share a connection");
+    assert!(warnings(&agent).is_empty(), "{:?}", agent.log());
+
+    // --no-keepalive: a connection per beat, as before.
+    let rx = Receiver::serving(bind(), None, keep(None), |_| ok_json());
+    let _agent = beating(&rx.url(), "0.1").args(["--no-keepalive"]).spawn();
+    let n = rx.wait_for(10, WAIT).len();
+    assert!(
+        rx.connections() >= n,
+        "{} connections for {n} beats",
+        rx.connections()
+    );
+}
+
+#[test]
+fn a_server_that_closes_after_each_reply_costs_nothing_extra() {
+    let rx = Receiver::start(|_| ok_json()); // answers with Connection: close
+    let agent = beating(&rx.url(), "0.1").spawn();
+    let n = rx.wait_for(20, WAIT).len();
+    // One connection per beat and no second request for any beat.
+    let connections = rx.connections();
+    assert!(
+        (n..=n + 1).contains(&connections),
+        "{connections} connections for {n} beats"
+    );
+    assert!(warnings(&agent).is_empty(), "{:?}", agent.log());
+}
+
+#[test]
+fn an_announced_idle_time_shorter_than_the_interval_means_a_new_connection() {
+    // Keep-Alive: timeout=1 at a 1.5 s interval: reuse would meet a closed
+    // connection, so the agent does not try.
+    let rx = Receiver::serving(bind(), None, keep(Some(1)), |_| ok_json());
+    let agent = beating(&rx.url(), "1.5").args(["-v"]).spawn();
+    let n = rx.wait_for(3, WAIT).len();
+    assert_eq!(rx.connections(), n);
+    assert!(
+        agent.log().iter().all(|l| !l.contains("was dead")),
+        "{:?}",
+        agent.log()
+    );
+}
+
+#[test]
+fn idle_connections_closed_at_random_moments_cost_no_warning_and_no_beat() {
+    // The server closes each idle connection after a random 0-0.25 s: often
+    // well before the next beat, sometimes right before or as it is sent.
+    let how = Serve {
+        keep_alive: true,
+        announce: None,
+        idle_close: Some(Arc::new(|| Duration::from_millis(fastrand::u64(0..250)))),
+    };
+    let rx = Receiver::serving(bind(), None, how, |_| ok_json());
+    let started = Instant::now();
+    let agent = beating(&rx.url(), "0.1").args(["-v"]).spawn();
+    let reqs = rx.wait_for(200, WAIT);
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(warnings(&agent).is_empty(), "{:#?}", warnings(&agent));
+    // Every slot got its beat: 200 beats in about 200 intervals.
+    assert!(elapsed < 200.0 * 0.1 + 3.0, "200 beats took {elapsed:.1}s");
+    let distinct = reqs.len();
+    assert!(distinct >= 200);
+    let fallbacks = agent
+        .log()
+        .iter()
+        .filter(|l| l.contains("was dead"))
+        .count();
+    eprintln!(
+        "{distinct} beats over {} connections, {fallbacks} fallbacks to a new connection",
+        rx.connections()
+    );
+    assert!(rx.connections() > 10, "the server did close connections");
+}
+
+#[test]
+fn a_silently_dropped_connection_is_replaced_within_the_short_deadline() {
+    let rx = Receiver::serving(bind(), None, keep(None), |_| ok_json());
+    let relay = Relay::start(rx.addr);
+    let agent = beating(&relay.url("http"), "3").args(["-v"]).spawn();
+    rx.wait_for(1, WAIT);
+    // The NAT forgets the idle connection: no RST, the next write vanishes.
+    relay.blackhole_existing();
+    let before = rx.requests().len();
+    let reqs = rx.wait_for(before + 1, WAIT);
+    let gap = (reqs[before].at - reqs[before - 1].at).as_secs_f64();
+    // Due 3 s after the first beat; the first-byte deadline is 1.5 s.
+    assert!(
+        (3.0..3.0 + 1.5 + 0.5).contains(&gap),
+        "next beat {gap:.2}s after the first"
+    );
+    assert_eq!(relay.connections(), 2);
+    assert!(warnings(&agent).is_empty(), "{:#?}", agent.log());
+    agent.wait_for_line("was dead", WAIT);
+}
+
+#[test]
+fn tls_sessions_are_resumed_on_new_connections() {
+    let tls = TlsFixture::new();
+    let dir = TempDir::new();
+    let ca = dir.write("ca.pem", &tls.ca_pem);
+    // Connection: close after each reply: every beat is a new TLS connection.
+    let rx = Receiver::start_tls(&tls, |_| ok_json());
+    let _agent = beating(&rx.url(), "0.1")
+        .args(["--ca-file"])
+        .arg_path(&ca)
+        .spawn();
+    rx.wait_for(20, WAIT);
+    thread::sleep(Duration::from_millis(200));
+    let (connections, resumed) = (rx.connections(), rx.resumed());
+    assert!(connections >= 20);
+    assert!(
+        resumed >= connections - 2,
+        "{resumed} of {connections} handshakes resumed"
+    );
+}
+
+#[test]
+fn tls_over_a_kept_connection_needs_no_new_handshake() {
+    let tls = TlsFixture::new();
+    let dir = TempDir::new();
+    let ca = dir.write("ca.pem", &tls.ca_pem);
+    let rx = Receiver::serving(bind(), Some(tls.server_config()), keep(None), |_| ok_json());
+    let _agent = beating(&rx.url(), "0.1")
+        .args(["--ca-file"])
+        .arg_path(&ca)
+        .spawn();
+    rx.wait_for(20, WAIT);
+    assert_eq!(rx.connections(), 1);
+}
