@@ -112,6 +112,25 @@ fn idle_connections_closed_at_random_moments_cost_no_warning_and_no_beat() {
 }
 
 #[test]
+fn a_connection_closed_as_the_beat_arrives_is_replaced_at_once() {
+    // The server reads the second beat on the kept connection and closes it
+    // unanswered: what a server closing an idle connection in the very
+    // instant the beat is sent looks like from here.
+    let rx = Receiver::serving(bind(), None, keep(None), |n| match n {
+        1 => Reply::Raw(Vec::new()),
+        _ => ok_json(),
+    });
+    let agent = beating(&rx.url(), "1").args(["-v"]).spawn();
+    let reqs = rx.wait_for(3, WAIT);
+    // The replacement went out at once, not a retry delay later.
+    let gap = (reqs[2].at - reqs[1].at).as_secs_f64();
+    assert!(gap < 0.5, "replacement {gap:.2}s after the lost request");
+    assert_eq!(rx.connections(), 2);
+    agent.wait_for_line("was dead", WAIT);
+    assert!(warnings(&agent).is_empty(), "{:#?}", agent.log());
+}
+
+#[test]
 fn a_silently_dropped_connection_is_replaced_within_the_short_deadline() {
     let rx = Receiver::serving(bind(), None, keep(None), |_| ok_json());
     let relay = Relay::start(rx.addr);
