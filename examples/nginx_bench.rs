@@ -256,6 +256,49 @@ fn run(args: &Args, https: bool, how: Behaviour) -> Row {
     }
 }
 
+/// The floor under the agent's own CPU: a bare client thread that writes
+/// the same request (one write) on one kept connection at the same cadence
+/// and reads the reply, nothing else. On loopback the kernel does both
+/// ends' TCP work in the sender's context, so this is what a beat costs
+/// before any HTTP library, timer or TLS.
+fn floor_ms(args: &Args) -> f64 {
+    use std::io::{Read, Write};
+    let nginx = start_nginx(args, Behaviour::Keep);
+    let port = nginx.http;
+    let (beats, interval) = (args.beats, args.interval);
+    let handle = thread::spawn(move || {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let body = r#"{"agent_version":"0.1.0"}"#;
+        let request = format!(
+            "POST /api/heartbeat/7/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: floor\r\n\
+             Accept: application/json\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let self_ns = || {
+            fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let mut buf = [0u8; 4096];
+        let mut beat = |tcp: &mut std::net::TcpStream| {
+            tcp.write_all(request.as_bytes()).unwrap();
+            // nginx's reply to this request arrives in one read.
+            let n = tcp.read(&mut buf).unwrap();
+            assert!(n > 0);
+        };
+        beat(&mut tcp);
+        let start = self_ns();
+        for _ in 0..beats {
+            thread::sleep(Duration::from_secs_f64(interval));
+            beat(&mut tcp);
+        }
+        (self_ns() - start) as f64 / beats as f64 / 1e6
+    });
+    handle.join().unwrap()
+}
+
 fn wait(done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !done() {
@@ -313,6 +356,16 @@ fn main() {
             monthly_mb
         );
     }
+    println!(
+        "{:<6} {:<6} {:>10} {:>12} {:>12} {:>12} {:>9.3} ms   (a bare socket client: the kernel's share of a kept-connection beat)",
+        "http",
+        "floor",
+        "",
+        "",
+        "",
+        "",
+        floor_ms(&args)
+    );
     println!(
         "\nbytes: TCP payload both ways (no TCP/IP headers; add ~40-60 B per packet on the wire)."
     );

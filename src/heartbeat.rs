@@ -3,16 +3,11 @@
 //! without a network.
 
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::Uri;
 use ureq::tls::{RootCerts, TlsConfig};
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{
-    ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector, TcpConnector,
-};
 
 use serde_json::Value;
 
@@ -21,6 +16,7 @@ use crate::cli::VERSION;
 use crate::config::{Config, Proxying};
 use crate::reuse::{self, Kept};
 use crate::text;
+use crate::wire;
 
 /// The most of a reply body we read. The expected JSON is ~150 bytes; a
 /// misconfigured URL can answer with megabytes of HTML we must not hold.
@@ -135,13 +131,7 @@ impl Client {
             .proxy(proxy)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
-        // ureq's own chain (a CONNECT proxy, TCP, rustls), with the TLS
-        // client configuration shared for the life of the process.
-        let connector =
-            ().chain(ConnectProxyConnector::default())
-                .chain(TcpConnector::default())
-                .chain(OneTlsConfig::default());
-        let agent = ureq::Agent::with_parts(http, connector, LiteralFirst::default());
+        let agent = ureq::Agent::with_parts(http, wire::connector(), wire::resolver());
         Client {
             agent,
             kept: Kept::none(),
@@ -307,83 +297,6 @@ impl Client {
     }
 }
 
-/// ureq's rustls connector, told that every connection uses the agent's
-/// TLS configuration. Each attempt sets its own timeouts, which makes ureq
-/// treat the whole configuration as request-level and build a new rustls
-/// `ClientConfig` (root store and an empty session cache) for every
-/// connection: no TLS session was ever resumed. Our TLS settings never
-/// change per request, so the connector may build the `ClientConfig` once
-/// and keep it, and its session cache, for the life of the process.
-#[derive(Debug, Default)]
-struct OneTlsConfig(RustlsConnector);
-
-impl<In: ureq::unversioned::transport::Transport> Connector<In> for OneTlsConfig {
-    type Out = <RustlsConnector as Connector<In>>::Out;
-
-    fn connect(
-        &self,
-        details: &ConnectionDetails,
-        chained: Option<In>,
-    ) -> Result<Option<Self::Out>, ureq::Error> {
-        let agent_level = ConnectionDetails {
-            uri: details.uri,
-            addrs: details.addrs.clone(),
-            config: details.config,
-            request_level: false,
-            resolver: details.resolver,
-            now: details.now,
-            timeout: details.timeout,
-            current_time: details.current_time.clone(),
-            run_connector: details.run_connector.clone(),
-            register_shutdown: details.register_shutdown.clone(),
-        };
-        self.0.connect(&agent_level, chained)
-    }
-}
-
-/// ureq resolves every host on a fresh thread so that DNS can time out,
-/// even an IP address that needs no lookup. An agent configured with an IP
-/// (common for a monitoring server on a LAN) then starts a thread per beat;
-/// this resolver answers IP literals directly and leaves names to ureq.
-#[derive(Debug, Default)]
-struct LiteralFirst(DefaultResolver);
-
-impl Resolver for LiteralFirst {
-    fn resolve(
-        &self,
-        uri: &Uri,
-        config: &ureq::config::Config,
-        timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        match literal_addr(uri) {
-            Some(addr) => {
-                let mut addrs = self.empty();
-                addrs.push(addr);
-                Ok(addrs)
-            }
-            None => self.0.resolve(uri, config, timeout),
-        }
-    }
-}
-
-fn literal_addr(uri: &Uri) -> Option<SocketAddr> {
-    let host = uri.host()?;
-    let ip: IpAddr = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
-    Some(SocketAddr::new(ip, port_of(uri)))
-}
-
-/// The URL's port, or its scheme's default (validated URLs are http or https).
-fn port_of(uri: &Uri) -> u16 {
-    let https = uri
-        .scheme_str()
-        .is_some_and(|s| s.eq_ignore_ascii_case("https"));
-    uri.port_u16().unwrap_or(if https { 443 } else { 80 })
-}
-
 /// Room for our request's head: request line, our headers and the token,
 /// with slack for what ureq adds (Host, Content-Length, Accept, ...).
 fn request_head_bytes(url: &str, authorization: Option<&str>) -> usize {
@@ -402,7 +315,7 @@ pub fn user_agent() -> String {
 /// `host:port` of a validated API URL, with the scheme's default port filled in.
 fn origin_of(api_url: &str) -> String {
     match api_url.parse::<Uri>() {
-        Ok(uri) => format!("{}:{}", uri.host().unwrap_or("?"), port_of(&uri)),
+        Ok(uri) => format!("{}:{}", uri.host().unwrap_or("?"), wire::port_of(&uri)),
         Err(_) => api_url.to_string(),
     }
 }
@@ -417,21 +330,6 @@ mod tests {
         assert_eq!(origin_of("HTTPS://m.example/x"), "m.example:443");
         assert_eq!(origin_of("http://127.0.0.1:8080"), "127.0.0.1:8080");
         assert_eq!(origin_of("http://[::1]:9"), "[::1]:9");
-    }
-
-    #[test]
-    fn ip_literals_resolve_without_a_lookup() {
-        let addr = |u: &str| literal_addr(&u.parse().unwrap());
-        assert_eq!(
-            addr("http://127.0.0.1:8080/x"),
-            Some("127.0.0.1:8080".parse().unwrap())
-        );
-        assert_eq!(addr("https://[::1]/"), Some("[::1]:443".parse().unwrap()));
-        assert_eq!(
-            addr("http://10.1.2.3"),
-            Some("10.1.2.3:80".parse().unwrap())
-        );
-        assert_eq!(addr("https://monitor.example.com"), None);
     }
 
     #[test]

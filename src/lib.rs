@@ -15,6 +15,7 @@ mod reuse;
 mod schedule;
 pub mod signals;
 mod text;
+mod wire;
 
 /// Entry points for `fuzz/` (cargo-fuzz): the parsers that read outside
 /// input, each checked for the promises the rest of the agent relies on.
