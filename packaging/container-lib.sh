@@ -66,9 +66,23 @@ in_ct() { nsenter -t "$LEADER" -a "$@"; }
 
 # boot READY_COMMAND...: starts a throw-away copy of the tree (-x) with
 # dist/out mounted at /mnt/dist, and waits until READY_COMMAND succeeds.
+# A boot that never gets ready (seen about once in ten openrc-init boots
+# right after another container stopped) is stopped and tried once more.
 boot() {
   WORK=$(mktemp -d)
   trap cleanup EXIT
+  local attempt
+  for attempt in 1 2; do
+    if boot_once "$@"; then
+      return 0
+    fi
+    log "container not ready (attempt $attempt); console: $(tail -n 5 "$WORK/console.log" | tr '\n' ' ')"
+    stop_container
+  done
+  die "container not ready twice; console: $(tail -n 20 "$WORK/console.log")"
+}
+
+boot_once() {
   log "booting $MACHINE ($INIT)"
   local how=(-b)
   [ "$INIT" = systemd ] || how=("$INIT")
@@ -76,35 +90,44 @@ boot() {
     --register=no --keep-unit --private-network --console=pipe --system-call-filter=bpf \
     --bind-ro="$PWD/dist/out:/mnt/dist" "${how[@]}" </dev/null >"$WORK/console.log" 2>&1 &
   NSPAWN_PID=$!
+  LEADER=""
   for _ in $(seq 100); do
     LEADER=$(pgrep -P "$NSPAWN_PID" | head -n 1 || true)
     [ -n "$LEADER" ] && break
     sleep 0.1
   done
-  [ -n "$LEADER" ] || die "container did not start; console: $(cat "$WORK/console.log")"
-  wait_for 30 "$@" || die "container not ready; console: $(tail -n 20 "$WORK/console.log")"
+  [ -n "$LEADER" ] || return 1
+  wait_for 30 "$@"
+}
+
+# Stops the container (politely under systemd, then by signal). Every step
+# may find it gone already, which is fine (callers run under set -e).
+stop_container() {
+  [ -n "$NSPAWN_PID" ] || return 0
+  if [ "$INIT" = systemd ] && [ -n "$LEADER" ]; then
+    in_ct systemctl poweroff --no-block >/dev/null 2>&1 || true
+    for _ in $(seq 50); do
+      kill -0 "$NSPAWN_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  kill "$NSPAWN_PID" 2>/dev/null || true
+  for _ in $(seq 30); do
+    kill -0 "$NSPAWN_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$NSPAWN_PID" 2>/dev/null || true
+  wait "$NSPAWN_PID" 2>/dev/null || true
+  NSPAWN_PID=""
+  rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
 }
 
 cleanup() {
   set +e
   [ -n "$RECEIVER_PID" ] && kill "$RECEIVER_PID" 2>/dev/null
-  if [ -n "$NSPAWN_PID" ]; then
-    if [ "$INIT" = systemd ] && [ -n "$LEADER" ]; then
-      in_ct systemctl poweroff --no-block >/dev/null 2>&1
-      for _ in $(seq 50); do
-        kill -0 "$NSPAWN_PID" 2>/dev/null || break
-        sleep 0.1
-      done
-    fi
-    kill "$NSPAWN_PID" 2>/dev/null
-    for _ in $(seq 30); do
-      kill -0 "$NSPAWN_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$NSPAWN_PID" 2>/dev/null
-  fi
+  stop_container
   wait 2>/dev/null
-  rm -rf "/run/systemd/nspawn/propagate/$MACHINE" "$WORK"
+  rm -rf "$WORK"
 }
 
 build_receiver() {
