@@ -37,7 +37,7 @@ const MORE_OPTIONS: &str = "    --config PATH              STACKSENSE_CONFIG    
 
 EXIT STATUS
     0   stopped by SIGTERM/SIGINT; --once delivered; --check found no error
-    1   --once could not deliver the heartbeat (or was interrupted)
+    1   --once could not deliver the heartbeat; --once or --check was interrupted
     2   bad flag, environment variable or config file (the message names it)
 ";
 
