@@ -210,7 +210,9 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
 
     fn on_delivered(&mut self, reply: &Reply, took: Duration) {
         let origin = self.transport.origin();
-        let server = match (&reply.server_name, &reply.server_id) {
+        // Built inside the log macros, so only when the line is shown: a
+        // routine beat's debug line costs nothing at the default level.
+        let server = || match (&reply.server_name, &reply.server_id) {
             (Some(name), _) => format!("\"{}\"", text::untrusted(name)),
             (None, Some(id)) => format!("id {}", text::untrusted(&id.to_string())),
             (None, None) => "(no name in reply)".into(),
@@ -225,12 +227,14 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             );
         } else if !h.delivered_once && self.role == Role::Service {
             log::info!(
-                "first heartbeat accepted by {origin}: server {server} ({})",
+                "first heartbeat accepted by {origin}: server {} ({})",
+                server(),
                 format_duration(took)
             );
         } else {
             log::debug!(
-                "heartbeat accepted by {origin}: server {server} ({})",
+                "heartbeat accepted by {origin}: server {} ({})",
+                server(),
                 format_duration(took)
             );
         }

@@ -310,6 +310,19 @@ impl Running {
         self.child.wait_within(within)
     }
 
+    /// Sends `signal` and expects the agent gone within a second, as the
+    /// README promises; its exit status for the caller to check.
+    pub fn stop_with(&mut self, signal: i32) -> ExitStatus {
+        let sent = Instant::now();
+        self.signal(signal);
+        let status = self
+            .wait_exit(Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("still running 3 s after signal {signal}"));
+        let took = sent.elapsed();
+        assert!(took < Duration::from_secs(1), "stopping took {took:?}");
+        status
+    }
+
     /// A field of /proc/PID/status, in its unit (kB for memory).
     pub fn proc_status(&self, field: &str) -> u64 {
         let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
