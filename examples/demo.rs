@@ -1,21 +1,39 @@
 //! See it run: `cargo run --example demo`.
 //!
 //! Builds the agent, starts a receiver on 127.0.0.1, runs the agent at a
-//! 1 s interval for a dozen seconds and prints both sides. The receiver
-//! answers 503 to beats 4 to 6, so you also see what a failure and the
-//! recovery look like in the log.
+//! 1 s interval for a dozen seconds and prints both sides as they happen.
+//! The receiver answers 503 to beats 4 to 6, so you also see what a
+//! failure and the recovery look like in the log.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::io::Write;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{AgentCmd, Receiver, SIGTERM, build_agent, ok_json, status};
+use common::{AgentCmd, Receiver, SIGTERM, Serve, bind, build_agent, ok_json, status};
 
 fn main() {
+    println!("demo: building the agent (cargo build; the first time takes a minute)");
     let binary = build_agent(false);
-    let rx = Receiver::start(|n| {
+    let started = Instant::now();
+    let how = Serve {
+        on_request: Some(Arc::new(move |r, code| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "receiver: +{:6.3}s {} {} {} -> {code}",
+                (r.at - started).as_secs_f64(),
+                r.method,
+                r.path,
+                String::from_utf8_lossy(&r.body)
+            );
+        })),
+        ..Serve::default()
+    };
+    let rx = Receiver::serving(bind(), None, how, |n| {
         if (3..6).contains(&n) {
             status(503)
         } else {
@@ -35,28 +53,15 @@ fn main() {
         ])
         .echo_log()
         .spawn();
-    let started = Instant::now();
-    let mut shown = 0;
-    while started.elapsed() < Duration::from_secs(12) {
-        let requests = rx.requests();
-        for r in &requests[shown..] {
-            println!(
-                "receiver: +{:6.3}s {} {} {}",
-                (r.at - started).as_secs_f64(),
-                r.method,
-                r.path,
-                String::from_utf8_lossy(&r.body)
-            );
-        }
-        shown = requests.len();
-        thread::sleep(Duration::from_millis(50));
-    }
+    thread::sleep(Duration::from_secs(12).saturating_sub(started.elapsed()));
     agent.signal(SIGTERM);
-    let status = agent.wait_exit(Duration::from_secs(2));
-    thread::sleep(Duration::from_millis(100));
+    let exit = match agent.wait_exit(Duration::from_secs(2)).map(|s| s.code()) {
+        Some(Some(code)) => format!("exit status {code}"),
+        Some(None) => "killed by a signal".into(),
+        None => "still running after 2 s (killed)".into(),
+    };
     println!(
-        "demo: {} beats received in 12 s; agent stopped by SIGTERM with {:?}",
-        rx.requests().len(),
-        status.and_then(|s| s.code())
+        "demo: {} beats received in 12 s; agent stopped by SIGTERM: {exit}",
+        rx.requests().len()
     );
 }

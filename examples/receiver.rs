@@ -1,44 +1,111 @@
-//! A stand-alone heartbeat receiver for manual runs and the packaging tests:
-//!
-//!     cargo run --example receiver -- [--port 8080] [--tls DIR]
-//!
-//! With --tls it serves HTTPS with a CA made for the run, written to DIR/ca.pem
-//! for the agent's --ca-file.
-//! Listens on 127.0.0.1, answers every request with the StackSense reply,
-//! and prints one line per request: `<unix secs> <METHOD> <path> auth=<Authorization>`.
-//! The packaging tests run it inside a container's network namespace and
-//! read those lines to see beats (and the token) arrive.
+//! A heartbeat receiver on 127.0.0.1, to try the agent by hand and for the
+//! packaging tests. See `--help`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Receiver, TlsFixture, ok_json};
+use common::{Receiver, Request, Serve, TlsFixture, ok_json, status};
 
-fn main() {
-    let mut port = 0u16;
-    let mut tls_dir = None;
-    let mut args = std::env::args().skip(1);
+const HELP: &str = "\
+receiver: a StackSense heartbeat server for trying the agent, on 127.0.0.1 only.
+
+It answers every request 200 with the JSON a StackSense server sends
+({\"heartbeat_received\": true, ...}), or with a failure you ask for, and prints
+one line per request to stdout as it arrives:
+
+    <unix time> <METHOD> <path> auth=<Authorization header or -> -> <status>
+
+Usage: cargo run --example receiver -- [OPTIONS]
+
+Options:
+  --port N         listen on 127.0.0.1:N (default: a free port, printed)
+  --tls DIR        serve HTTPS with a CA made for this run, written to
+                   DIR/ca.pem (give it to the agent with --ca-file)
+  --fail STATUS    answer STATUS (e.g. 503) instead of 200 ...
+  --for N          ... to N requests (default: all of them) ...
+  --after M        ... after answering the first M normally (default 0)
+  --keep-alive     keep connections open (as most servers do)
+  -h, --help       this text
+
+Example: see the agent retry and recover (beats 3-5 get a 503):
+    cargo run --example receiver -- --port 8080 --fail 503 --for 3 --after 2
+    stacksense-heartbeat --server-id 1 --api-url http://127.0.0.1:8080 --interval 2
+";
+
+struct Options {
+    port: u16,
+    tls_dir: Option<std::path::PathBuf>,
+    fail: Option<u16>,
+    count: usize,
+    after: usize,
+    keep_alive: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        port: 0,
+        tls_dir: None,
+        fail: None,
+        count: usize::MAX,
+        after: 0,
+        keep_alive: false,
+    };
+    let mut args = args.iter();
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--port", Some(p)) if p.parse::<u16>().is_ok() => port = p.parse().unwrap_or(0),
-            ("--tls", Some(dir)) => tls_dir = Some(std::path::PathBuf::from(dir)),
-            _ => {
-                eprintln!("usage: receiver [--port N] [--tls DIR]");
-                std::process::exit(2);
+        let mut value = |what: &str| {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("{arg} needs {what}"))
+        };
+        let number = |text: String, what: &str| {
+            text.parse::<u64>()
+                .map_err(|_| format!("{arg}: {text:?} is not {what}"))
+        };
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
             }
+            "--port" => {
+                o.port = number(value("a port")?, "a port 0-65535")?
+                    .try_into()
+                    .map_err(|_| "--port: out of range".to_string())?
+            }
+            "--tls" => o.tls_dir = Some(value("a directory")?.into()),
+            "--fail" => match number(value("a status")?, "an HTTP status")? {
+                s @ 100..=599 => o.fail = Some(s as u16),
+                s => return Err(format!("--fail: {s} is not an HTTP status (100-599)")),
+            },
+            "--for" => o.count = number(value("a count")?, "a count")? as usize,
+            "--after" => o.after = number(value("a count")?, "a count")? as usize,
+            "--keep-alive" => o.keep_alive = true,
+            other => return Err(format!("unknown option {other:?}")),
         }
     }
-    let listener = match std::net::TcpListener::bind(("127.0.0.1", port)) {
+    Ok(o)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let o = match parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("receiver: {e}; see --help");
+            std::process::exit(2);
+        }
+    };
+    let listener = match std::net::TcpListener::bind(("127.0.0.1", o.port)) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("receiver: cannot listen on 127.0.0.1:{port}: {e}");
+            eprintln!("receiver: cannot listen on 127.0.0.1:{}: {e}", o.port);
             std::process::exit(1);
         }
     };
-    let tls = tls_dir.map(|dir| {
+    let tls = o.tls_dir.map(|dir| {
         let fixture = TlsFixture::new();
         let ca = dir.join("ca.pem");
         if let Err(e) = std::fs::write(&ca, &fixture.ca_pem) {
@@ -47,27 +114,35 @@ fn main() {
         }
         fixture.server_config()
     });
-    let rx = Receiver::on(listener, tls, |_| ok_json());
+    let how = Serve {
+        keep_alive: o.keep_alive,
+        on_request: Some(Arc::new(print_request)),
+        ..Serve::default()
+    };
+    let (fail, failing) = (o.fail, o.after..o.after.saturating_add(o.count));
+    let rx = Receiver::serving(listener, tls, how, move |n| match fail {
+        Some(code) if failing.contains(&n) => status(code),
+        _ => ok_json(),
+    });
     println!("listening {}", rx.url());
-    let mut shown = 0;
+    let _ = std::io::stdout().flush();
     loop {
-        let requests = rx.requests();
-        let mut out = std::io::stdout().lock();
-        for r in &requests[shown..] {
-            let wall = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            let auth = r.header("authorization").unwrap_or("-");
-            let _ = writeln!(
-                out,
-                "{:.3} {} {} auth={auth}",
-                wall.as_secs_f64(),
-                r.method,
-                r.path
-            );
-        }
-        let _ = out.flush();
-        shown = requests.len();
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::park();
     }
+}
+
+fn print_request(r: &Request, code: u16) {
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let auth = r.header("authorization").unwrap_or("-");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:.3} {} {} auth={auth} -> {code}",
+        wall.as_secs_f64(),
+        r.method,
+        r.path
+    );
+    let _ = out.flush();
 }

@@ -58,15 +58,18 @@ impl Failure {
 const RETRYABLE_STATUSES: [u16; 7] = [408, 425, 429, 500, 502, 503, 504];
 
 /// A non-2xx status as a failure. `body` is the start of the reply, shown
-/// (sanitised) because servers often say there what is wrong.
+/// (sanitised) because servers often say there what is wrong. A rejection
+/// names the whole URL posted to: a 404 is nearly always a wrong path, and
+/// the path is what the person reading the line has to see.
 pub fn status_failure(
     status: u16,
     retry_after: Option<&str>,
     location: Option<&str>,
     body: &[u8],
-    origin: &str,
+    posted: (&str, &str),
     now: SystemTime,
 ) -> Failure {
+    let (origin, url) = posted;
     let reason_phrase = ureq::http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -74,7 +77,11 @@ pub fn status_failure(
     let mut reason = format!("HTTP {status} {reason_phrase}")
         .trim_end()
         .to_string();
-    reason.push_str(&format!(" from {origin}"));
+    if RETRYABLE_STATUSES.contains(&status) {
+        reason.push_str(&format!(" from {origin}"));
+    } else {
+        reason.push_str(&format!(" for POST {}", text::untrusted(url)));
+    }
     let excerpt = excerpt(body);
     if !excerpt.is_empty() {
         reason.push_str(&format!(": \"{excerpt}\""));
@@ -304,7 +311,14 @@ mod tests {
     }
 
     fn status(code: u16) -> Failure {
-        status_failure(code, None, None, b"", "h:80", NOW)
+        status_failure(
+            code,
+            None,
+            None,
+            b"",
+            ("h:80", "http://h/api/heartbeat/1/"),
+            NOW,
+        )
     }
 
     #[test]
@@ -332,14 +346,33 @@ mod tests {
             None,
             None,
             b"\n  down for maintenance\r\nmore",
-            "h:80",
+            ("h:80", "http://h/api/heartbeat/1/"),
             NOW,
         );
         assert_eq!(
             f.reason,
             "HTTP 503 Service Unavailable from h:80: \"down for maintenance\""
         );
-        let f = status_failure(301, None, Some("https://h/"), b"", "h:80", NOW);
+        let f = status_failure(
+            404,
+            None,
+            None,
+            b"",
+            ("h:80", "http://h/api/api/heartbeat/1/"),
+            NOW,
+        );
+        assert_eq!(
+            f.reason,
+            "HTTP 404 Not Found for POST http://h/api/api/heartbeat/1/"
+        );
+        let f = status_failure(
+            301,
+            None,
+            Some("https://h/"),
+            b"",
+            ("h:80", "http://h/api/heartbeat/1/"),
+            NOW,
+        );
         assert!(
             f.reason.ends_with("(redirects to https://h/)"),
             "{}",
@@ -347,9 +380,16 @@ mod tests {
         );
         let long = vec![b'x'; 5000];
         assert!(
-            status_failure(500, None, None, &long, "h:80", NOW)
-                .reason
-                .len()
+            status_failure(
+                500,
+                None,
+                None,
+                &long,
+                ("h:80", "http://h/api/heartbeat/1/"),
+                NOW
+            )
+            .reason
+            .len()
                 < 200
         );
     }
@@ -368,7 +408,14 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", NOW), None);
         assert_eq!(parse_retry_after("-5", NOW), None);
-        let f = status_failure(429, Some("7"), None, b"", "h:80", NOW);
+        let f = status_failure(
+            429,
+            Some("7"),
+            None,
+            b"",
+            ("h:80", "http://h/api/heartbeat/1/"),
+            NOW,
+        );
         assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
     }
 

@@ -294,7 +294,7 @@ impl Client {
                 answer.retry_after.as_deref(),
                 answer.location.as_deref(),
                 &answer.body,
-                &self.origin,
+                (&self.origin, &self.url),
                 SystemTime::now(),
             ))
         }

@@ -141,6 +141,25 @@ fn check_shows_sources_and_hides_the_token() {
 }
 
 #[test]
+fn check_fits_80_columns_and_catches_a_pasted_endpoint() {
+    let out = AgentCmd::new()
+        .env("STACKSENSE_CONFIG", "")
+        .args(["--check", "--server-id", "web-01"])
+        .args(["--api-url", "https://mon.example.com/api/heartbeat/7/"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    for line in out.stdout.lines() {
+        assert!(line.chars().count() <= 80, "{} columns: {line}", line.len());
+    }
+    assert!(
+        out.stderr.contains("already ends in the API path")
+            && out.stderr.contains("did you mean https://mon.example.com?"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn check_validates_the_ca_file() {
     let dir = TempDir::new();
     let good = dir.write("ca.pem", &TlsFixture::new().ca_pem);

@@ -95,8 +95,11 @@ fn a_404_is_not_retried_before_the_next_slot() {
     let rx = Receiver::start(|_| status(404));
     let running = agent(&rx.url(), "3").spawn();
     let line = running.wait_for_line("HTTP 404", WAIT);
+    let posted = format!("for POST {}/api/heartbeat/", rx.url());
     assert!(
-        line.contains("check server_id and api_url") && line.contains("next beat in"),
+        line.contains(&posted)
+            && line.contains("check server_id and api_url")
+            && line.contains("next beat in"),
         "{line}"
     );
     let reqs = rx.wait_for(2, WAIT);

@@ -16,7 +16,7 @@ fn keep(announce: Option<u64>) -> Serve {
     Serve {
         keep_alive: true,
         announce,
-        idle_close: None,
+        ..Serve::default()
     }
 }
 
@@ -88,6 +88,7 @@ fn idle_connections_closed_at_random_moments_cost_no_warning_and_no_beat() {
         keep_alive: true,
         announce: None,
         idle_close: Some(Arc::new(|| Duration::from_millis(fastrand::u64(0..250)))),
+        ..Serve::default()
     };
     let rx = Receiver::serving(bind(), None, how, |_| ok_json());
     let started = Instant::now();

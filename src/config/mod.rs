@@ -168,6 +168,7 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
     }
 
     warn_about_combinations(&resolved);
+    warn_if_api_url_has_the_endpoint(&resolved.api_url);
     let mut errors = Vec::new();
     let r = resolved;
     let token = match r.token {
@@ -327,6 +328,21 @@ fn warn_about_combinations(r: &Resolved) {
             "the token will be sent in clear text over http:// to {}; use https:// \
              (plain http is only safe to a loopback address)",
             text::untrusted(&r.api_url.value)
+        );
+    }
+}
+
+/// `api_url` is the base; the agent appends `/api/heartbeat/{id}/`. A pasted
+/// endpoint (or a base ending in `/api`) doubles the path and every beat
+/// gets a 404, so say so at start rather than at the first rejection.
+fn warn_if_api_url_has_the_endpoint(api_url: &Setting<String>) {
+    if let Some(base) = value::api_url_base_guess(&api_url.value) {
+        log::warn!(
+            "api_url (from {}) {} already ends in the API path; the agent appends \
+             /api/heartbeat/<server_id>/ itself: did you mean {}?",
+            api_url.source,
+            text::untrusted(&api_url.value),
+            text::untrusted(&base)
         );
     }
 }

@@ -48,12 +48,13 @@ fn proxy_words(proxying: &Proxying) -> Option<String> {
 /// `--check`: each effective value and where it came from; the token only as "set".
 pub fn check_report(config: &Config) -> String {
     let file = match &config.file {
-        ConfigFile::Loaded(p) => format!("{} (read)", p.display()),
-        ConfigFile::Missing(p) => format!("{} (not present; fine)", p.display()),
-        ConfigFile::Unreadable(p) => format!("{} (not readable; skipped)", p.display()),
-        ConfigFile::NoneLookedFor => "none (no home directory)".into(),
+        ConfigFile::Loaded(p) => (p.display().to_string(), "(read)"),
+        ConfigFile::Missing(p) => (p.display().to_string(), "(not present; fine)"),
+        ConfigFile::Unreadable(p) => (p.display().to_string(), "(not readable; skipped)"),
+        ConfigFile::NoneLookedFor => ("none".into(), "(no home directory)"),
     };
-    let mut rows: Vec<(&str, String, String)> = vec![("config file", file, String::new())];
+    // (setting, value, where it came from); the last is shown as "from ...".
+    let mut rows: Vec<(&str, String, String)> = Vec::new();
     for key in Key::ALL {
         let (value, source) = match key {
             Key::ServerId => (config.server_id.value.clone(), &config.server_id.source),
@@ -106,13 +107,36 @@ pub fn check_report(config: &Config) -> String {
         String::new(),
     ));
 
-    let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0);
+    // Sources line up in a column, kept within 80 columns: a value too long
+    // for the column puts its source on the next line.
+    const NAME: usize = 12;
+    const MAX_VALUE: usize = 30;
+    let width = rows
+        .iter()
+        .filter(|(_, v, s)| !s.is_empty() && v.len() <= MAX_VALUE)
+        .map(|(_, v, _)| v.len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
+    let (path, state) = file;
+    let mut lines = vec![("config file", path, state.to_string())];
     for (name, value, source) in rows {
-        let line = if source.is_empty() {
-            format!("{name:<12} {value}")
+        let trailer = if source.is_empty() {
+            source
         } else {
-            format!("{name:<12} {value:<width$}  from {source}")
+            format!("from {source}")
+        };
+        lines.push((name, value, trailer));
+    }
+    for (name, value, trailer) in lines {
+        let line = if trailer.is_empty() {
+            format!("{name:<NAME$} {value}")
+        } else if value.len() <= width.max(4) && NAME + 1 + width + 2 + trailer.len() <= 80 {
+            format!("{name:<NAME$} {value:<width$}  {trailer}")
+        } else if NAME + 1 + value.len() + 2 + trailer.len() <= 80 {
+            format!("{name:<NAME$} {value}  {trailer}")
+        } else {
+            format!("{name:<NAME$} {value}\n{:<NAME$}   {trailer}", "")
         };
         out.push_str(line.trim_end());
         out.push('\n');

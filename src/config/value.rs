@@ -6,17 +6,44 @@ use std::time::Duration;
 /// 1-64 characters of `A-Za-z0-9._-`: the id goes into a URL path segment.
 pub fn server_id(text: &str) -> Result<String, String> {
     const EXPECTED: &str = "expected 1-64 characters of A-Z a-z 0-9 . _ - (the server's id from the StackSense dashboard)";
-    let ok_chars = text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if text.is_empty() || text.len() > 64 || !ok_chars {
-        return Err(EXPECTED.to_string());
+    let problem = if text.is_empty() {
+        "is empty".to_string()
+    } else if text.chars().count() > 64 {
+        format!("is {} characters long", text.chars().count())
+    } else if let Some(c) = text
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        format!("contains {}", char_name(c))
+    } else if text.bytes().all(|b| b == b'.') {
+        // "." and ".." are legal characters but would walk up the URL path.
+        "is only dots".to_string()
+    } else {
+        return Ok(text.to_string());
+    };
+    Err(format!("{problem}; {EXPECTED}"))
+}
+
+/// A character as a person can see it in an error message.
+fn char_name(c: char) -> String {
+    match c {
+        ' ' => "a space".into(),
+        '/' => "a '/' (the id is one path segment, not a URL)".into(),
+        c if c.is_control() || !c.is_ascii() => format!("the character {}", c.escape_unicode()),
+        c => format!("'{c}'"),
     }
-    // "." and ".." are legal characters but would walk up the URL path.
-    if text.bytes().all(|b| b == b'.') {
-        return Err(format!("{EXPECTED}, and not only dots"));
-    }
-    Ok(text.to_string())
+}
+
+/// The base an `api_url` probably meant when it already carries the API
+/// path (`.../api` or `.../api/heartbeat[/<id>]`); None when it looks right.
+pub fn api_url_base_guess(api_url: &str) -> Option<String> {
+    let lower = api_url.to_ascii_lowercase();
+    let cut = match lower.find("/api/heartbeat") {
+        Some(at) => at,
+        None if lower.ends_with("/api") => lower.len() - "/api".len(),
+        None => return None,
+    };
+    Some(api_url[..cut].to_string())
 }
 
 /// An `http://` or `https://` base URL with a host and an optional path
@@ -125,6 +152,26 @@ pub fn token(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_api_url_that_carries_the_endpoint_is_noticed() {
+        let guess = |u: &str| api_url_base_guess(u);
+        assert_eq!(
+            guess("https://m.example.com/api").as_deref(),
+            Some("https://m.example.com")
+        );
+        assert_eq!(
+            guess("https://m.example.com/x/api/heartbeat/7").as_deref(),
+            Some("https://m.example.com/x")
+        );
+        assert_eq!(
+            guess("https://m.example.com/API/Heartbeat").as_deref(),
+            Some("https://m.example.com")
+        );
+        assert_eq!(guess("https://m.example.com"), None);
+        assert_eq!(guess("https://m.example.com/apis"), None);
+        assert_eq!(guess("https://api.example.com"), None);
+    }
 
     #[test]
     fn server_ids_follow_the_url_safe_alphabet() {

@@ -73,7 +73,12 @@ pub struct Serve {
     pub announce: Option<u64>,
     /// Close a connection idle this long (asked anew before each wait).
     pub idle_close: Option<Arc<dyn Fn() -> Duration + Send + Sync>>,
+    /// Called with each request and the status it gets (0: no status),
+    /// before the reply goes out, so a printed line precedes the agent's.
+    pub on_request: Option<Arc<OnRequest>>,
 }
+
+pub type OnRequest = dyn Fn(&Request, u16) + Send + Sync;
 
 impl Receiver {
     pub fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Receiver {
@@ -244,11 +249,19 @@ fn serve(tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, shared: &Shared
         first = false;
         let index = {
             let mut all = shared.requests.lock().unwrap();
-            all.push(request);
+            all.push(request.clone());
             all.len() - 1
         };
+        let reply = (shared.script)(index);
+        if let Some(hook) = &shared.how.on_request {
+            let code = match &reply {
+                Reply::Status(code, ..) => *code,
+                _ => 0,
+            };
+            hook(&request, code);
+        }
         let stream = reader.get_mut();
-        match (shared.script)(index) {
+        match reply {
             Reply::Status(code, headers, body) => {
                 let connection = if shared.how.keep_alive {
                     "keep-alive"
