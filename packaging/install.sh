@@ -4,11 +4,14 @@
 # binary, a config template and the systemd unit or OpenRC script (else
 # prints the nohup line). POSIX sh: runs on busybox ash. Safe to re-run.
 #
-#   sh install.sh [--from DIR] [--server-id ID --api-url URL] [--prefix /usr/local]
+#   sh install.sh [--from DIR|URL] [--server-id ID --api-url URL] [--prefix /usr/local]
 #   sh install.sh --uninstall [--purge]
 #
 # --from DIR      where the .tar.gz archives and SHA256SUMS are
 #                 (default: next to this script, or the repo's dist/out)
+# --from URL      a release's download URL (http:// or https://): fetches
+#                 SHA256SUMS and this machine's archive with curl or wget
+#                 (busybox wget is enough), then verifies as above
 # --server-id, --api-url
 #                 write them into a new config and start the service now
 # --prefix DIR    install the binary to DIR/bin (default /usr/local)
@@ -35,7 +38,7 @@ die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--from) FROM=${2:?--from needs a directory}; shift 2 ;;
+	--from) FROM=${2:?--from needs a directory or a release URL}; shift 2 ;;
 	--prefix) PREFIX=${2:?--prefix needs a directory}; shift 2 ;;
 	--root) ROOT=${2:?--root needs a directory}; shift 2 ;;
 	--init) INIT=${2:?--init needs systemd, openrc or none}; shift 2 ;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
 done
 
 BIN="$ROOT$PREFIX/bin/$PKG"
+MAN="$ROOT$PREFIX/share/man/man1/$PKG.1"
 CONF_DIR="$ROOT/etc/stacksense"
 CONF="$CONF_DIR/heartbeat.conf"
 UNIT="$ROOT/etc/systemd/system/$PKG.service"
@@ -77,7 +81,7 @@ uninstall() {
 		rc-service "$PKG" stop >/dev/null 2>&1 || true
 		rc-update del "$PKG" default >/dev/null 2>&1 || true
 	fi
-	rm -f "$UNIT" "$OPENRC" "$BIN"
+	rm -f "$UNIT" "$OPENRC" "$BIN" "$MAN"
 	if [ "$INIT" = systemd ] && live; then systemctl daemon-reload || true; fi
 	if [ -n "$PURGE" ]; then
 		rm -rf "$CONF_DIR" "$CONFD"
@@ -106,6 +110,29 @@ find_archives() {
 		fi
 	done
 	die "no SHA256SUMS found; pass --from DIR (the folder with the .tar.gz archives and SHA256SUMS)"
+}
+
+# fetch URL FILE: download with whichever client the box has, bounded in time.
+fetch() {
+	if command -v curl >/dev/null 2>&1; then
+		curl -fsSL --proto '=http,https' --connect-timeout 15 --max-time 600 -o "$2" "$1" || return 1
+	elif command -v wget >/dev/null 2>&1; then
+		wget -q -T 30 -O "$2" "$1" || { rm -f "$2"; return 1; }
+	else
+		die "neither curl nor wget is here to download $1; download the archive and SHA256SUMS elsewhere and use --from DIR"
+	fi
+}
+
+# download_release URL DIR: SHA256SUMS and this machine's archive into DIR.
+download_release() {
+	url=${1%/}
+	fetch "$url/SHA256SUMS" "$2/SHA256SUMS" \
+		|| die "cannot download $url/SHA256SUMS (see the line above); check the URL and the network. Nothing was installed"
+	name=$(grep -o "$PKG-[^ ]*-$triple\.tar\.gz" "$2/SHA256SUMS" | head -n 1)
+	[ -n "$name" ] || die "$url/SHA256SUMS lists no archive for $triple; is it a stacksense-heartbeat release?"
+	say "downloading $url/$name"
+	fetch "$url/$name" "$2/$name" \
+		|| die "cannot download $url/$name (see the line above). Nothing was installed"
 }
 
 sha256() {
@@ -186,7 +213,16 @@ if [ -n "$UNINSTALL" ]; then
 fi
 
 triple=$(target_triple)
-dir=$(find_archives)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+case "$FROM" in
+http://* | https://*)
+	mkdir "$work/download"
+	download_release "$FROM" "$work/download"
+	dir="$work/download"
+	;;
+*) dir=$(find_archives) ;;
+esac
 set -- "$dir"/$PKG-*-"$triple".tar.gz
 [ -f "$1" ] || die "no $PKG archive for $triple in $dir"
 [ $# -eq 1 ] || die "several archives for $triple in $dir; keep one: $*"
@@ -195,11 +231,10 @@ name=$(basename "$archive")
 expected=$(grep " [* ]\{0,1\}$name\$" "$dir/SHA256SUMS" | cut -d' ' -f1)
 [ -n "$expected" ] || die "$name is not listed in $dir/SHA256SUMS"
 actual=$(sha256 "$archive")
-[ "$expected" = "$actual" ] || die "$name does not match SHA256SUMS (expected $expected, got $actual): download it again"
+[ "$expected" = "$actual" ] \
+	|| die "$name does not match SHA256SUMS (expected $expected, got $actual): the file is damaged or not the released one. Nothing was installed; download it again from the release"
 say "verified $name"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 tar -xzf "$archive" -C "$work"
 src="$work/${name%.tar.gz}"
 
@@ -210,5 +245,10 @@ cp "$src/$PKG" "$BIN.new"
 chmod 0755 "$BIN.new"
 mv -f "$BIN.new" "$BIN"
 say "installed $BIN ($("$BIN" --version))"
+if [ -f "$src/packaging/$PKG.1" ]; then
+	mkdir -p "$(dirname "$MAN")"
+	cp "$src/packaging/$PKG.1" "$MAN"
+	chmod 0644 "$MAN"
+fi
 write_config "$src"
 "install_$INIT" "$src"
