@@ -117,7 +117,12 @@ fetch() {
 	if command -v curl >/dev/null 2>&1; then
 		curl -fsSL --proto '=http,https' --connect-timeout 15 --max-time 600 -o "$2" "$1" || return 1
 	elif command -v wget >/dev/null 2>&1; then
-		wget -q -T 30 -O "$2" "$1" || { rm -f "$2"; return 1; }
+		# Not wget -T: busybox 1.35's wget (Debian 12) segfaults with it.
+		if command -v timeout >/dev/null 2>&1; then
+			timeout 600 wget -q -O "$2" "$1" || { rm -f "$2"; return 1; }
+		else
+			wget -q -O "$2" "$1" || { rm -f "$2"; return 1; }
+		fi
 	else
 		die "neither curl nor wget is here to download $1; download the archive and SHA256SUMS elsewhere and use --from DIR"
 	fi
