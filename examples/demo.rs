@@ -1,9 +1,9 @@
 //! See it run: `cargo run --example demo`.
 //!
 //! Builds the agent, starts a receiver on 127.0.0.1, runs the agent at a
-//! 1 s interval for a dozen seconds and prints both sides as they happen.
-//! The receiver answers 503 to beats 4 to 6, so you also see what a
-//! failure and the recovery look like in the log.
+//! 2 s interval for a dozen seconds and prints both sides as they happen.
+//! The receiver answers 503 to requests 4 to 6, so you also see a failure,
+//! the retries and the recovery in the log.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -40,7 +40,10 @@ fn main() {
             ok_json()
         }
     });
-    println!("receiver: listening on {} (beats 4-6 get a 503)", rx.url());
+    println!(
+        "receiver: listening on {} (requests 4-6 get a 503)",
+        rx.url()
+    );
 
     let mut agent = AgentCmd::with_binary(&binary)
         .args([
@@ -49,7 +52,7 @@ fn main() {
             "--api-url",
             &rx.url(),
             "--interval",
-            "1",
+            "2",
         ])
         .echo_log()
         .spawn();
@@ -61,7 +64,7 @@ fn main() {
         None => "still running after 2 s (killed)".into(),
     };
     println!(
-        "demo: {} beats received in 12 s; agent stopped by SIGTERM: {exit}",
+        "demo: {} requests received in 12 s; agent stopped by SIGTERM: {exit}",
         rx.requests().len()
     );
 }
