@@ -22,13 +22,19 @@ const MAX_UNKNOWN_KEY_WARNINGS: usize = 5;
 pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<ConfigError>> {
     let file_error = |message: String| vec![ConfigError::file(message)];
     let shown_path = text::untrusted(&path.display().to_string());
-    // An empty file is the likeliest way to get here with nothing to parse.
-    if text.trim_start_matches('\u{feff}').trim().is_empty() {
+    // An empty file, or a template with every line commented out, is the
+    // likeliest way to get here with nothing to parse.
+    let relaxed = relax(text);
+    if relaxed.trim().is_empty() {
+        let what = if text.trim_start_matches('\u{feff}').trim().is_empty() {
+            "is empty"
+        } else {
+            "holds only comments"
+        };
         return Err(file_error(format!(
-            "{shown_path} is empty; expected a JSON object like {{\"server_id\": 1, \"api_url\": \"https://...\"}}"
+            "{shown_path} {what}; expected a JSON object like {{\"server_id\": 1, \"api_url\": \"https://...\"}}"
         )));
     }
-    let relaxed = relax(text);
     let value: Value = serde_json::from_str(&relaxed).map_err(|e| {
         // serde_json's message ends in " at line L column C"; we lead with it instead.
         let message = e.to_string();
@@ -393,6 +399,18 @@ mod tests {
             assert!(parse(text, path()).is_err(), "{text} accepted");
         }
         assert!(parse("{\"server_id\": 1,}", path()).is_ok());
+    }
+
+    #[test]
+    fn a_file_of_comments_says_so() {
+        let errs = parse("# {\n// \"server_id\": 1\n", path()).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("/etc/hb.conf holds only comments; expected a JSON object"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
