@@ -14,14 +14,18 @@
 //! it prints per beat: TCP connections, TLS handshakes resumed, TCP payload
 //! bytes both ways, nginx worker CPU (/proc/PID/task/*/schedstat, ns), the
 //! agent's CPU, and the agent's peak RSS; then the monthly traffic a box
-//! beating every 30 s would send.
+//! beating every 30 s would send. Floor rows follow: the same beats from a
+//! bare client (a socket; rustls over HTTPS), what a beat costs before any
+//! of the agent's code.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::fs;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -256,19 +260,21 @@ fn run(args: &Args, https: bool, how: Behaviour) -> Row {
     }
 }
 
-/// The floor under the agent's own CPU: a bare client thread that writes
-/// the same request (one write) on one kept connection at the same cadence
-/// and reads the reply, nothing else. On loopback the kernel does both
-/// ends' TCP work in the sender's context, so this is what a beat costs
-/// before any HTTP library, timer or TLS.
-fn floor_ms(args: &Args) -> (f64, f64) {
-    use std::io::{Read, Write};
-    let nginx = start_nginx(args, Behaviour::Keep);
-    let port = nginx.http;
+/// The floor under each row: a bare client thread that sends the same
+/// request (one write) at the same cadence and reads the reply, nothing
+/// else: no HTTP library, timer wheel, logging or config. Over HTTPS it is
+/// rustls with ring, as in the agent, with one `ClientConfig` for the run
+/// (so sessions resume). On loopback the kernel does both ends' TCP work
+/// in the sender's context, so this is what a beat costs the client, and
+/// the nginx figure what the same beat costs nginx, before any of our code.
+/// Returns (client ms, nginx ms) per beat.
+fn floor_ms(args: &Args, https: bool, how: Behaviour) -> (f64, f64) {
+    let nginx = start_nginx(args, how);
+    let port = if https { nginx.https } else { nginx.http };
     let (beats, interval) = (args.beats, args.interval);
     let worker = nginx.worker;
+    let tls = https.then(|| tls_client_config(&args.certs.join("ca.pem")));
     let handle = thread::spawn(move || {
-        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let body = r#"{"agent_version":"0.1.0"}"#;
         let request = format!(
             "POST /api/heartbeat/7/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: floor\r\n\
@@ -282,18 +288,24 @@ fn floor_ms(args: &Args) -> (f64, f64) {
                 .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        let mut buf = [0u8; 4096];
-        let mut beat = |tcp: &mut std::net::TcpStream| {
-            tcp.write_all(request.as_bytes()).unwrap();
-            // nginx's reply to this request arrives in one read.
-            let n = tcp.read(&mut buf).unwrap();
-            assert!(n > 0);
+        let mut kept: Option<Box<dyn ReadWrite>> = None;
+        let mut beat = || {
+            let mut conn = match kept.take() {
+                Some(conn) => conn,
+                None => connect(port, tls.as_ref()),
+            };
+            conn.write_all(request.as_bytes()).unwrap();
+            conn.flush().unwrap();
+            read_reply(&mut conn);
+            if how == Behaviour::Keep {
+                kept = Some(conn);
+            }
         };
-        beat(&mut tcp);
+        beat();
         let (start, nginx_start) = (self_ns(), cpu_ns(worker));
         for _ in 0..beats {
             thread::sleep(Duration::from_secs_f64(interval));
-            beat(&mut tcp);
+            beat();
         }
         let per_beat = |ns: u64| ns as f64 / beats as f64 / 1e6;
         (
@@ -302,6 +314,60 @@ fn floor_ms(args: &Args) -> (f64, f64) {
         )
     });
     handle.join().unwrap()
+}
+
+trait ReadWrite: std::io::Read + std::io::Write + Send {}
+impl<T: std::io::Read + std::io::Write + Send> ReadWrite for T {}
+
+fn connect(port: u16, tls: Option<&Arc<rustls::ClientConfig>>) -> Box<dyn ReadWrite> {
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    match tls {
+        None => Box::new(tcp),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+            Box::new(rustls::StreamOwned::new(conn, tcp))
+        }
+    }
+}
+
+/// Reads one reply: the head, then Content-Length bytes of body.
+fn read_reply(conn: &mut Box<dyn ReadWrite>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "nginx closed before replying");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length = text[..head_end]
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= head_end + 4 + length {
+                return;
+            }
+        }
+    }
+}
+
+fn tls_client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 fn wait(done: impl Fn() -> bool) {
@@ -361,11 +427,25 @@ fn main() {
             monthly_mb
         );
     }
-    let (client, server) = floor_ms(&args);
-    println!(
-        "{:<6} {:<6} {:>10} {:>12} {:>12} {:>9.3} ms {:>9.3} ms   (a bare socket client, same request, kept connection)",
-        "http", "floor", "", "", "", server, client
-    );
+    for (https, how) in [
+        (false, Behaviour::Keep),
+        (true, Behaviour::Keep),
+        (true, Behaviour::Close),
+    ] {
+        let (client, server) = floor_ms(&args, https, how);
+        println!(
+            "{:<6} {:<6} {:>10} {:>12} {:>12} {:>9.3} ms {:>9.3} ms   (floor: a bare {} client, same request, {})",
+            if https { "https" } else { "http" },
+            "floor",
+            "",
+            "",
+            "",
+            server,
+            client,
+            if https { "rustls" } else { "socket" },
+            how.name()
+        );
+    }
     println!(
         "\nbytes: TCP payload both ways (no TCP/IP headers; add ~40-60 B per packet on the wire)."
     );
