@@ -229,30 +229,13 @@ fn run(args: &Args, https: bool, how: Behaviour) -> Row {
         relay.bytes(),
         relay.connections(),
     );
-    let lines: Vec<String> = fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .skip(skip)
-        .take(args.beats)
-        .map(str::to_string)
-        .collect();
-    // One line per request: "connection requests-on-it reused"; a handshake
-    // is the first request on a connection.
-    let handshakes: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.split(' ').nth(1) == Some("1"))
-        .collect();
-    let resumed = handshakes.iter().filter(|l| l.ends_with(" r")).count();
+    let resumed = tls_resumed(&log, skip, args.beats);
     let n = args.beats as f64;
     Row {
         proto: scheme,
         how,
         connections: (conns1 - conns0) as f64 / n,
-        resumed: if https {
-            format!("{resumed} of {}", handshakes.len())
-        } else {
-            "-".into()
-        },
+        resumed: if https { resumed } else { "-".into() },
         bytes: (bytes1 - bytes0) as f64 / n,
         nginx_ms: (nginx1 - nginx0) as f64 / n / 1e6,
         agent_ms: (agent1 - agent0) as f64 / n / 1e6,
@@ -267,10 +250,14 @@ fn run(args: &Args, https: bool, how: Behaviour) -> Row {
 /// (so sessions resume). On loopback the kernel does both ends' TCP work
 /// in the sender's context, so this is what a beat costs the client, and
 /// the nginx figure what the same beat costs nginx, before any of our code.
-/// Returns (client ms, nginx ms) per beat.
-fn floor_ms(args: &Args, https: bool, how: Behaviour) -> (f64, f64) {
+/// It goes through the same counting relay as the agent, so the rows
+/// compare like for like. Returns (client ms, nginx ms, bytes) per beat
+/// and the TLS resumptions.
+fn floor_ms(args: &Args, https: bool, how: Behaviour) -> (f64, f64, f64, String) {
     let nginx = start_nginx(args, how);
-    let port = if https { nginx.https } else { nginx.http };
+    let target = if https { nginx.https } else { nginx.http };
+    let relay = Relay::start(format!("127.0.0.1:{target}").parse().unwrap());
+    let port = relay.addr.port();
     let (beats, interval) = (args.beats, args.interval);
     let worker = nginx.worker;
     let tls = https.then(|| tls_client_config(&args.certs.join("ca.pem")));
@@ -313,7 +300,16 @@ fn floor_ms(args: &Args, https: bool, how: Behaviour) -> (f64, f64) {
             per_beat(cpu_ns(worker) - nginx_start),
         )
     });
-    handle.join().unwrap()
+    let (client, server) = handle.join().unwrap();
+    // Bytes of the whole run, the warm-up beat included (a full handshake
+    // on the first connection: about +5 B per beat over 200 beats).
+    let bytes = relay.bytes() as f64 / (beats + 1) as f64;
+    let resumed = if https {
+        tls_resumed(&nginx.dir.path().join("access.log"), 1, beats)
+    } else {
+        "-".into()
+    };
+    (client, server, bytes, resumed)
 }
 
 trait ReadWrite: std::io::Read + std::io::Write + Send {}
@@ -368,6 +364,22 @@ fn tls_client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     )
+}
+
+/// "R of H": of the TLS handshakes among `beats` requests logged after
+/// the first `skip`, how many resumed a session. The log has one line per
+/// request, "connection requests-on-it reused"; a handshake is the first
+/// request on a connection.
+fn tls_resumed(log: &Path, skip: usize, beats: usize) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let handshakes: Vec<&str> = text
+        .lines()
+        .skip(skip)
+        .take(beats)
+        .filter(|l| l.split(' ').nth(1) == Some("1"))
+        .collect();
+    let resumed = handshakes.iter().filter(|l| l.ends_with(" r")).count();
+    format!("{resumed} of {}", handshakes.len())
 }
 
 fn wait(done: impl Fn() -> bool) {
@@ -432,14 +444,14 @@ fn main() {
         (true, Behaviour::Keep),
         (true, Behaviour::Close),
     ] {
-        let (client, server) = floor_ms(&args, https, how);
+        let (client, server, bytes, resumed) = floor_ms(&args, https, how);
         println!(
-            "{:<6} {:<6} {:>10} {:>12} {:>12} {:>9.3} ms {:>9.3} ms   (floor: a bare {} client, same request, {})",
+            "{:<6} {:<6} {:>10} {:>12} {:>12.0} {:>9.3} ms {:>9.3} ms   (floor: a bare {} client, same request, {})",
             if https { "https" } else { "http" },
             "floor",
             "",
-            "",
-            "",
+            resumed,
+            bytes,
             server,
             client,
             if https { "rustls" } else { "socket" },
