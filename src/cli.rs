@@ -12,9 +12,11 @@ const USAGE: &str = "\
 stacksense-heartbeat - tell a StackSense monitoring server \"I am alive\"
 
 USAGE
-    stacksense-heartbeat [OPTIONS]              run: a heartbeat every interval
+    stacksense-heartbeat [OPTIONS]              the service: a heartbeat every interval
     stacksense-heartbeat --once [OPTIONS]       send one heartbeat, exit 0 or 1 (cron)
     stacksense-heartbeat --check [OPTIONS]      print the effective config, exit 0 or 2
+    stacksense-heartbeat run [OPTIONS] -- CMD [ARGS...]
+                                                run a job; one heartbeat if it exits 0 (cron)
 
     Each beat is POST {api_url}/api/heartbeat/{server_id}/
     with the body {\"agent_version\": \"<version>\"}.
@@ -27,6 +29,10 @@ const MORE_OPTIONS: &str = "    --config PATH              STACKSENSE_CONFIG    
         a missing file named here is an error.
     --once                     Send one heartbeat (retrying within one interval) and exit.
     --check                    Validate the config, print each value and its source.
+    run ... -- CMD [ARGS...]   Run CMD (no shell; its output passes through), forward
+                               SIGTERM/SIGINT/SIGHUP to it and its children, exit with its
+                               status (128+N if a signal ended it); if it exited 0, send one
+                               heartbeat as --once does.
     -v, --verbose              More log detail (-vv for HTTP and TLS internals).
     -q, --quiet                Only warnings (-qq: only errors). RUST_LOG overrides both.
     -h, --help                 This text.
@@ -39,6 +45,9 @@ EXIT STATUS
     0   stopped by SIGTERM/SIGINT; --once delivered; --check found no error
     1   --once could not deliver the heartbeat; --once or --check was interrupted
     2   bad flag, environment variable or config file (the message names it)
+    run: the job's own exit status (128+N for signal N); 75 if the job
+        succeeded but its heartbeat could not be delivered; 126/127 if CMD
+        cannot be run / is not found; 2 as above (the job is not started)
 ";
 
 /// `--help`: the settings' rows come from the settings table.
@@ -51,6 +60,8 @@ pub enum Mode {
     Run,
     Once,
     Check,
+    /// `run -- CMD`: the job wrapper.
+    Wrap,
     Help,
     Version,
 }
@@ -62,6 +73,8 @@ pub struct Cli {
     pub verbosity: i8,
     pub flags: Layer,
     pub config: Option<PathBuf>,
+    /// The job for `run`: the program and its arguments, as given.
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -87,12 +100,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
         verbosity: 0,
         flags: Layer::default(),
         config: None,
+        command: Vec::new(),
     };
     let mut parser = lexopt::Parser::from_args(args);
     let set_mode = |cli: &mut Cli, mode: Mode, name: &str| {
         if cli.mode != Mode::Run && cli.mode != mode {
             return Err(UsageError(format!(
-                "{name} cannot be combined with --once or --check"
+                "{name} cannot be combined with --once, --check or run"
             )));
         }
         cli.mode = mode;
@@ -137,14 +151,26 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
                     ..cli
                 });
             }
+            Value(v) if v == "run" && cli.mode == Mode::Run => cli.mode = Mode::Wrap,
+            // The job: this word and everything after it, options included.
+            Value(v) if cli.mode == Mode::Wrap => {
+                cli.command.push(v);
+                cli.command.extend(parser.raw_args()?);
+            }
             Value(v) => {
                 return Err(UsageError(format!(
-                    "unexpected argument {:?}; all settings are --flags",
+                    "unexpected argument {:?}; all settings are --flags (to run a job: \
+                     stacksense-heartbeat run [OPTIONS] -- CMD ARGS...)",
                     v.to_string_lossy()
                 )));
             }
             _ => return Err(arg.unexpected().into()),
         }
+    }
+    if cli.mode == Mode::Wrap && cli.command.is_empty() {
+        return Err(UsageError(
+            "run needs a command: stacksense-heartbeat run [OPTIONS] -- CMD ARGS...".into(),
+        ));
     }
     Ok(cli)
 }
@@ -188,6 +214,36 @@ mod tests {
             Err(UsageError("invalid option '--bogus'".into()))
         );
         assert_eq!(parse_str(&["-h", "--bogus"]).unwrap().mode, Mode::Help);
+    }
+
+    #[test]
+    fn run_takes_the_job_after_its_options() {
+        let cli = parse_str(&[
+            "run",
+            "--server-id",
+            "7",
+            "--",
+            "backup.sh",
+            "-v",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(cli.mode, Mode::Wrap);
+        assert_eq!(cli.verbosity, 0, "-v after the command is the job's");
+        assert_eq!(cli.command, ["backup.sh", "-v", "--", "x"]);
+        assert_eq!(cli.flags.get(Key::ServerId).unwrap().text, "7");
+        // Without "--" the first word that is not an option starts the job.
+        let cli = parse_str(&["run", "-q", "tar", "-czf", "a.tgz"]).unwrap();
+        assert_eq!((cli.verbosity, cli.command.len()), (-1, 3));
+        assert!(
+            parse_str(&["run"])
+                .unwrap_err()
+                .0
+                .contains("needs a command")
+        );
+        assert!(parse_str(&["run", "--once", "--", "x"]).is_err());
+        assert!(parse_str(&["--check", "run", "x"]).is_err());
     }
 
     #[test]
@@ -235,6 +291,7 @@ mod tests {
             "--verbose",
             "--quiet",
             "--version",
+            "run [OPTIONS] -- CMD",
         ] {
             assert!(help.contains(other), "help lacks {other}");
         }

@@ -16,6 +16,7 @@ mod schedule;
 pub mod signals;
 mod text;
 mod wire;
+pub mod wrap;
 
 /// Entry points for `fuzz/` (cargo-fuzz): the parsers that read outside
 /// input, each checked for the promises the rest of the agent relies on.

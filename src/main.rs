@@ -13,7 +13,7 @@ use stacksense_heartbeat::clock::{self, SystemClock};
 use stacksense_heartbeat::config::{self, Config, ConfigError};
 use stacksense_heartbeat::heartbeat::Client;
 use stacksense_heartbeat::notify::Notifier;
-use stacksense_heartbeat::{logging, signals};
+use stacksense_heartbeat::{logging, signals, wrap};
 
 fn main() -> ExitCode {
     let journald = logging::stderr_is_journal(env::var("JOURNAL_STREAM").ok());
@@ -63,9 +63,12 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         Mode::Help => return Ok(print(&cli::help())),
         Mode::Version => return Ok(print(&format!("stacksense-heartbeat {}\n", cli::VERSION))),
         // The service was asked to stop: a clean stop. --once did not
-        // confirm its beat, and --check did not finish.
+        // confirm its beat, and --check did not finish. `run` outside its
+        // job reports the signal as a shell would (while the job runs, the
+        // signal goes to the job instead).
         Mode::Run => 0,
         Mode::Once | Mode::Check => 1,
+        Mode::Wrap => -1,
     };
     logging::init(cli.verbosity, journald, env::var("RUST_LOG").ok());
     // SIGTERM/SIGINT work from here on, before any file is opened (a FIFO
@@ -75,8 +78,13 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         Mode::Run => Notifier::from_env(|name| env::var(name).ok()),
         _ => Notifier::disabled(),
     });
-    signals::block().map_err(StartupError::Signals)?;
-    stop_on_signal(Arc::clone(&notifier), stop_code)?;
+    let handled = if cli.mode == Mode::Wrap {
+        signals::FORWARD
+    } else {
+        signals::STOP
+    };
+    signals::block(handled).map_err(StartupError::Signals)?;
+    stop_on_signal(handled, Arc::clone(&notifier), stop_code)?;
 
     let config = config::load(config::Inputs {
         flags: cli.flags,
@@ -88,6 +96,7 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
 
     match cli.mode {
         Mode::Check => Ok(print(&config::check_report(&config))),
+        Mode::Wrap => Ok(run_job(&config, &notifier, &cli.command)),
         Mode::Once => {
             let mut agent = agent_for(&config, &notifier, Role::Once);
             log::debug!(
@@ -131,16 +140,58 @@ fn agent_for<'a>(
     )
 }
 
+/// `run -- CMD`: the job, then one beat if it succeeded. Its exit status
+/// is the job's (see `wrap::exit_status`).
+fn run_job(config: &Config, notifier: &Notifier, command: &[std::ffi::OsString]) -> ExitCode {
+    let job = match wrap::run(command) {
+        Ok(job) => job,
+        Err(e) => {
+            let (message, status) = wrap::spawn_failure(&command[0], &e);
+            log::error!("{message}");
+            return ExitCode::from(status);
+        }
+    };
+    if !job.succeeded() {
+        log::warn!("{}; no heartbeat sent", wrap::describe(job));
+    }
+    let delivered = job.succeeded().then(|| {
+        let delivered = agent_for(config, notifier, Role::Once).once();
+        if !delivered {
+            log::error!(
+                "the job succeeded but its heartbeat was not delivered; exit status {}",
+                wrap::BEAT_UNDELIVERED
+            );
+        }
+        delivered
+    });
+    ExitCode::from(wrap::exit_status(job, delivered))
+}
+
 /// SIGTERM/SIGINT end the process from the signal thread, whatever the
-/// main thread is doing. Nothing on this path can block: the log line and
-/// the STOPPING=1 datagram are non-blocking writes, and `_exit` runs no
-/// exit handlers that could wait on a lock the main thread holds.
-fn stop_on_signal(notifier: Arc<Notifier>, exit_code: i32) -> Result<(), StartupError> {
-    signals::on_termination(move |name| {
+/// main thread is doing, unless a `run` job is running: then they (and
+/// SIGHUP) are passed to the job, and the wrapper ends with it. Nothing on
+/// this path can block: the log line and the STOPPING=1 datagram are
+/// non-blocking writes, and `_exit` runs no exit handlers that could wait
+/// on a lock the main thread holds. A negative `exit_code` means 128+N.
+fn stop_on_signal(
+    handled: &'static [signals::Signal],
+    notifier: Arc<Notifier>,
+    exit_code: i32,
+) -> Result<(), StartupError> {
+    signals::on_each(handled, move |signal, name| {
+        if wrap::forward(signal) {
+            log::debug!("{name} received, passed to the job");
+            return;
+        }
         log::info!("{name} received, stopping");
         notifier.stopping();
+        let code = if exit_code < 0 {
+            128 + signal
+        } else {
+            exit_code
+        };
         // SAFETY: ends the process at once; nothing after it runs.
-        unsafe { libc::_exit(exit_code) }
+        unsafe { libc::_exit(code) }
     })
     .map_err(StartupError::Signals)
 }

@@ -1,33 +1,55 @@
-//! SIGTERM and SIGINT, received on a thread of their own.
+//! SIGTERM and SIGINT (and SIGHUP for `run`), received on a thread of
+//! their own.
 //!
-//! Both signals are blocked in every thread and taken with `sigwait` by one
-//! waiter, which runs the shutdown itself. So the agent stops within
-//! moments whatever the main thread is doing (a 10 s request, a backoff
-//! sleep) and no code runs inside a signal handler. SIGHUP is left alone:
-//! under `nohup` it stays ignored, as the user asked.
+//! The signals are blocked in every thread and taken with `sigwait` by one
+//! waiter, which acts on them itself. So the agent stops within moments
+//! whatever the main thread is doing (a 10 s request, a backoff sleep) and
+//! no code runs inside a signal handler. Outside `run`, SIGHUP is left
+//! alone: under `nohup` it stays ignored, as the user asked.
 
 use std::{io, mem, ptr, thread};
 
-const SIGNALS: [(libc::c_int, &str); 2] = [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")];
+pub type Signal = (libc::c_int, &'static str);
 
-fn signal_set() -> libc::sigset_t {
+/// What stops the agent.
+pub const STOP: &[Signal] = &[(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")];
+
+/// What `run` passes on to its job.
+pub const FORWARD: &[Signal] = &[
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGHUP, "SIGHUP"),
+];
+
+fn signal_set(signals: &[Signal]) -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the zeroed set; sigaddset takes valid signal numbers.
     unsafe {
         let mut set: libc::sigset_t = mem::zeroed();
         libc::sigemptyset(&mut set);
-        for (signal, _) in SIGNALS {
-            libc::sigaddset(&mut set, signal);
+        for (signal, _) in signals {
+            libc::sigaddset(&mut set, *signal);
         }
         set
     }
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread and every thread it
-/// starts afterwards. Call before any thread exists.
-pub fn block() -> io::Result<()> {
-    let set = signal_set();
+/// Blocks `signals` in the calling thread and every thread it starts
+/// afterwards. Call before any thread exists. A child process inherits
+/// the mask too: see [`unblock`].
+pub fn block(signals: &[Signal]) -> io::Result<()> {
+    mask(libc::SIG_BLOCK, signals)
+}
+
+/// Undoes [`block`] in the calling thread; async-signal-safe, for a child
+/// between fork and exec.
+pub fn unblock(signals: &[Signal]) -> io::Result<()> {
+    mask(libc::SIG_UNBLOCK, signals)
+}
+
+fn mask(how: libc::c_int, signals: &[Signal]) -> io::Result<()> {
+    let set = signal_set(signals);
     // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut()) };
+    let rc = unsafe { libc::pthread_sigmask(how, &set, ptr::null_mut()) };
     if rc == 0 {
         Ok(())
     } else {
@@ -35,27 +57,30 @@ pub fn block() -> io::Result<()> {
     }
 }
 
-/// Starts the thread that waits for SIGTERM/SIGINT and calls `on_signal`
-/// with the signal's name.
-pub fn on_termination(on_signal: impl FnOnce(&'static str) + Send + 'static) -> io::Result<()> {
+/// Starts the thread that waits for `signals` (blocked with [`block`]) and
+/// calls `on_signal` with each one's number and name, for as long as the
+/// process lives.
+pub fn on_each(
+    signals: &'static [Signal],
+    mut on_signal: impl FnMut(libc::c_int, &'static str) + Send + 'static,
+) -> io::Result<()> {
     thread::Builder::new()
         .name("signals".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let set = signal_set();
-            let mut received: libc::c_int = 0;
+            let set = signal_set(signals);
             loop {
+                let mut received: libc::c_int = 0;
                 // SAFETY: `set` is initialised and `received` is a valid out pointer.
-                let rc = unsafe { libc::sigwait(&set, &mut received) };
-                if rc == 0 {
-                    break;
+                if unsafe { libc::sigwait(&set, &mut received) } != 0 {
+                    continue;
                 }
+                let name = signals
+                    .iter()
+                    .find(|(s, _)| *s == received)
+                    .map_or("signal", |(_, n)| n);
+                on_signal(received, name);
             }
-            let name = SIGNALS
-                .iter()
-                .find(|(s, _)| *s == received)
-                .map_or("signal", |(_, n)| n);
-            on_signal(name);
         })
         .map(drop)
 }

@@ -1,0 +1,154 @@
+//! `run -- CMD`, the job wrapper: the real binary around real jobs (sh),
+//! against a receiver on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn wrapping(url: &str, job: &str) -> AgentCmd {
+    AgentCmd::posting_to(url).args(["--interval", "1", "run", "--", "sh", "-c", job])
+}
+
+#[test]
+fn a_successful_job_passes_its_output_through_and_sends_one_beat() {
+    let rx = Receiver::start(|_| ok_json());
+    let out = wrapping(&rx.url(), "echo to-stdout; echo to-stderr >&2; exit 0").finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "to-stdout\n");
+    assert_eq!(
+        out.stderr, "to-stderr\n",
+        "the wrapper adds nothing on success"
+    );
+    let beats = rx.requests();
+    assert_eq!(beats.len(), 1);
+    assert_eq!(beats[0].path, "/api/heartbeat/7/");
+    // The same request --once sends.
+    let body = format!(r#"{{"agent_version":"{}"}}"#, env!("CARGO_PKG_VERSION"));
+    assert_eq!(String::from_utf8_lossy(&beats[0].body), body);
+}
+
+#[test]
+fn a_failed_job_sends_no_beat_and_exits_with_its_status() {
+    let rx = Receiver::start(|_| ok_json());
+    let out = wrapping(&rx.url(), "echo partial; exit 3").finish();
+    assert_eq!(out.code(), Some(3));
+    assert_eq!(out.stdout, "partial\n");
+    assert!(
+        out.stderr
+            .contains("the job failed with exit status 3; no heartbeat sent"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(rx.requests().len(), 0);
+
+    let out = wrapping(&rx.url(), "kill -KILL $$").finish();
+    assert_eq!(out.code(), Some(128 + 9), "{}", out.stderr);
+    assert!(out.stderr.contains("ended by signal 9"), "{}", out.stderr);
+    assert_eq!(rx.requests().len(), 0);
+}
+
+#[test]
+fn signals_reach_the_job_and_its_children_and_the_wrapper_ends_with_it() {
+    for (signal, name) in [(SIGTERM, "TERM"), (SIGINT, "INT"), (SIGHUP, "HUP")] {
+        let rx = Receiver::start(|_| ok_json());
+        let dir = TempDir::new();
+        let pid_file = dir.path().join("child.pid");
+        // The job starts a grandchild (sleep), says it is ready, and on the
+        // signal exits 7; the grandchild must not outlive it.
+        let job = format!(
+            "trap 'echo job got {name} >&2; exit 7' {name}; sleep 20 & echo $! > {}; \
+             echo ready >&2; wait",
+            pid_file.display()
+        );
+        let mut running = wrapping(&rx.url(), &job).spawn();
+        running.wait_for_line("ready", WAIT);
+        let status = running.stop_with(signal);
+        assert_eq!(status.code(), Some(7), "{name}: {:?}", running.log());
+        running.wait_for_line(&format!("job got {name}"), WAIT);
+        assert_eq!(
+            rx.requests().len(),
+            0,
+            "{name}: a stopped job is not a beat"
+        );
+        if signal == SIGINT {
+            // sh starts a background command with SIGINT ignored (POSIX),
+            // so only the job itself takes this one.
+            continue;
+        }
+        let grandchild = std::fs::read_to_string(&pid_file).unwrap();
+        let gone = || !std::path::Path::new(&format!("/proc/{}", grandchild.trim())).exists();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !gone() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(gone(), "{name}: the job's child {grandchild} outlived it");
+        assert_eq!(
+            rx.requests().len(),
+            0,
+            "{name}: a stopped job is not a beat"
+        );
+    }
+}
+
+#[test]
+fn a_success_whose_beat_cannot_be_delivered_exits_75() {
+    let rx = Receiver::start(|_| status(503));
+    let out = wrapping(&rx.url(), "exit 0").finish();
+    assert_eq!(out.code(), Some(75), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("HTTP 503")
+            && out
+                .stderr
+                .contains("the job succeeded but its heartbeat was not delivered"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_bad_config_stops_before_the_job_runs() {
+    let dir = TempDir::new();
+    let marker = dir.path().join("ran");
+    let out = AgentCmd::new()
+        .args([
+            "--server-id",
+            "a b",
+            "--api-url",
+            "http://127.0.0.1:9",
+            "run",
+            "--",
+        ])
+        .args(["touch"])
+        .arg_path(&marker)
+        .finish();
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("server_id (from flag --server-id)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!marker.exists(), "the job ran despite the bad config");
+}
+
+#[test]
+fn a_job_that_cannot_be_run_gets_the_shells_status() {
+    let rx = Receiver::start(|_| ok_json());
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["run", "--", "/nonexistent/backup.sh"])
+        .finish();
+    assert_eq!(out.code(), Some(127), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot run /nonexistent/backup.sh: No such file or directory"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(rx.requests().len(), 0);
+    let out = AgentCmd::new().args(["run"]).finish();
+    assert_eq!(out.code(), Some(2));
+    assert!(out.stderr.contains("run needs a command"), "{}", out.stderr);
+}
