@@ -5,10 +5,9 @@
 //! forwarded signal reaches the processes it started too. The decisions
 //! (what the wrapper exits with) are plain functions; `main` wires them.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus};
+use std::ptr;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The exit status when the job succeeded but its heartbeat could not be
@@ -32,15 +31,6 @@ impl JobEnd {
         match self {
             JobEnd::Exited(code) => (code & 0xff) as u8,
             JobEnd::Signalled(signal) => 128u8.saturating_add((signal & 0x7f) as u8),
-        }
-    }
-
-    fn from(status: ExitStatus) -> JobEnd {
-        match (status.code(), status.signal()) {
-            (Some(code), _) => JobEnd::Exited(code),
-            (None, Some(signal)) => JobEnd::Signalled(signal),
-            // Neither: stopped or continued, which wait() does not report.
-            (None, None) => JobEnd::Exited(1),
         }
     }
 }
@@ -85,35 +75,120 @@ const STARTING: i32 = -1;
 
 /// Runs the job to its end. Signals that arrive meanwhile are forwarded by
 /// [`forward`] (called from the signal thread).
+///
+/// With posix_spawnp rather than `std::process::Command`, which would add
+/// 29-37 KB to the binary (its environment, pipes and fallback paths) for
+/// what is one call here.
 pub fn run(command: &[OsString]) -> Result<JobEnd, io::Error> {
-    let (program, args) = command
-        .split_first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command"))?;
+    use std::os::unix::ffi::OsStrExt;
+    let args = command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<CString>, _>>()
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an argument contains a NUL byte",
+            )
+        })?;
+    let Some(program) = args.first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
+    };
+    let mut argv: Vec<*mut libc::c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    argv.push(ptr::null_mut());
+
     // A signal that comes while the job is being started waits for it
     // (see `forward`) rather than ending the wrapper and orphaning the job.
     JOB_GROUP.store(STARTING, Ordering::SeqCst);
-    let mut command = Command::new(program);
-    command.args(args).process_group(0);
-    // The wrapper blocks the signals it forwards, and a child inherits the
-    // mask: unblock them in the child, or the job could not be stopped.
-    // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (sigemptyset, sigaddset, pthread_sigmask), with no allocation.
-    unsafe {
-        command.pre_exec(|| crate::signals::unblock(crate::signals::FORWARD));
-    }
-    let spawned = command.spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
+    let spawned = spawn(program, &argv);
+    let pid = match spawned {
+        Ok(pid) => pid,
         Err(e) => {
             JOB_GROUP.store(0, Ordering::SeqCst);
             return Err(e);
         }
     };
-    let pid = i32::try_from(child.id()).unwrap_or(0);
     JOB_GROUP.store(pid, Ordering::SeqCst);
-    let status = child.wait();
+    let status = wait(pid);
     JOB_GROUP.store(0, Ordering::SeqCst);
-    status.map(JobEnd::from)
+    status
+}
+
+unsafe extern "C" {
+    static environ: *const *mut libc::c_char;
+}
+
+/// The job in a process group of its own, with the signals the wrapper
+/// blocks unblocked and SIGPIPE back to its default (the Rust runtime
+/// ignores it in the wrapper, and an ignored signal stays ignored across
+/// exec).
+fn spawn(program: &CString, argv: &[*mut libc::c_char]) -> io::Result<libc::pid_t> {
+    // SAFETY: every posix_spawn* call gets initialised structures owned
+    // here; argv is NULL-terminated and its strings outlive the call;
+    // environ is the process's environment, which nothing here changes.
+    unsafe {
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        let rc = libc::posix_spawnattr_init(&mut attr);
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        let mut defaults: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut defaults);
+        libc::sigaddset(&mut defaults, libc::SIGPIPE);
+        let flags = libc::POSIX_SPAWN_SETPGROUP
+            | libc::POSIX_SPAWN_SETSIGMASK
+            | libc::POSIX_SPAWN_SETSIGDEF;
+        let mut pid: libc::pid_t = 0;
+        let mut rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setpgroup(&mut attr, 0);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setsigmask(&mut attr, &none);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawnp(
+                &mut pid,
+                program.as_ptr(),
+                ptr::null(),
+                &attr,
+                argv.as_ptr(),
+                environ,
+            );
+        }
+        libc::posix_spawnattr_destroy(&mut attr);
+        if rc == 0 {
+            Ok(pid)
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
+    }
+}
+
+fn wait(pid: libc::pid_t) -> io::Result<JobEnd> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid out pointer.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(if libc::WIFEXITED(status) {
+        JobEnd::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        JobEnd::Signalled(libc::WTERMSIG(status))
+    } else {
+        JobEnd::Exited(1)
+    })
 }
 
 /// Passes `signal` to the running job's whole process group; false when no

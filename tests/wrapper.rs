@@ -16,9 +16,12 @@ fn wrapping(url: &str, job: &str) -> AgentCmd {
 #[test]
 fn a_successful_job_passes_its_output_through_and_sends_one_beat() {
     let rx = Receiver::start(|_| ok_json());
-    let out = wrapping(&rx.url(), "echo to-stdout; echo to-stderr >&2; exit 0").finish();
+    // `yes | head` also shows SIGPIPE is back to its default in the job
+    // (ignored, `yes` would complain of a broken pipe on stderr).
+    let job = "echo to-stdout; yes | head -n 1; echo to-stderr >&2; exit 0";
+    let out = wrapping(&rx.url(), job).finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert_eq!(out.stdout, "to-stdout\n");
+    assert_eq!(out.stdout, "to-stdout\ny\n");
     assert_eq!(
         out.stderr, "to-stderr\n",
         "the wrapper adds nothing on success"
