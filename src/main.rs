@@ -146,7 +146,8 @@ fn run_job(config: &Config, notifier: &Notifier, command: &[std::ffi::OsString])
     let job = match wrap::run(command) {
         Ok(job) => job,
         Err(e) => {
-            let (message, status) = wrap::spawn_failure(&command[0], &e);
+            let program = command.first().cloned().unwrap_or_default();
+            let (message, status) = wrap::spawn_failure(&program, &e);
             log::error!("{message}");
             return ExitCode::from(status);
         }
