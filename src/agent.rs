@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::backoff::{self, Failed, Next};
+use crate::checks::{self, Assessment, Gate};
 use crate::classify::{Class, Failure};
 use crate::clock::{Clock, format_duration, format_time_of_day};
 use crate::config::Config;
@@ -39,7 +40,12 @@ pub struct Agent<'a, C: Clock, T: Transport> {
     timeout: Duration,
     notifier: &'a Notifier,
     rng: fastrand::Rng,
-    health: Health,
+    streak: Streak,
+    /// The checks (and report body) before each beat; None costs nothing.
+    gate: Option<Box<dyn Gate + 'a>>,
+    failing: Failing,
+    /// The body when no report replaces it, made once.
+    body: String,
     role: Role,
     /// When the next beat is due, and the slot that ends its retries.
     due: Duration,
@@ -47,7 +53,7 @@ pub struct Agent<'a, C: Clock, T: Transport> {
 }
 
 #[derive(Default)]
-struct Health {
+struct Streak {
     /// Consecutive failed attempts, across slots; drives the backoff.
     failures: u32,
     delivered_once: bool,
@@ -55,10 +61,18 @@ struct Health {
     down_since: Option<Duration>,
     /// Beats that did not land since `down_since`.
     missed: u64,
-    /// When the last "still failing" summary was logged.
-    last_summary: Option<Duration>,
-    /// The `missed` count that earns the next summary.
-    next_summary_at: u64,
+    summary: Cadence,
+}
+
+/// Failing checks, while they fail.
+#[derive(Default)]
+struct Failing {
+    since: Option<Duration>,
+    /// The failing checks' names, to log again only when the set changes.
+    names: Vec<String>,
+    /// Beats withheld since `since`.
+    withheld: u64,
+    summary: Cadence,
 }
 
 /// "Still failing" summaries come when the missed beats reach 10, 100,
@@ -66,6 +80,39 @@ struct Health {
 /// about 27 lines, not 2,880.
 const SUMMARY_EVERY: Duration = Duration::from_secs(3600);
 const FIRST_SUMMARY_AT: u64 = 10;
+
+/// When the next "still ..." summary of a long outage is due.
+#[derive(Default)]
+struct Cadence {
+    /// When the last line about the outage was logged.
+    last: Option<Duration>,
+    /// The count that earns the next summary.
+    next_at: u64,
+}
+
+impl Cadence {
+    /// The outage's first line was logged at `now`.
+    fn start(&mut self, now: Duration) {
+        self.last = Some(now);
+        self.next_at = FIRST_SUMMARY_AT;
+    }
+
+    /// Whether `count` missed beats at `now` earn a summary (and if so,
+    /// when the next one is due).
+    fn due(&mut self, count: u64, now: Duration) -> bool {
+        let hour_passed = self
+            .last
+            .is_none_or(|at| now.saturating_sub(at) >= SUMMARY_EVERY);
+        if count < self.next_at && !hour_passed {
+            return false;
+        }
+        while self.next_at <= count {
+            self.next_at = self.next_at.saturating_mul(10);
+        }
+        self.last = Some(now);
+        true
+    }
+}
 
 impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
     pub fn new(
@@ -108,11 +155,21 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             timeout,
             notifier,
             rng,
-            health: Health::default(),
+            streak: Streak::default(),
+            gate: None,
+            failing: Failing::default(),
+            body: crate::body::default_body(),
             role,
             due: Duration::ZERO,
             deadline,
         }
+    }
+
+    /// Runs `gate` before every beat: its checks may withhold the beat or
+    /// change its body.
+    pub fn with_gate(mut self, gate: Box<dyn Gate + 'a>) -> Agent<'a, C, T> {
+        self.gate = Some(gate);
+        self
     }
 
     pub fn phase(&self) -> Duration {
@@ -145,7 +202,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
                 "woke {} late (suspended or stopped?): {skipped} beat(s) skipped, not sent late",
                 format_duration(now - self.due)
             );
-            self.health.missed += skipped;
+            self.streak.missed += skipped;
             self.deadline = self.schedule.next_slot_after(now);
         }
         let end = self.beat(self.deadline);
@@ -156,12 +213,26 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
 
     /// Sends one beat, retrying until `deadline`.
     fn beat(&mut self, deadline: Duration) -> BeatEnd {
+        let mut report = None;
+        if let Some(gate) = self.gate.as_mut() {
+            self.notifier.watchdog();
+            let assessment = gate.assess(deadline.saturating_sub(self.clock.elapsed()));
+            self.on_assessed(&assessment);
+            if assessment.withhold {
+                return BeatEnd {
+                    delivered: false,
+                    next: deadline,
+                };
+            }
+            report = assessment.body;
+        }
         let mut attempt = 1u32;
         loop {
             self.notifier.watchdog();
             let left = deadline.saturating_sub(self.clock.elapsed());
             let budget = self.timeout.min(left).max(backoff::MIN_ATTEMPT);
-            match self.transport.send(budget) {
+            let body = report.as_deref().unwrap_or(&self.body);
+            match self.transport.send(budget, body) {
                 Outcome::Accepted { reply, took } => {
                     self.on_delivered(&reply, took);
                     return BeatEnd {
@@ -171,12 +242,12 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
                 }
                 Outcome::Failed(failure) => {
                     let now = self.clock.elapsed();
-                    self.health.failures = self.health.failures.saturating_add(1);
-                    self.health.down_since.get_or_insert(now);
+                    self.streak.failures = self.streak.failures.saturating_add(1);
+                    self.streak.down_since.get_or_insert(now);
                     let failed = Failed {
                         now,
                         retryable: failure.class == Class::Retryable,
-                        delay: backoff::retry_delay(self.health.failures, self.rng.f64()),
+                        delay: backoff::retry_delay(self.streak.failures, self.rng.f64()),
                         retry_after: failure.retry_after,
                     };
                     let next = backoff::plan(&failed, deadline, |t| {
@@ -195,7 +266,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
                                 .schedule
                                 .slots_in(deadline.saturating_sub(Duration::from_nanos(1)), slot)
                                 .saturating_sub(1);
-                            self.health.missed += 1 + held_back;
+                            self.streak.missed += 1 + held_back;
                             self.maybe_summarise(&failure, now);
                             return BeatEnd {
                                 delivered: false,
@@ -205,6 +276,53 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
                     }
                 }
             }
+        }
+    }
+
+    /// One line when checks start failing (or a different set fails), a
+    /// summary now and then while beats are withheld, one line when all
+    /// pass again.
+    fn on_assessed(&mut self, assessment: &Assessment) {
+        let now = self.clock.elapsed();
+        let names: Vec<&str> = assessment.failing().map(|r| r.name.as_str()).collect();
+        let f = &mut self.failing;
+        if names.is_empty() {
+            if let Some(since) = f.since {
+                let withheld = match f.withheld {
+                    0 => String::new(),
+                    n => format!("; {n} heartbeat(s) were withheld"),
+                };
+                log::info!(
+                    "all checks pass again after {}{withheld}",
+                    format_duration(now.saturating_sub(since))
+                );
+            }
+            *f = Failing::default();
+            return;
+        }
+        let what = checks::describe_failing(&assessment.results);
+        let outcome = if assessment.withhold {
+            f.withheld += 1;
+            "heartbeat withheld"
+        } else {
+            "reported as status \"fail\""
+        };
+        let since = *f.since.get_or_insert(now);
+        if f.names != names || self.role == Role::Once {
+            log::warn!("{what}; {outcome}");
+            f.names = names.into_iter().map(str::to_string).collect();
+            f.summary.start(now);
+        } else if assessment.withhold && f.summary.due(f.withheld, now) {
+            log::warn!(
+                "still withholding heartbeats since {} UTC ({}): {} withheld; {what}",
+                format_time_of_day(self.clock.wall() - now.saturating_sub(since)),
+                format_duration(now.saturating_sub(since)),
+                f.withheld
+            );
+        }
+        if assessment.withhold {
+            self.notifier
+                .status(&format!("withholding heartbeats: {what}"));
         }
     }
 
@@ -218,7 +336,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             (None, None) => "(no name in reply)".into(),
         };
         let now = self.clock.elapsed();
-        let h = &mut self.health;
+        let h = &mut self.streak;
         if let Some(since) = h.down_since.take() {
             log::info!(
                 "heartbeat delivered again to {origin}: down for {}, {} beat(s) missed",
@@ -243,11 +361,14 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         }
         h.failures = 0;
         h.missed = 0;
-        h.last_summary = None;
-        h.next_summary_at = FIRST_SUMMARY_AT;
+        h.summary = Cadence::default();
         h.delivered_once = true;
+        let failing = match self.failing.names.len() {
+            0 => String::new(),
+            n => format!(", reporting {n} failing check(s)"),
+        };
         self.notifier.status(&format!(
-            "last beat {} ok",
+            "last beat {} ok{failing}",
             format_time_of_day(self.clock.wall())
         ));
     }
@@ -294,7 +415,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             "heartbeat {verb}: {}{cut}{hint}; {what_next}",
             failure.reason
         );
-        let first_of_outage = self.health.failures == 1;
+        let first_of_outage = self.streak.failures == 1;
         // The service says when an outage starts; --once says how it ended.
         let shown = match self.role {
             Role::Service => first_of_outage,
@@ -307,10 +428,9 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         };
         log::log!(level, "{line}");
         if first_of_outage {
-            self.health.last_summary = Some(now);
-            self.health.next_summary_at = FIRST_SUMMARY_AT;
+            self.streak.summary.start(now);
         }
-        let down_for = now.saturating_sub(self.health.down_since.unwrap_or(now));
+        let down_for = now.saturating_sub(self.streak.down_since.unwrap_or(now));
         self.notifier.status(&format!(
             "failing since {} UTC: {}",
             format_time_of_day(self.clock.wall() - down_for),
@@ -324,17 +444,10 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         if self.role == Role::Once {
             return;
         }
-        let h = &mut self.health;
-        let hour_passed = h
-            .last_summary
-            .is_none_or(|at| now.saturating_sub(at) >= SUMMARY_EVERY);
-        if h.missed < h.next_summary_at && !hour_passed {
+        let h = &mut self.streak;
+        if !h.summary.due(h.missed, now) {
             return;
         }
-        while h.next_summary_at <= h.missed {
-            h.next_summary_at = h.next_summary_at.saturating_mul(10);
-        }
-        h.last_summary = Some(now);
         let since = h.down_since.unwrap_or(now);
         log::warn!(
             "still failing since {} UTC ({}): {} beat(s) missed; last error: {}",
@@ -413,7 +526,7 @@ mod tests {
     }
 
     impl Transport for FakeServer {
-        fn send(&mut self, budget: Duration) -> Outcome {
+        fn send(&mut self, budget: Duration, _body: &str) -> Outcome {
             let now = self.clock.elapsed();
             self.attempts.borrow_mut().push((now, budget));
             let took = self.took.min(budget);
@@ -554,9 +667,9 @@ mod tests {
         assert!((0.5..1.5).contains(&(t[1] - t[0])), "first retry {t:?}");
         assert!((1.0..3.0).contains(&(t[2] - t[1])), "second retry {t:?}");
         assert_eq!(t[3], 30.0);
-        assert_eq!(a.health.failures, 0);
+        assert_eq!(a.streak.failures, 0);
         assert_eq!(
-            a.health.missed, 0,
+            a.streak.missed, 0,
             "retries that land within the slot miss nothing"
         );
     }
@@ -579,10 +692,10 @@ mod tests {
                 next: S(30.0)
             }
         );
-        assert_eq!(a.health.missed, 1);
+        assert_eq!(a.streak.missed, 1);
         a.next_beat();
         assert!(close(&rig.times(), &[0.0, 30.0]));
-        assert_eq!(a.health.missed, 0, "reset once a beat lands");
+        assert_eq!(a.streak.missed, 0, "reset once a beat lands");
     }
 
     #[test]
@@ -598,7 +711,7 @@ mod tests {
         let end = a.next_beat();
         assert_eq!(end.next, S(90.0));
         // Beat zero and the held-back slots at 30 and 60.
-        assert_eq!(a.health.missed, 3);
+        assert_eq!(a.streak.missed, 3);
         a.next_beat();
         assert!(close(&rig.times(), &[0.0, 90.0]), "{:?}", rig.times());
     }
@@ -665,7 +778,7 @@ mod tests {
             ),
             "{late:?}"
         );
-        assert_eq!(a.health.missed, 20);
+        assert_eq!(a.streak.missed, 20);
     }
 
     thread_local! {

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::config::{Flag, Key, Layer, Raw, Source, help_rows};
+use crate::config::{Flag, Key, Kind, Layer, Raw, Source, help_rows};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -117,6 +117,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
             && let Some(key) = Key::from_flag(&format!("--{name}"))
         {
             let raw = match key.spec().flag {
+                // A list flag adds an entry each time it is given.
+                Flag::Value(flag, _) if key.spec().kind == Kind::List => {
+                    let entry = parser.value()?.string()?;
+                    let text = match cli.flags.get(key) {
+                        Some(earlier) => format!("{}\n{}", earlier.text, entry.trim()),
+                        None => entry.trim().to_string(),
+                    };
+                    Raw::new(text, Source::Flag(flag))
+                }
                 Flag::Value(flag, _) => {
                     Raw::new(parser.value()?.string()?.trim(), Source::Flag(flag))
                 }

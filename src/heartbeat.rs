@@ -30,8 +30,8 @@ pub enum Outcome {
 
 /// One beat's round trip, as the agent loop needs it.
 pub trait Transport {
-    /// Sends one beat, giving it at most `budget` from start to finish.
-    fn send(&mut self, budget: Duration) -> Outcome;
+    /// Sends one beat with `body`, giving it at most `budget` from start to finish.
+    fn send(&mut self, budget: Duration, body: &str) -> Outcome;
     /// `host:port` of the server, for log lines.
     fn origin(&self) -> &str;
 }
@@ -74,7 +74,6 @@ pub struct Client {
     /// The proxy's `host:port`, when beats go through one.
     proxy: Option<String>,
     authorization: Option<String>,
-    body: String,
 }
 
 /// The receive buffer. Response headers may fill at most
@@ -143,7 +142,6 @@ impl Client {
             proxy: proxy_hop,
             url: config.heartbeat_url.clone(),
             authorization,
-            body: format!("{{\"agent_version\":\"{VERSION}\"}}"),
         }
     }
 }
@@ -156,11 +154,11 @@ impl Transport for Client {
     /// One beat: on the kept connection when the server may still hold it
     /// open (with a short first-byte deadline), and on a new connection if
     /// that one turns out dead, all within `budget`.
-    fn send(&mut self, budget: Duration) -> Outcome {
+    fn send(&mut self, budget: Duration, body: &str) -> Outcome {
         let started = Instant::now();
         let mut left = budget;
         if let Some((idle, first_byte)) = self.kept.reuse_at(started, budget) {
-            match self.attempt(budget, idle, Some(first_byte)) {
+            match self.attempt(body, budget, idle, Some(first_byte)) {
                 Err(e) if reuse::dead_connection(&e) => {
                     // Not a failure: the server or a NAT let an idle connection go.
                     log::debug!(
@@ -175,7 +173,7 @@ impl Transport for Client {
                 .saturating_sub(started.elapsed())
                 .max(crate::backoff::MIN_ATTEMPT);
         }
-        let result = self.attempt(left, Duration::ZERO, None);
+        let result = self.attempt(body, left, Duration::ZERO, None);
         self.outcome(result, started, left)
     }
 }
@@ -194,6 +192,7 @@ impl Client {
     /// to start.
     fn attempt(
         &mut self,
+        body: &str,
         budget: Duration,
         idle: Duration,
         first_byte: Option<Duration>,
@@ -212,7 +211,7 @@ impl Client {
             .timeout_recv_response(first_byte)
             .max_idle_age(idle)
             .build()
-            .send(self.body.as_bytes());
+            .send(body.as_bytes());
         let mut response = match result {
             Ok(response) => response,
             Err(e) => {

@@ -4,6 +4,8 @@
 
 pub mod agent;
 mod backoff;
+pub mod body;
+pub mod checks;
 mod classify;
 pub mod cli;
 pub mod clock;
@@ -11,10 +13,12 @@ pub mod config;
 pub mod heartbeat;
 pub mod logging;
 pub mod notify;
+pub mod process;
 mod reuse;
 mod schedule;
 pub mod signals;
 mod text;
+pub mod vitals;
 mod wire;
 pub mod wrap;
 

@@ -7,13 +7,21 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use stacksense_heartbeat::agent::{Agent, Role};
+use stacksense_heartbeat::checks::Preflight;
 use stacksense_heartbeat::cli::{self, Mode, UsageError};
 use stacksense_heartbeat::clock::{self, SystemClock};
 use stacksense_heartbeat::config::{self, Config, ConfigError};
 use stacksense_heartbeat::heartbeat::Client;
 use stacksense_heartbeat::notify::Notifier;
+use stacksense_heartbeat::process::{self, Tail};
 use stacksense_heartbeat::{logging, signals, wrap};
+
+/// The most of a `run` job's output `--report status` sends: enough for
+/// the lines that say why it failed, small on a metered link.
+const JOB_TAIL_BYTES: usize = 4 * 1024;
 
 fn main() -> ExitCode {
     let journald = logging::stderr_is_journal(env::var("JOURNAL_STREAM").ok());
@@ -95,7 +103,7 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
     .map_err(StartupError::Config)?;
 
     match cli.mode {
-        Mode::Check => Ok(print(&config::check_report(&config))),
+        Mode::Check => Ok(check(&config)),
         Mode::Wrap => Ok(run_job(&config, &notifier, &cli.command)),
         Mode::Once => {
             let mut agent = agent_for(&config, &notifier, Role::Once);
@@ -131,19 +139,49 @@ fn agent_for<'a>(
     notifier: &'a Notifier,
     role: Role,
 ) -> Agent<'a, SystemClock, Client> {
-    Agent::new(
+    gated(config, notifier, role, Preflight::new(config))
+}
+
+fn gated<'a>(
+    config: &Config,
+    notifier: &'a Notifier,
+    role: Role,
+    preflight: Option<Preflight>,
+) -> Agent<'a, SystemClock, Client> {
+    let agent = Agent::new(
         config,
         SystemClock::new(),
         Client::new(config),
         notifier,
         role,
-    )
+    );
+    match preflight {
+        Some(preflight) => agent.with_gate(Box::new(preflight)),
+        None => agent,
+    }
+}
+
+/// `--check`: the settings, then every check run once. A failing check is
+/// not a config error (the agent would start and withhold beats), so the
+/// exit status stays 0: OpenRC's start_pre runs this.
+fn check(config: &Config) -> ExitCode {
+    let mut text = config::check_report(config);
+    if !config.health.value.is_empty()
+        && let Some(mut preflight) = Preflight::new(config)
+    {
+        let results = preflight.run_checks(config.interval.value);
+        text.push_str(&config::check_results(&results, config.report.value.status));
+    }
+    print(&text)
 }
 
 /// `run -- CMD`: the job, then one beat if it succeeded. Its exit status
 /// is the job's (see `wrap::exit_status`).
 fn run_job(config: &Config, notifier: &Notifier, command: &[std::ffi::OsString]) -> ExitCode {
-    let job = match wrap::run(command) {
+    let reporting = config.report.value.status;
+    let mut tail = reporting.then(|| Tail::new(JOB_TAIL_BYTES));
+    let started = Instant::now();
+    let job = match wrap::run(command, tail.as_mut()) {
         Ok(job) => job,
         Err(e) => {
             let program = command.first().cloned().unwrap_or_default();
@@ -153,11 +191,20 @@ fn run_job(config: &Config, notifier: &Notifier, command: &[std::ffi::OsString])
         }
     };
     if !job.succeeded() {
-        log::warn!("{}; no heartbeat sent", wrap::describe(job));
+        let sent = if reporting {
+            "reported with its heartbeat"
+        } else {
+            "no heartbeat sent"
+        };
+        log::warn!("{}; {sent}", wrap::describe(job));
     }
-    let delivered = job.succeeded().then(|| {
-        let delivered = agent_for(config, notifier, Role::Once).once();
-        if !delivered {
+    let mut preflight = Preflight::new(config);
+    if let (Some(preflight), Some(tail)) = (preflight.as_mut(), &tail) {
+        preflight.set_job(wrap::report(job, started.elapsed(), tail));
+    }
+    let delivered = (job.succeeded() || reporting).then(|| {
+        let delivered = gated(config, notifier, Role::Once, preflight).once();
+        if !delivered && job.succeeded() {
             log::error!(
                 "the job succeeded but its heartbeat was not delivered; exit status {}",
                 wrap::BEAT_UNDELIVERED
@@ -186,6 +233,7 @@ fn stop_on_signal(
         }
         log::info!("{name} received, stopping");
         notifier.stopping();
+        process::kill_checks();
         let code = if exit_code < 0 {
             128 + signal
         } else {

@@ -5,35 +5,18 @@
 //! forwarded signal reaches the processes it started too. The decisions
 //! (what the wrapper exits with) are plain functions; `main` wires them.
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::io;
-use std::ptr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
+
+use crate::process::{self, Tail};
 
 /// The exit status when the job succeeded but its heartbeat could not be
 /// delivered: sysexits' EX_TEMPFAIL, "try again later".
 pub const BEAT_UNDELIVERED: u8 = 75;
 
-/// How the job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobEnd {
-    Exited(i32),
-    Signalled(i32),
-}
-
-impl JobEnd {
-    pub fn succeeded(self) -> bool {
-        self == JobEnd::Exited(0)
-    }
-
-    /// What a shell would report for it: the exit code, or 128+N.
-    pub fn status(self) -> u8 {
-        match self {
-            JobEnd::Exited(code) => (code & 0xff) as u8,
-            JobEnd::Signalled(signal) => 128u8.saturating_add((signal & 0x7f) as u8),
-        }
-    }
-}
+pub use crate::process::End as JobEnd;
 
 /// The job's end in words, for the one line that says no beat was sent.
 pub fn describe(job: JobEnd) -> String {
@@ -56,6 +39,20 @@ pub fn exit_status(job: JobEnd, delivered: Option<bool>) -> u8 {
     }
 }
 
+/// The job's end as `--report status` sends it.
+pub fn report(job: JobEnd, took: std::time::Duration, tail: &Tail) -> crate::body::JobReport {
+    let (exit_code, signal) = match job {
+        JobEnd::Exited(code) => (Some(code), None),
+        JobEnd::Signalled(signal) => (None, Some(signal)),
+    };
+    crate::body::JobReport {
+        exit_code,
+        signal,
+        duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        tail: tail.text(),
+    }
+}
+
 /// Why the job could not be started, with the shell's status for it.
 pub fn spawn_failure(command: &OsString, e: &io::Error) -> (String, u8) {
     let shown = crate::text::untrusted(&command.to_string_lossy());
@@ -74,33 +71,28 @@ static JOB_GROUP: AtomicI32 = AtomicI32::new(0);
 const STARTING: i32 = -1;
 
 /// Runs the job to its end. Signals that arrive meanwhile are forwarded by
-/// [`forward`] (called from the signal thread).
-///
-/// With posix_spawnp rather than `std::process::Command`, which would add
-/// 29-37 KB to the binary (its environment, pipes and fallback paths) for
-/// what is one call here.
-pub fn run(command: &[OsString]) -> Result<JobEnd, io::Error> {
-    use std::os::unix::ffi::OsStrExt;
-    let args = command
-        .iter()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<Result<Vec<CString>, _>>()
-        .map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "an argument contains a NUL byte",
-            )
-        })?;
-    let Some(program) = args.first() else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
-    };
-    let mut argv: Vec<*mut libc::c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
-    argv.push(ptr::null_mut());
-
+/// [`forward`] (called from the signal thread). With `tail`, the job's
+/// stdout and stderr go through pipes: copied to ours as they come, and the
+/// last bytes kept for the report (the job then sees pipes, not a terminal).
+pub fn run(command: &[OsString], tail: Option<&mut Tail>) -> Result<JobEnd, io::Error> {
+    let args = process::c_args(command)?;
+    let mut pipes = Vec::new();
+    let mut stdio = process::Stdio::default();
+    let mut write_ends = Vec::new();
+    if tail.is_some() {
+        for (target, ours) in [(&mut stdio.stdout, 1), (&mut stdio.stderr, 2)] {
+            let (read, write) = process::pipe()?;
+            *target = Some(write.as_raw_fd());
+            pipes.push((read, Some(ours)));
+            write_ends.push(write);
+        }
+    }
     // A signal that comes while the job is being started waits for it
     // (see `forward`) rather than ending the wrapper and orphaning the job.
     JOB_GROUP.store(STARTING, Ordering::SeqCst);
-    let spawned = spawn(program, &argv);
+    let spawned = process::spawn(&args, stdio);
+    // Our copies of the write ends must go, or the pipes never reach EOF.
+    drop(write_ends);
     let pid = match spawned {
         Ok(pid) => pid,
         Err(e) => {
@@ -109,86 +101,15 @@ pub fn run(command: &[OsString]) -> Result<JobEnd, io::Error> {
         }
     };
     JOB_GROUP.store(pid, Ordering::SeqCst);
-    let status = wait(pid);
+    let status = match tail {
+        Some(tail) => process::collect(pid, &mut pipes, tail, None).map(|c| match c {
+            process::Collected::Ended(end) => end,
+            process::Collected::Killed => JobEnd::Signalled(libc::SIGKILL),
+        }),
+        None => process::wait(pid),
+    };
     JOB_GROUP.store(0, Ordering::SeqCst);
     status
-}
-
-unsafe extern "C" {
-    static environ: *const *mut libc::c_char;
-}
-
-/// The job in a process group of its own, with the signals the wrapper
-/// blocks unblocked and SIGPIPE back to its default (the Rust runtime
-/// ignores it in the wrapper, and an ignored signal stays ignored across
-/// exec).
-fn spawn(program: &CString, argv: &[*mut libc::c_char]) -> io::Result<libc::pid_t> {
-    // SAFETY: every posix_spawn* call gets initialised structures owned
-    // here; argv is NULL-terminated and its strings outlive the call;
-    // environ is the process's environment, which nothing here changes.
-    unsafe {
-        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
-        let rc = libc::posix_spawnattr_init(&mut attr);
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        let mut defaults: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut defaults);
-        libc::sigaddset(&mut defaults, libc::SIGPIPE);
-        let flags = libc::POSIX_SPAWN_SETPGROUP
-            | libc::POSIX_SPAWN_SETSIGMASK
-            | libc::POSIX_SPAWN_SETSIGDEF;
-        let mut pid: libc::pid_t = 0;
-        let mut rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
-        if rc == 0 {
-            rc = libc::posix_spawnattr_setpgroup(&mut attr, 0);
-        }
-        if rc == 0 {
-            rc = libc::posix_spawnattr_setsigmask(&mut attr, &none);
-        }
-        if rc == 0 {
-            rc = libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
-        }
-        if rc == 0 {
-            rc = libc::posix_spawnp(
-                &mut pid,
-                program.as_ptr(),
-                ptr::null(),
-                &attr,
-                argv.as_ptr(),
-                environ,
-            );
-        }
-        libc::posix_spawnattr_destroy(&mut attr);
-        if rc == 0 {
-            Ok(pid)
-        } else {
-            Err(io::Error::from_raw_os_error(rc))
-        }
-    }
-}
-
-fn wait(pid: libc::pid_t) -> io::Result<JobEnd> {
-    let mut status: libc::c_int = 0;
-    loop {
-        // SAFETY: `status` is a valid out pointer.
-        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
-            break;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-    Ok(if libc::WIFEXITED(status) {
-        JobEnd::Exited(libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        JobEnd::Signalled(libc::WTERMSIG(status))
-    } else {
-        JobEnd::Exited(1)
-    })
 }
 
 /// Passes `signal` to the running job's whole process group; false when no

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use super::keys::Key;
+use super::keys::{Key, Kind};
 use super::source::{Layer, Raw, Source};
 use super::{About, ConfigError};
 
@@ -16,6 +16,9 @@ pub fn layer(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Layer, Vec<Config
         let Some(os) = env(name) else { continue };
         match os.into_string() {
             Ok(text) if text.trim().is_empty() => {}
+            Ok(text) if key.spec().kind == Kind::List => {
+                layer.set(key, Raw::new(split_list(&text), Source::Env(name)));
+            }
             Ok(text) => layer.set(key, Raw::new(text.trim(), Source::Env(name))),
             Err(_) => errors.push(ConfigError {
                 about: About::Setting(key),
@@ -31,9 +34,41 @@ pub fn layer(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Layer, Vec<Config
     }
 }
 
+/// A list variable's entries, one per line: they are separated by `;` or
+/// a newline, except inside quotes (`cmd sh -c 'a; b'` is one entry).
+fn split_list(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote = None;
+    for c in text.chars() {
+        match (c, quote) {
+            ('\'' | '"', None) => quote = Some(c),
+            (q, Some(open)) if q == open => quote = None,
+            (';' | '\n', None) => {
+                out.push('\n');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_variables_split_on_semicolons_outside_quotes() {
+        assert_eq!(
+            split_list(" tcp a:1 ; cmd sh -c 'x; y';;disk / 90%\n"),
+            "tcp a:1\ncmd sh -c 'x; y'\ndisk / 90%"
+        );
+    }
 
     #[test]
     fn empty_env_vars_count_as_unset_and_values_are_trimmed() {

@@ -242,6 +242,22 @@ fn text_of(key: Key, value: &Value) -> Result<Option<String>, &'static str> {
         (Kind::Bool, _) => Err("expected true or false"),
         (Kind::Text, Value::String(s)) => Ok(Some(s.trim().to_string())),
         (Kind::Text, _) => Err("expected a string"),
+        (Kind::List, Value::String(s)) => Ok(Some(s.trim().to_string())),
+        (Kind::List, Value::Array(items)) => {
+            let mut lines = Vec::with_capacity(items.len());
+            for item in items {
+                match item.as_str() {
+                    Some(s) if !s.contains('\n') => lines.push(s.trim()),
+                    _ => {
+                        return Err(
+                            "expected an array of one-line strings, e.g. [\"tcp 127.0.0.1:5432\"]",
+                        );
+                    }
+                }
+            }
+            Ok(Some(lines.join("\n")))
+        }
+        (Kind::List, _) => Err("expected an array of strings, e.g. [\"tcp 127.0.0.1:5432\"]"),
     }
 }
 

@@ -20,6 +20,8 @@ pub enum Key {
     CaFile,
     Splay,
     Keepalive,
+    Health,
+    Report,
 }
 
 /// How a setting is given on the command line.
@@ -44,6 +46,9 @@ pub enum Kind {
         max: f64,
     },
     Bool,
+    /// Any number of entries: a repeated flag, `;`-separated in the
+    /// environment, an array in the file. Held as one text, one entry per line.
+    List,
 }
 
 pub struct Spec {
@@ -59,7 +64,7 @@ pub struct Spec {
 }
 
 impl Key {
-    pub const ALL: [Key; 9] = [
+    pub const ALL: [Key; 11] = [
         Key::ServerId,
         Key::ApiUrl,
         Key::Interval,
@@ -69,6 +74,8 @@ impl Key {
         Key::CaFile,
         Key::Splay,
         Key::Keepalive,
+        Key::Health,
+        Key::Report,
     ];
 
     pub fn spec(self) -> &'static Spec {
@@ -112,7 +119,7 @@ impl Key {
 }
 
 /// In the order of [`Key`]'s variants, which the build checks.
-const SETTINGS: [Spec; 9] = [
+const SETTINGS: [Spec; 11] = [
     Spec {
         key: Key::ServerId,
         name: "server_id",
@@ -206,6 +213,31 @@ const SETTINGS: [Spec; 9] = [
         help: "Reuse the connection while the server keeps it open (a dead one is\n\
                replaced within the same beat). --no-keepalive: a new connection\n\
                per beat (TLS sessions are still resumed).",
+    },
+    Spec {
+        key: Key::Health,
+        name: "health",
+        env: "STACKSENSE_HEALTH",
+        flag: Flag::Value("--health", "CHECK"),
+        kind: Kind::List,
+        default: "(none)",
+        help: "A check that must pass before each beat; repeat the flag for more\n\
+               (\";\" between checks in the variable, an array in the file):\n\
+               tcp HOST:PORT | http URL | cmd PROGRAM ARGS... | disk PATH MAX% |\n\
+               memory MIN%|MIN{K,M,G} | load MAX (1-minute load per CPU).\n\
+               \"timeout=SECS\" after the kind: its limit (default 5, cut to the\n\
+               time left before the next beat). A failing check withholds the beat.",
+    },
+    Spec {
+        key: Key::Report,
+        name: "report",
+        env: "STACKSENSE_REPORT",
+        flag: Flag::Value("--report", "LIST"),
+        kind: Kind::Text,
+        default: "(off)",
+        help: "status and/or vitals, comma-separated: send every beat with \"status\"\n\
+               and the checks' results (a failing check no longer withholds it),\n\
+               and/or \"host\" vitals. Off: the body is {\"agent_version\": ...}.",
     },
 ];
 
@@ -312,6 +344,7 @@ mod tests {
                 "(none)" => "none",
                 "bundled roots" => "bundled",
                 "true" => "on",
+                "(off)" => "off",
                 secs => secs,
             };
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();

@@ -20,11 +20,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::parse as parse_file;
-pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, help_rows};
+pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, Kind, help_rows};
 pub use proxy::Proxying;
-pub use report::{check_report, startup_line};
+pub use report::{check_report, check_results, startup_line};
 pub use source::{Layer, Raw, Setting, Source};
 
+use crate::body::Reporting;
+use crate::checks::spec::{self as check_spec, Check};
 use crate::clock::format_duration;
 use crate::text::{self, describe_io};
 pub const DEFAULT_FILE_NAME: &str = ".stacksense_heartbeat.conf";
@@ -45,6 +47,9 @@ pub struct Config {
     pub ca: Option<Setting<CaBundle>>,
     pub splay: Setting<bool>,
     pub keepalive: Setting<bool>,
+    /// The checks that gate each beat; none configured is an empty list.
+    pub health: Setting<Vec<Check>>,
+    pub report: Setting<Reporting>,
     pub proxy: Proxying,
     pub file: ConfigFile,
 }
@@ -198,6 +203,8 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
         ca,
         splay: r.splay,
         keepalive: r.keepalive,
+        health: r.health,
+        report: r.report,
         proxy,
         file,
     })
@@ -365,6 +372,8 @@ struct Resolved {
     ca_file: Option<Raw>,
     splay: Setting<bool>,
     keepalive: Setting<bool>,
+    health: Setting<Vec<Check>>,
+    report: Setting<Reporting>,
 }
 
 /// The pure part of loading: pick each setting from the highest layer that
@@ -457,7 +466,18 @@ fn resolve(
         break;
     }
 
-    match (server_id, api_url, interval, timeout, splay, keepalive) {
+    let health = checks(pick(Key::Health), &mut errors);
+    let report = or_default(
+        Key::Report,
+        pick(Key::Report),
+        Reporting::default(),
+        &mut errors,
+        Reporting::parse,
+    );
+
+    match (
+        server_id, api_url, interval, timeout, splay, keepalive, report,
+    ) {
         (
             Some(server_id),
             Some(api_url),
@@ -465,6 +485,7 @@ fn resolve(
             Some(timeout),
             Some(splay),
             Some(keepalive),
+            Some(report),
         ) if errors.is_empty() => Ok(Resolved {
             server_id,
             api_url,
@@ -474,8 +495,35 @@ fn resolve(
             ca_file: pick(Key::CaFile),
             splay,
             keepalive,
+            health,
+            report,
         }),
         _ => Err(errors),
+    }
+}
+
+/// Each check of the list (one per line of `raw`), with one error per bad one.
+fn checks(raw: Option<Raw>, errors: &mut Vec<ConfigError>) -> Setting<Vec<Check>> {
+    let Some(raw) = raw else {
+        return Setting {
+            value: Vec::new(),
+            source: Source::Default,
+        };
+    };
+    let mut checks = Vec::new();
+    for line in raw.text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match check_spec::parse(line) {
+            Ok(check) => checks.push(check),
+            Err(problem) => errors.push(ConfigError {
+                about: About::Setting(Key::Health),
+                source: Some(raw.source.clone()),
+                message: format!("\"{}\" {problem}", text::untrusted_max(line, 80)),
+            }),
+        }
+    }
+    Setting {
+        value: checks,
+        source: raw.source,
     }
 }
 

@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use super::{Config, ConfigFile, Key, Proxying};
+use crate::body::CheckResult;
 use crate::cli::VERSION;
 use crate::clock::format_duration;
+use crate::text;
 
 /// The one line the agent logs when it starts; `phase` is the splay phase
 /// it drew (None without splay).
@@ -69,6 +71,24 @@ pub fn check_report(config: &Config) -> String {
             ),
             Key::Splay => (on_off(config.splay.value), &config.splay.source),
             Key::Keepalive => (on_off(config.keepalive.value), &config.keepalive.source),
+            Key::Report => (
+                config.report.value.words().to_string(),
+                &config.report.source,
+            ),
+            Key::Health => {
+                let checks = &config.health.value;
+                if checks.is_empty() {
+                    rows.push((key.name(), "none".into(), String::new()));
+                    continue;
+                }
+                let count = format!("{} check(s)", checks.len());
+                rows.push((key.name(), count, config.health.source.to_string()));
+                for check in checks {
+                    let timeout = format!("timeout {}", format_duration(check.timeout));
+                    rows.push(("", text::untrusted(&check.name), timeout));
+                }
+                continue;
+            }
             // One row for both: they are one setting given two ways.
             Key::TokenFile => continue,
             Key::Token => match &config.token {
@@ -121,7 +141,7 @@ pub fn check_report(config: &Config) -> String {
     let (path, state) = file;
     let mut lines = vec![("config file", path, state.to_string())];
     for (name, value, source) in rows {
-        let trailer = if source.is_empty() {
+        let trailer = if source.is_empty() || source.starts_with("timeout ") {
             source
         } else {
             format!("from {source}")
@@ -142,5 +162,44 @@ pub fn check_report(config: &Config) -> String {
         out.push('\n');
     }
     out.push_str("config OK\n");
+    out
+}
+
+/// `--check`'s account of running every check once.
+pub fn check_results(results: &[CheckResult], reported: bool) -> String {
+    // Details line up after the names, within 80 columns: a line that
+    // would be longer puts its detail on the next line.
+    let names: Vec<String> = results.iter().map(|r| text::untrusted(&r.name)).collect();
+    let fits = |name: &str, detail: &str| 6 + name.len() + 2 + detail.len() <= 80;
+    let width = names
+        .iter()
+        .zip(results)
+        .filter(|(n, r)| fits(n, &r.detail))
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (name, r) in names.iter().zip(results) {
+        let verdict = if r.ok { "pass" } else { "FAIL" };
+        if fits(&format!("{name:<width$}"), &r.detail) {
+            out.push_str(&format!("{verdict}  {name:<width$}  {}\n", r.detail));
+        } else {
+            out.push_str(&format!("{verdict}  {name}\n      {}\n", r.detail));
+        }
+    }
+    let failing = results.iter().filter(|r| !r.ok).count();
+    let outcome = if reported {
+        "beats go out with \"status\": \"fail\""
+    } else {
+        "beats would be withheld"
+    };
+    if failing == 0 {
+        out.push_str("checks OK\n");
+    } else {
+        out.push_str(&format!(
+            "{failing} of {} check(s) failing: {outcome}\n",
+            results.len()
+        ));
+    }
     out
 }

@@ -1,0 +1,178 @@
+//! What a beat says. By default exactly `{"agent_version":"X"}`, which
+//! every StackSense server reads; with `--report` also the checks' results,
+//! the host's vitals and a `run` job's end, as docs/report.schema.json
+//! describes.
+
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use crate::cli::VERSION;
+use crate::vitals;
+
+/// What `--report` adds to the body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reporting {
+    /// `status` and `checks` (and `job` for `run`); a failing check then
+    /// sends `"status": "fail"` instead of withholding the beat.
+    pub status: bool,
+    /// `host`: uptime, load, memory, disks, the agent's RSS.
+    pub vitals: bool,
+}
+
+impl Reporting {
+    /// `status`, `vitals`, both comma-separated, or `off`.
+    pub fn parse(text: &str) -> Result<Reporting, String> {
+        let mut reporting = Reporting::default();
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word.to_ascii_lowercase().as_str() {
+                "status" => reporting.status = true,
+                "vitals" => reporting.vitals = true,
+                "off" | "none" => {}
+                _ => {
+                    return Err(format!(
+                        "has \"{}\"; expected status, vitals or both (status,vitals), or off",
+                        crate::text::untrusted_max(word, 40)
+                    ));
+                }
+            }
+        }
+        Ok(reporting)
+    }
+
+    pub fn is_on(self) -> bool {
+        self.status || self.vitals
+    }
+
+    /// As `--check` and the start-up line show it.
+    pub fn words(self) -> &'static str {
+        match (self.status, self.vitals) {
+            (false, false) => "off",
+            (true, false) => "status",
+            (false, true) => "vitals",
+            (true, true) => "status,vitals",
+        }
+    }
+}
+
+/// The body every beat carries when nothing is reported.
+pub fn default_body() -> String {
+    format!("{{\"agent_version\":\"{VERSION}\"}}")
+}
+
+/// One check's result as the body reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// A `run` job's end, for `--report status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobReport {
+    /// None when a signal ended it.
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+    /// The last bytes of its stdout and stderr, interleaved as they came.
+    pub tail: String,
+}
+
+/// A report body: `status` is "fail" when a check or the job failed.
+pub fn compose(
+    reporting: Reporting,
+    checks: &[CheckResult],
+    job: Option<&JobReport>,
+    disks: &[&Path],
+) -> String {
+    let mut body = Map::new();
+    body.insert("agent_version".into(), VERSION.into());
+    if reporting.status {
+        let job_ok = job.is_none_or(|j| j.exit_code == Some(0));
+        let ok = job_ok && checks.iter().all(|c| c.ok);
+        body.insert("status".into(), if ok { "ok" } else { "fail" }.into());
+        let list: Vec<Value> = checks
+            .iter()
+            .map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail}))
+            .collect();
+        body.insert("checks".into(), Value::Array(list));
+        if let Some(job) = job {
+            body.insert(
+                "job".into(),
+                json!({
+                    "exit_code": job.exit_code,
+                    "signal": job.signal,
+                    "duration_ms": job.duration_ms,
+                    "tail": job.tail,
+                }),
+            );
+        }
+    }
+    if reporting.vitals {
+        body.insert("host".into(), vitals::host_json(disks));
+    }
+    Value::Object(body).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_body_is_the_one_servers_know() {
+        assert_eq!(
+            default_body(),
+            format!("{{\"agent_version\":\"{VERSION}\"}}")
+        );
+    }
+
+    #[test]
+    fn report_words_are_read_in_any_order_and_mistakes_named() {
+        let both = Reporting {
+            status: true,
+            vitals: true,
+        };
+        assert_eq!(Reporting::parse("status,vitals"), Ok(both));
+        assert_eq!(Reporting::parse(" Vitals , status "), Ok(both));
+        assert_eq!(Reporting::parse("off"), Ok(Reporting::default()));
+        let err = Reporting::parse("status,cpu").unwrap_err();
+        assert!(err.contains("\"cpu\"") && err.contains("expected"), "{err}");
+    }
+
+    #[test]
+    fn a_failing_check_or_job_makes_the_status_fail() {
+        let status = Reporting {
+            status: true,
+            vitals: false,
+        };
+        let pass = CheckResult {
+            name: "tcp a:1".into(),
+            ok: true,
+            detail: "ok".into(),
+        };
+        let fail = CheckResult {
+            ok: false,
+            ..pass.clone()
+        };
+        let read = |s: String| serde_json::from_str::<Value>(&s).unwrap();
+        assert_eq!(
+            read(compose(status, std::slice::from_ref(&pass), None, &[]))["status"],
+            "ok"
+        );
+        assert_eq!(
+            read(compose(status, &[pass.clone(), fail], None, &[]))["status"],
+            "fail"
+        );
+        let job = JobReport {
+            exit_code: Some(3),
+            signal: None,
+            duration_ms: 5,
+            tail: "x\n".into(),
+        };
+        let body = read(compose(status, &[pass], Some(&job), &[]));
+        assert_eq!(body["status"], "fail");
+        assert_eq!(body["job"]["exit_code"], 3);
+        assert!(body.get("host").is_none());
+    }
+}

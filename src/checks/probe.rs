@@ -1,0 +1,267 @@
+//! Running one check: each kind's probe, bounded by a deadline, giving
+//! pass/fail and one line of why. Every detail is escaped here, so log
+//! lines and report bodies can carry it as it is.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::classify::{self, Route};
+use crate::clock::format_duration;
+use crate::process::{self, Collected, End, Tail};
+use crate::text::{self, describe_io};
+use crate::vitals;
+
+use super::spec::{Check, MinMemory, Probe};
+
+/// A check's result: its verdict and, in a few words, why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Verdict {
+    fn pass(detail: String) -> Verdict {
+        Verdict { ok: true, detail }
+    }
+    fn fail(detail: String) -> Verdict {
+        Verdict { ok: false, detail }
+    }
+}
+
+/// Output of a `cmd` check kept for its failure line: its last line is
+/// usually the reason ("no response", "FATAL: ...").
+const CMD_OUTPUT_TAIL: usize = 512;
+
+/// Runs `check` within `limit`. `http` is the client for http checks.
+pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdict {
+    let started = Instant::now();
+    let deadline = started + limit;
+    match &check.probe {
+        Probe::Tcp { host, port } => tcp(host, *port, deadline),
+        Probe::Http { url } => match http {
+            Some(agent) => http_get(agent, url, limit),
+            None => Verdict::fail("no HTTP client".into()),
+        },
+        Probe::Cmd { argv } => cmd(argv, limit),
+        Probe::Disk { path, max_percent } => match vitals::disk(path) {
+            Ok(d) => {
+                let used = d.used_percent();
+                let detail = format!(
+                    "{} {used:.0}% used (limit {max_percent}%)",
+                    text::untrusted(&path.display().to_string())
+                );
+                verdict(used < *max_percent, detail)
+            }
+            Err(e) => Verdict::fail(format!(
+                "cannot read {}: {}",
+                text::untrusted(&path.display().to_string()),
+                describe_io(&e)
+            )),
+        },
+        Probe::Memory(min) => match vitals::memory() {
+            Ok(m) => {
+                let (ok, limit) = match *min {
+                    MinMemory::Percent(p) => (m.available_percent() >= p, format!("{p}%")),
+                    MinMemory::Bytes(b) => (m.available >= b, bytes(b)),
+                };
+                let detail = format!(
+                    "{} available, {:.0}% of {} (minimum {limit})",
+                    bytes(m.available),
+                    m.available_percent(),
+                    bytes(m.total)
+                );
+                verdict(ok, detail)
+            }
+            Err(e) => Verdict::fail(format!("cannot read memory: {}", describe_io(&e))),
+        },
+        Probe::Load { max_per_cpu } => match vitals::load() {
+            Ok([one, ..]) => {
+                let cpus = vitals::online_cpus();
+                let per_cpu = one / f64::from(cpus);
+                let detail = format!(
+                    "load {per_cpu:.2} per CPU ({one:.2} on {cpus} CPUs, limit {max_per_cpu})"
+                );
+                verdict(per_cpu < *max_per_cpu, detail)
+            }
+            Err(e) => Verdict::fail(format!("cannot read the load: {}", describe_io(&e))),
+        },
+    }
+}
+
+fn verdict(ok: bool, detail: String) -> Verdict {
+    Verdict { ok, detail }
+}
+
+/// 1.5 GiB, 200 MiB, 512 KiB: sizes as a person reads them.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    if unit == "B" {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
+fn tcp(host: &str, port: u16, deadline: Instant) -> Verdict {
+    let started = Instant::now();
+    // A name is looked up by the system resolver, which has its own
+    // timeouts; the caller stops waiting for us at the deadline anyway.
+    let addrs: Vec<_> = match (host, port).to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(e) => {
+            return Verdict::fail(format!(
+                "cannot resolve {}: {}",
+                text::untrusted(host),
+                describe_io(&e)
+            ));
+        }
+    };
+    let mut last = None;
+    for addr in &addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(addr, left) {
+            Ok(_) => {
+                return Verdict::pass(format!(
+                    "connected to {addr} in {}",
+                    format_duration(started.elapsed())
+                ));
+            }
+            Err(e) => last = Some((*addr, e)),
+        }
+    }
+    Verdict::fail(match last {
+        Some((addr, e)) if e.kind() == std::io::ErrorKind::TimedOut => format!(
+            "no connection to {addr} within {}",
+            format_duration(deadline.saturating_duration_since(started))
+        ),
+        Some((addr, e)) => format!("connect to {addr}: {}", describe_io(&e).to_lowercase()),
+        None => format!("{} has no address", text::untrusted(host)),
+    })
+}
+
+fn http_get(agent: &ureq::Agent, url: &str, limit: Duration) -> Verdict {
+    use std::io::Read;
+    let started = Instant::now();
+    let origin = url
+        .parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let result = agent
+        .get(url)
+        .config()
+        .timeout_global(Some(limit))
+        .build()
+        .call();
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            let route = Route {
+                origin: &origin,
+                proxy: None,
+            };
+            return Verdict::fail(classify::error_failure(&e, route, limit).reason);
+        }
+    };
+    let status = response.status();
+    let took = format_duration(started.elapsed());
+    let words = status.canonical_reason().unwrap_or("");
+    if status.is_success() {
+        return Verdict::pass(format!("HTTP {} in {took}", status.as_u16()));
+    }
+    // The start of the body often says why ("database unreachable").
+    let mut body = Vec::new();
+    let _ = response
+        .body_mut()
+        .as_reader()
+        .take(200)
+        .read_to_end(&mut body);
+    let said = String::from_utf8_lossy(&body);
+    let said = said.lines().map(str::trim).find(|l| !l.is_empty());
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok());
+    let extra = match (location, said) {
+        (Some(to), _) if status.is_redirection() => {
+            format!(
+                " to {} (not followed; name the final URL)",
+                text::untrusted(to)
+            )
+        }
+        (_, Some(said)) => format!(": {}", text::untrusted_max(said, 80)),
+        _ => String::new(),
+    };
+    Verdict::fail(format!("HTTP {} {words}{extra}", status.as_u16()))
+}
+
+fn cmd(argv: &[String], limit: Duration) -> Verdict {
+    let command: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+    let shown = text::untrusted(&argv[0]);
+    let spawned = process::c_args(&command).and_then(|args| {
+        let (read, write) = process::pipe()?;
+        let stdio = process::Stdio {
+            null_stdin: true,
+            stdout: Some(write.as_raw_fd()),
+            stderr: Some(write.as_raw_fd()),
+        };
+        let pid = process::spawn(&args, stdio)?;
+        Ok((pid, read))
+    });
+    let (pid, read) = match spawned {
+        Ok(started) => started,
+        Err(e) => return Verdict::fail(format!("cannot run {shown}: {}", describe_io(&e))),
+    };
+    let mut tail = Tail::new(CMD_OUTPUT_TAIL);
+    let mut pipes = vec![(read, None)];
+    process::track(pid);
+    let collected = process::collect(pid, &mut pipes, &mut tail, Some(Instant::now() + limit));
+    process::untrack(pid);
+    let output = tail.text();
+    let last_line = output
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(|l| format!(": {}", text::untrusted_max(l, 120)))
+        .unwrap_or_default();
+    match collected {
+        Ok(Collected::Ended(End::Exited(0))) => Verdict::pass("exit status 0".into()),
+        Ok(Collected::Ended(End::Exited(code))) => {
+            Verdict::fail(format!("exit status {code}{last_line}"))
+        }
+        Ok(Collected::Ended(End::Signalled(signal))) => {
+            Verdict::fail(format!("ended by signal {signal}{last_line}"))
+        }
+        Ok(Collected::Killed) => Verdict::fail(format!(
+            "still running after {}; killed with its process group{last_line}",
+            format_duration(limit)
+        )),
+        Err(e) => Verdict::fail(format!("waiting for {shown}: {}", describe_io(&e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(200 << 20), "200.0 MiB");
+        assert_eq!(bytes(3 << 29), "1.5 GiB");
+    }
+}

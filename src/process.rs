@@ -1,0 +1,391 @@
+//! Child processes, for `run -- CMD` and the `cmd` check: started with
+//! posix_spawnp in a process group of their own, their output optionally
+//! collected through a pipe, waited for with or without a deadline.
+//!
+//! posix_spawnp rather than `std::process::Command`, which would add
+//! 29-37 KB to the binary (its environment, pipes and fallback paths) for
+//! what is one call here.
+
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Exited(i32),
+    Signalled(i32),
+}
+
+impl End {
+    pub fn succeeded(self) -> bool {
+        self == End::Exited(0)
+    }
+
+    /// What a shell would report for it: the exit code, or 128+N.
+    pub fn status(self) -> u8 {
+        match self {
+            End::Exited(code) => (code & 0xff) as u8,
+            End::Signalled(signal) => 128u8.saturating_add((signal & 0x7f) as u8),
+        }
+    }
+}
+
+/// The command as C strings, refused if an argument holds a NUL byte.
+pub fn c_args(command: &[OsString]) -> io::Result<Vec<CString>> {
+    use std::os::unix::ffi::OsStrExt;
+    let args = command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<CString>, _>>()
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an argument contains a NUL byte",
+            )
+        })?;
+    if args.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
+    }
+    Ok(args)
+}
+
+/// Where the child's standard streams go; `None` keeps ours.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stdio {
+    /// Reads end of file at once (a check must not wait on a terminal).
+    pub null_stdin: bool,
+    pub stdout: Option<RawFd>,
+    pub stderr: Option<RawFd>,
+}
+
+unsafe extern "C" {
+    static environ: *const *mut libc::c_char;
+}
+
+/// Starts `args` (searched in PATH) in a process group of its own, with
+/// the signals the agent blocks unblocked and SIGPIPE back to its default
+/// (the Rust runtime ignores it, and an ignored signal stays ignored across
+/// exec).
+pub fn spawn(args: &[CString], stdio: Stdio) -> io::Result<libc::pid_t> {
+    let Some(program) = args.first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
+    };
+    let mut argv: Vec<*mut libc::c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    argv.push(ptr::null_mut());
+    // SAFETY: every posix_spawn* call gets initialised structures owned
+    // here; argv is NULL-terminated and its strings outlive the call;
+    // environ is the process's environment, which nothing here changes.
+    unsafe {
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        let rc = libc::posix_spawnattr_init(&mut attr);
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let rc = libc::posix_spawn_file_actions_init(&mut actions);
+        if rc != 0 {
+            libc::posix_spawnattr_destroy(&mut attr);
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        let mut defaults: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut defaults);
+        libc::sigaddset(&mut defaults, libc::SIGPIPE);
+        let flags = libc::POSIX_SPAWN_SETPGROUP
+            | libc::POSIX_SPAWN_SETSIGMASK
+            | libc::POSIX_SPAWN_SETSIGDEF;
+        let mut pid: libc::pid_t = 0;
+        let mut rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setpgroup(&mut attr, 0);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setsigmask(&mut attr, &none);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
+        }
+        if rc == 0 && stdio.null_stdin {
+            rc = libc::posix_spawn_file_actions_addopen(
+                &mut actions,
+                0,
+                c"/dev/null".as_ptr(),
+                libc::O_RDONLY,
+                0,
+            );
+        }
+        // The pipes are close-on-exec; dup2 gives the child its copies.
+        for (fd, target) in [(stdio.stdout, 1), (stdio.stderr, 2)] {
+            if let Some(fd) = fd
+                && rc == 0
+            {
+                rc = libc::posix_spawn_file_actions_adddup2(&mut actions, fd, target);
+            }
+        }
+        if rc == 0 {
+            rc = libc::posix_spawnp(
+                &mut pid,
+                program.as_ptr(),
+                &actions,
+                &attr,
+                argv.as_ptr(),
+                environ,
+            );
+        }
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        libc::posix_spawnattr_destroy(&mut attr);
+        if rc == 0 {
+            Ok(pid)
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
+    }
+}
+
+/// A pipe whose ends are closed on exec: (read, write).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just opened and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn end_of(status: libc::c_int) -> End {
+    if libc::WIFEXITED(status) {
+        End::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        End::Signalled(libc::WTERMSIG(status))
+    } else {
+        End::Exited(1)
+    }
+}
+
+/// Waits for the child; `hang` false returns None while it still runs.
+fn waitpid(pid: libc::pid_t, hang: bool) -> io::Result<Option<End>> {
+    let mut status: libc::c_int = 0;
+    let options = if hang { 0 } else { libc::WNOHANG };
+    loop {
+        // SAFETY: `status` is a valid out pointer.
+        match unsafe { libc::waitpid(pid, &mut status, options) } {
+            0 => return Ok(None),
+            got if got == pid => return Ok(Some(end_of(status))),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+pub fn wait(pid: libc::pid_t) -> io::Result<End> {
+    waitpid(pid, true).map(|end| end.unwrap_or(End::Exited(1)))
+}
+
+/// SIGKILL to the child's whole process group: what it started dies with it.
+pub fn kill_group(pid: libc::pid_t) {
+    // SAFETY: kill() with a negative pid signals that process group.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+}
+
+/// The process groups of `cmd` checks while they run, so that an agent
+/// told to stop takes them along instead of leaving them to finish alone.
+static CHECK_GROUPS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+fn check_groups() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
+    // Held only to push or remove a pid: a poisoned lock still has a good list.
+    CHECK_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn track(pid: libc::pid_t) {
+    check_groups().push(pid);
+}
+
+pub fn untrack(pid: libc::pid_t) {
+    check_groups().retain(|p| *p != pid);
+}
+
+/// Kills every tracked check's process group (the agent is stopping).
+pub fn kill_checks() {
+    for pid in check_groups().iter() {
+        kill_group(*pid);
+    }
+}
+
+/// The last `cap` bytes written to it.
+#[derive(Debug)]
+pub struct Tail {
+    cap: usize,
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    pub fn new(cap: usize) -> Tail {
+        Tail {
+            cap,
+            bytes: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        let data = &data[data.len().saturating_sub(self.cap)..];
+        self.bytes.extend_from_slice(data);
+        // Trimmed in batches so a stream of small writes is not a memmove each.
+        if self.bytes.len() >= 2 * self.cap {
+            self.bytes.drain(..self.bytes.len() - self.cap);
+        }
+    }
+
+    /// The kept bytes as text: invalid UTF-8 (or a character cut at the
+    /// start) becomes U+FFFD.
+    pub fn text(&self) -> String {
+        let kept = &self.bytes[self.bytes.len().saturating_sub(self.cap)..];
+        String::from_utf8_lossy(kept).into_owned()
+    }
+}
+
+/// How [`collect`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collected {
+    Ended(End),
+    /// The deadline came first; the group was killed.
+    Killed,
+}
+
+/// Reads the child's output pipes into `tail` (and copies each to its
+/// `copy_to` descriptor, when given) until it ends, or kills its group at
+/// `deadline`. A grandchild that keeps a pipe open does not hold us once
+/// the child itself has exited.
+pub fn collect(
+    pid: libc::pid_t,
+    pipes: &mut Vec<(OwnedFd, Option<RawFd>)>,
+    tail: &mut Tail,
+    deadline: Option<Instant>,
+) -> io::Result<Collected> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let wait_ms = match deadline {
+            Some(at) => at
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50)),
+            None => Duration::from_millis(50),
+        }
+        .as_millis() as libc::c_int;
+        read_ready(pipes, tail, &mut buf, wait_ms);
+        if let Some(end) = waitpid(pid, false)? {
+            // What it wrote just before exiting is already in the pipe.
+            read_ready(pipes, tail, &mut buf, 0);
+            return Ok(Collected::Ended(end));
+        }
+        if deadline.is_some_and(|at| Instant::now() >= at) {
+            kill_group(pid);
+            wait(pid)?;
+            return Ok(Collected::Killed);
+        }
+    }
+}
+
+/// One poll over the pipes (up to `wait_ms`), reading what each has;
+/// a pipe at end of file is dropped from the list.
+fn read_ready(
+    pipes: &mut Vec<(OwnedFd, Option<RawFd>)>,
+    tail: &mut Tail,
+    buf: &mut [u8],
+    wait_ms: libc::c_int,
+) {
+    if pipes.is_empty() {
+        if wait_ms > 0 {
+            std::thread::sleep(Duration::from_millis(wait_ms as u64));
+        }
+        return;
+    }
+    let mut fds: Vec<libc::pollfd> = pipes
+        .iter()
+        .map(|(fd, _)| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: fds is a valid array of pollfd of the length given.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
+    if n <= 0 {
+        return;
+    }
+    let mut closed = Vec::new();
+    for (i, pfd) in fds.iter().enumerate() {
+        if pfd.revents == 0 {
+            continue;
+        }
+        let (fd, copy_to) = &pipes[i];
+        // SAFETY: reads into the buffer we own, at most its length.
+        let got = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if got <= 0 {
+            closed.push(i);
+            continue;
+        }
+        let data = &buf[..got as usize];
+        tail.push(data);
+        if let Some(out) = copy_to {
+            write_all(*out, data);
+        }
+    }
+    for i in closed.into_iter().rev() {
+        pipes.remove(i);
+    }
+}
+
+/// Passes the child's output on; a closed stdout loses it without
+/// stopping the child (it would not have stopped it without us either,
+/// SIGPIPE aside).
+fn write_all(fd: RawFd, mut data: &[u8]) {
+    while !data.is_empty() {
+        // SAFETY: writes from the slice we hold, at most its length.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n > 0 {
+            data = &data[n as usize..];
+        } else if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        } else {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tail_keeps_the_last_bytes() {
+        let mut t = Tail::new(4);
+        t.push(b"ab");
+        assert_eq!(t.text(), "ab");
+        t.push(b"cdef");
+        assert_eq!(t.text(), "cdef");
+        for _ in 0..10 {
+            t.push(b"xy");
+        }
+        assert_eq!(t.text(), "xyxy");
+        t.push(b"0123456789");
+        assert_eq!(t.text(), "6789");
+        assert!(t.bytes.len() < 8);
+    }
+
+    #[test]
+    fn exit_statuses_read_as_a_shell_shows_them() {
+        assert_eq!(End::Exited(3).status(), 3);
+        assert_eq!(End::Signalled(15).status(), 143);
+        assert_eq!(End::Exited(256 + 4).status(), 4);
+        assert!(End::Exited(0).succeeded());
+    }
+}

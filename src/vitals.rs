@@ -1,0 +1,222 @@
+//! Host vitals from `/proc` and `statvfs`: what the memory, load and disk
+//! checks compare, and what `--report vitals` sends. The parsers are plain
+//! functions over the files' text; the readers are the thin I/O around them.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+/// Memory as `/proc/meminfo` gives it, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    pub total: u64,
+    pub available: u64,
+    pub swap_total: u64,
+    pub swap_free: u64,
+}
+
+impl Memory {
+    pub fn available_percent(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        self.available as f64 * 100.0 / self.total as f64
+    }
+}
+
+/// `MemTotal`, `MemAvailable` (kernels before 3.14 lack it: `MemFree` +
+/// `Buffers` + `Cached` stands in), `SwapTotal`, `SwapFree`.
+pub fn parse_meminfo(text: &str) -> Option<Memory> {
+    let field = |name: &str| {
+        text.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+            kib.checked_mul(1024)
+        })
+    };
+    let total = field("MemTotal")?;
+    let available = field("MemAvailable").or_else(|| {
+        Some(field("MemFree")? + field("Buffers").unwrap_or(0) + field("Cached").unwrap_or(0))
+    })?;
+    Some(Memory {
+        total,
+        available: available.min(total),
+        swap_total: field("SwapTotal").unwrap_or(0),
+        swap_free: field("SwapFree").unwrap_or(0),
+    })
+}
+
+pub fn memory() -> io::Result<Memory> {
+    parse_meminfo(&fs::read_to_string("/proc/meminfo")?).ok_or_else(|| unreadable("/proc/meminfo"))
+}
+
+/// The 1-, 5- and 15-minute load averages of `/proc/loadavg`.
+pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
+pub fn load() -> io::Result<[f64; 3]> {
+    parse_loadavg(&fs::read_to_string("/proc/loadavg")?).ok_or_else(|| unreadable("/proc/loadavg"))
+}
+
+/// CPUs online: what the load average is spread over (not the cgroup's
+/// quota, which does not change what "load" counts).
+pub fn online_cpus() -> u32 {
+    // SAFETY: sysconf reads a value and has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u32::try_from(n).unwrap_or(1).max(1)
+}
+
+/// A filesystem's size as `df` counts it: `used + avail` is what ordinary
+/// users can fill, so `used_percent` reads as df's Use% column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disk {
+    pub total: u64,
+    pub used: u64,
+    pub avail: u64,
+}
+
+impl Disk {
+    pub fn used_percent(&self) -> f64 {
+        let usable = self.used + self.avail;
+        if usable == 0 {
+            return 0.0;
+        }
+        self.used as f64 * 100.0 / usable as f64
+    }
+}
+
+pub fn disk(path: &Path) -> io::Result<Disk> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is
+    // NUL-terminated and outlives the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let frsize = st.f_frsize as u64;
+    let blocks = st.f_blocks as u64;
+    let free = st.f_bfree as u64;
+    let avail = st.f_bavail as u64;
+    Ok(Disk {
+        total: blocks.saturating_mul(frsize),
+        used: blocks.saturating_sub(free).saturating_mul(frsize),
+        avail: avail.saturating_mul(frsize),
+    })
+}
+
+/// The agent's own resident memory, from `/proc/self/statm` (pages).
+fn own_rss() -> Option<u64> {
+    let statm = fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf reads a value and has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    pages.checked_mul(page)
+}
+
+fn unreadable(path: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{path} has an unexpected format"),
+    )
+}
+
+/// The `host` object of a report body (docs/report.schema.json). A value
+/// that cannot be read here (no `/proc` in a chroot, say) is null rather
+/// than a missing beat.
+pub fn host_json(disks: &[&Path]) -> Value {
+    let uptime = fs::read_to_string("/proc/uptime").ok().and_then(|t| {
+        t.split_whitespace()
+            .next()
+            .and_then(|s| s.parse::<f64>().ok())
+    });
+    let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string());
+    let load = load().ok();
+    let memory = memory().ok();
+    let mut disk_list = Vec::with_capacity(disks.len());
+    for path in disks {
+        let mut entry = Map::new();
+        entry.insert("path".into(), path.to_string_lossy().into());
+        match disk(path) {
+            Ok(d) => {
+                entry.insert("total_bytes".into(), d.total.into());
+                entry.insert("used_bytes".into(), d.used.into());
+                entry.insert("avail_bytes".into(), d.avail.into());
+            }
+            Err(_) => {
+                for field in ["total_bytes", "used_bytes", "avail_bytes"] {
+                    entry.insert(field.into(), Value::Null);
+                }
+            }
+        }
+        disk_list.push(Value::Object(entry));
+    }
+    json!({
+        "uptime_s": uptime,
+        "boot_id": boot_id,
+        "load_1": load.map(|l| l[0]),
+        "load_5": load.map(|l| l[1]),
+        "load_15": load.map(|l| l[2]),
+        "cpus": online_cpus(),
+        "mem_total_bytes": memory.map(|m| m.total),
+        "mem_available_bytes": memory.map(|m| m.available),
+        "swap_used_bytes": memory.map(|m| m.swap_total.saturating_sub(m.swap_free)),
+        "disks": disk_list,
+        "agent_rss_bytes": own_rss(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_is_read_in_bytes_with_a_fallback_for_old_kernels() {
+        let text = "MemTotal:        8000000 kB\nMemFree:  1000 kB\nMemAvailable:    2000000 kB\n\
+                    Buffers: 1 kB\nSwapTotal: 100 kB\nSwapFree: 40 kB\n";
+        let m = parse_meminfo(text).unwrap();
+        assert_eq!(m.total, 8_000_000 * 1024);
+        assert_eq!(m.available, 2_000_000 * 1024);
+        assert_eq!(m.swap_total - m.swap_free, 60 * 1024);
+        assert!((m.available_percent() - 25.0).abs() < 1e-9);
+        let old = "MemTotal: 100 kB\nMemFree: 10 kB\nBuffers: 5 kB\nCached: 15 kB\n";
+        assert_eq!(parse_meminfo(old).unwrap().available, 30 * 1024);
+        assert_eq!(parse_meminfo("MemFree: 10 kB\n"), None);
+        assert_eq!(parse_meminfo(""), None);
+    }
+
+    #[test]
+    fn loadavg_gives_three_numbers() {
+        assert_eq!(
+            parse_loadavg("0.52 0.58 0.59 1/467 12345\n"),
+            Some([0.52, 0.58, 0.59])
+        );
+        assert_eq!(parse_loadavg("0.52 x 0.59"), None);
+        assert_eq!(parse_loadavg(""), None);
+    }
+
+    #[test]
+    fn disk_use_counts_like_df() {
+        // 100 blocks, 20 free of which 10 are reserved for root.
+        let d = Disk {
+            total: 100,
+            used: 80,
+            avail: 10,
+        };
+        assert!((d.used_percent() - 88.888).abs() < 0.01);
+        assert_eq!(
+            disk(Path::new("/nonexistent-dir/x")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        let root = disk(Path::new("/")).unwrap();
+        assert!(root.total > 0 && root.used <= root.total);
+    }
+}

@@ -1,0 +1,409 @@
+//! Checks that gate the beat, and report bodies: the real binary against
+//! listeners, HTTP servers, commands and paths this test sets up on
+//! 127.0.0.1 and in a temporary directory.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn body_of(request: &Request) -> Value {
+    serde_json::from_slice(&request.body).expect("the body is JSON")
+}
+
+/// What `--check` says about `check` (named without its timeout): its
+/// line, and the next when the detail went there.
+fn verdict(stdout: &str, check: &str) -> String {
+    let check = &check.replace("timeout=0.5 ", "");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| {
+            (l.starts_with("pass  ") || l.starts_with("FAIL  ")) && l[6..].starts_with(check)
+        })
+        .unwrap_or_else(|| panic!("no verdict for {check} in:\n{stdout}"));
+    match lines.get(at + 1) {
+        Some(next) if next.starts_with("      ") => format!("{} {}", lines[at], next.trim()),
+        _ => lines[at].to_string(),
+    }
+}
+
+/// A port on 127.0.0.1 with nothing listening on it.
+fn closed_port() -> u16 {
+    free_port()
+}
+
+#[test]
+fn check_runs_each_kind_once_and_says_why() {
+    let listening = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = listening.local_addr().unwrap().port();
+    let down = closed_port();
+    let healthy = Receiver::start(|_| status(200));
+    let sick =
+        Receiver::start(|_| Reply::Status(503, vec![], b"\n  database unreachable\n".to_vec()));
+    // Accepts connections (the kernel does) but never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = TempDir::new();
+    let checks = [
+        format!("tcp 127.0.0.1:{up}"),
+        format!("tcp 127.0.0.1:{down}"),
+        format!("http {}/health", healthy.url()),
+        format!("http {}/health", sick.url()),
+        format!(
+            "http timeout=0.5 http://127.0.0.1:{}/health",
+            silent.local_addr().unwrap().port()
+        ),
+        "cmd true".to_string(),
+        "cmd sh -c 'echo checking; echo replica lag 40s >&2; exit 3'".to_string(),
+        format!("disk {} 100%", dir.path().display()),
+        format!("disk {} 0.0001%", dir.path().display()),
+        "disk /no/such/dir 90%".to_string(),
+        "memory 1%".to_string(),
+        "memory 1000000G".to_string(),
+        "load 1000".to_string(),
+    ];
+    let mut agent = AgentCmd::posting_to("http://127.0.0.1:9").args(["--check"]);
+    for check in &checks {
+        agent = agent.args(["--health", check]);
+    }
+    let out = agent.finish();
+    assert_eq!(out.code(), Some(0), "a failing check is not a config error");
+    let s = &out.stdout;
+    assert!(s.contains("health       13 check(s)"), "{s}");
+    assert!(s.contains("from flag --health"), "{s}");
+    let expect = |check: &str, pass: bool, why: &str| {
+        let line = verdict(s, check);
+        assert!(
+            line.starts_with(if pass { "pass" } else { "FAIL" }),
+            "{line}"
+        );
+        assert!(line.contains(why), "{check}: expected {why:?} in {line}");
+    };
+    expect(
+        &checks[0],
+        true,
+        &format!("connected to 127.0.0.1:{up} in "),
+    );
+    expect(&checks[1], false, "connection refused");
+    expect(&checks[2], true, "HTTP 200 in ");
+    expect(
+        &checks[3],
+        false,
+        "HTTP 503 Service Unavailable: database unreachable",
+    );
+    expect(&checks[4], false, "within 500ms");
+    expect(&checks[5], true, "exit status 0");
+    expect(&checks[6], false, "exit status 3: replica lag 40s");
+    expect(&checks[7], true, "% used (limit 100%)");
+    expect(&checks[8], false, "% used (limit 0.0001%)");
+    expect(
+        &checks[9],
+        false,
+        "cannot read /no/such/dir: No such file or directory",
+    );
+    expect(&checks[10], true, "available");
+    expect(&checks[11], false, "(minimum 976.6 TiB)");
+    expect(&checks[12], true, "per CPU");
+    assert!(s.contains("7 of 13 check(s) failing"), "{s}");
+    assert_eq!(healthy.requests()[0].method, "GET");
+    assert_eq!(healthy.requests()[0].path, "/health");
+}
+
+#[test]
+fn checks_come_from_flags_env_or_file_with_their_source_in_errors() {
+    let dir = TempDir::new();
+    let conf = dir.write(
+        "hb.conf",
+        "{\n  \"server_id\": 7,\n  \"api_url\": \"http://127.0.0.1:9\",\n  \"health\": [\n    \"load 1000\",\n    \"disk / 101%\"\n  ]\n}\n",
+    );
+    let out = AgentCmd::new()
+        .args(["--check", "--config"])
+        .arg_path(&conf)
+        .finish();
+    assert_eq!(out.code(), Some(2));
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "stacksense-heartbeat: error: health (from {}:4): \"disk / 101%\" has no valid MAX%; \
+             expected disk PATH MAX%, e.g. disk / 90% (fails at 90% used)",
+            conf.display()
+        )
+    );
+    let out = AgentCmd::posting_to("http://127.0.0.1:9")
+        .env(
+            "STACKSENSE_HEALTH",
+            "load 1000; cmd sh -c 'true; true'; tcp nowhere",
+        )
+        .args(["--check"])
+        .finish();
+    assert_eq!(out.code(), Some(2));
+    assert!(
+        out.stderr.contains(
+            "health (from env STACKSENSE_HEALTH): \"tcp nowhere\" has no port; expected tcp HOST:PORT"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "the others are fine");
+    // A flag replaces the variable's list, as for every setting.
+    let out = AgentCmd::posting_to("http://127.0.0.1:9")
+        .env("STACKSENSE_HEALTH", "tcp nowhere")
+        .args(["--health", "load 1000", "--check"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("health       1 check(s)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_failing_check_withholds_beats_until_it_passes_and_says_so_twice() {
+    let rx = Receiver::start(|_| ok_json());
+    let port = closed_port();
+    let agent = AgentCmd::posting_to(&rx.url())
+        .args(["--interval", "0.3", "--no-splay"])
+        .args(["--health", &format!("tcp 127.0.0.1:{port}")])
+        .args(["--health", "load 1000"])
+        .spawn();
+    let line = agent.wait_for_line("heartbeat withheld", WAIT);
+    assert!(
+        line.contains(&format!(
+            "check tcp 127.0.0.1:{port} failed: connect to 127.0.0.1:{port}: connection refused; heartbeat withheld"
+        )),
+        "{line}"
+    );
+    // Several slots go by: none reaches the server, none adds a line.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(rx.requests().len(), 0, "a withheld beat is never sent");
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let back = agent.wait_for_line("all checks pass again", WAIT);
+    rx.wait_for(2, WAIT);
+    assert!(back.contains("heartbeat(s) were withheld"), "{back}");
+    let log = agent.log();
+    let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("failed:"), 1, "{log:#?}");
+    assert_eq!(count("all checks pass again"), 1, "{log:#?}");
+    let body = format!(r#"{{"agent_version":"{}"}}"#, env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        String::from_utf8_lossy(&rx.requests()[0].body),
+        body,
+        "without --report the body is byte for byte what it always was"
+    );
+    drop(listener);
+}
+
+/// Processes whose command line holds `marker`.
+fn processes_with(marker: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| {
+            String::from_utf8_lossy(c)
+                .replace('\0', " ")
+                .contains(marker)
+        })
+        .count()
+}
+
+#[test]
+fn a_hung_command_check_is_killed_with_its_children_and_the_beat_keeps_its_slot() {
+    let rx = Receiver::start(|_| ok_json());
+    // A distinctive sleep, in a child of the check's shell: both must die.
+    let marker = format!("sleep 3{}.5", std::process::id() % 1000);
+    let check = format!("cmd timeout=0.4 sh -c '{marker} & wait'");
+    let mut agent = AgentCmd::posting_to(&rx.url())
+        .args(["--interval", "1", "--no-splay", "--report", "status"])
+        .args(["--health", &check])
+        .spawn();
+    let beats = rx.wait_for(4, WAIT);
+    let starts: Vec<f64> = gaps(&beats);
+    for gap in &starts {
+        assert!(
+            (0.7..1.3).contains(gap),
+            "beats keep their 1 s slots: {starts:?}"
+        );
+    }
+    for beat in &beats {
+        let body = body_of(beat);
+        assert_eq!(body["status"], "fail");
+        let detail = body["checks"][0]["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("still running after 400ms; killed"),
+            "{detail}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    agent.stop_with(SIGTERM);
+    while processes_with(&marker) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        processes_with(&marker),
+        0,
+        "no check process outlives its timeout or the agent"
+    );
+    let log = agent.log();
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("reported as status \"fail\""))
+            .count(),
+        1,
+        "{log:#?}"
+    );
+}
+
+/// The body validates against docs/report.schema.json.
+fn assert_valid(body: &Value) {
+    let schema: Value =
+        serde_json::from_str(include_str!("../docs/report.schema.json")).expect("schema is JSON");
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("report.schema.json", schema)
+        .expect("schema loads");
+    let index = compiler
+        .compile("report.schema.json", &mut schemas)
+        .expect("schema compiles");
+    if let Err(e) = schemas.validate(body, index) {
+        panic!("{body:#}\ndoes not validate: {e:#}");
+    }
+}
+
+#[test]
+fn report_bodies_carry_checks_and_vitals_and_validate_against_the_schema() {
+    let rx = Receiver::start(|_| ok_json());
+    let dir = TempDir::new();
+    let disk = format!("disk {} 100%", dir.path().display());
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--once", "--report", "status,vitals"])
+        .args(["--health", &disk, "--health", "cmd false"])
+        .finish();
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "a reported failure is still a delivered beat: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("check cmd false failed: exit status 1; reported as status \"fail\""),
+        "{}",
+        out.stderr
+    );
+    let body = body_of(&rx.requests()[0]);
+    assert_valid(&body);
+    assert_eq!(body["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["status"], "fail");
+    assert_eq!(body["checks"][0]["ok"], true);
+    assert_eq!(body["checks"][1]["name"], "cmd false");
+    let host = &body["host"];
+    assert!(host["cpus"].as_u64().unwrap() >= 1);
+    assert!(
+        host["mem_total_bytes"].as_u64().unwrap() > host["mem_available_bytes"].as_u64().unwrap()
+    );
+    assert_eq!(host["disks"][0]["path"], "/");
+    assert_eq!(host["disks"][1]["path"], dir.path().display().to_string());
+    let rss = host["agent_rss_bytes"].as_u64().unwrap();
+    assert!((100_000..64_000_000).contains(&rss), "{rss}");
+    assert_eq!(
+        host["boot_id"].as_str().unwrap(),
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap()
+            .trim()
+    );
+
+    // vitals alone: no status, no checks.
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--once", "--report", "vitals"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let body = body_of(&rx.requests()[1]);
+    assert_valid(&body);
+    assert!(
+        body.get("status").is_none() && body.get("host").is_some(),
+        "{body}"
+    );
+}
+
+#[test]
+fn run_with_report_status_sends_the_jobs_end_and_output_tail_either_way() {
+    let rx = Receiver::start(|_| ok_json());
+    // More output than the tail keeps: only the end is sent.
+    let job = "i=0; while [ $i -lt 600 ]; do echo line $i; i=$((i+1)); done; echo oops >&2; exit 4";
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--report", "status", "run", "--", "sh", "-c", job])
+        .finish();
+    assert_eq!(out.code(), Some(4), "{}", out.stderr);
+    assert!(out.stdout.starts_with("line 0\nline 1\n") && out.stdout.ends_with("line 599\n"));
+    assert!(out.stderr.contains("oops"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the job failed with exit status 4; reported with its heartbeat"),
+        "{}",
+        out.stderr
+    );
+    let body = body_of(&rx.requests()[0]);
+    assert_valid(&body);
+    assert_eq!(body["status"], "fail");
+    assert_eq!(body["job"]["exit_code"], 4);
+    assert_eq!(body["job"]["signal"], Value::Null);
+    let tail = body["job"]["tail"].as_str().unwrap();
+    assert!(tail.ends_with("line 599\noops\n"), "{tail}");
+    assert!(tail.len() <= 4096 && tail.len() > 4000, "{}", tail.len());
+    assert!(!tail.contains("line 0\n"));
+    assert!(body["job"]["duration_ms"].as_u64().is_some());
+
+    let out = AgentCmd::posting_to(&rx.url())
+        .args([
+            "--report",
+            "status",
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "kill -TERM $$",
+        ])
+        .finish();
+    assert_eq!(out.code(), Some(128 + 15));
+    let body = body_of(&rx.requests()[1]);
+    assert_valid(&body);
+    assert_eq!(body["job"]["exit_code"], Value::Null);
+    assert_eq!(body["job"]["signal"], 15);
+
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--report", "status", "run", "--", "true"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    let body = body_of(&rx.requests()[2]);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["job"]["tail"], "");
+}
+
+#[test]
+fn once_with_a_failing_check_sends_nothing_and_exits_1() {
+    let rx = Receiver::start(|_| ok_json());
+    let out = AgentCmd::posting_to(&rx.url())
+        .args([
+            "--once",
+            "--health",
+            "cmd sh -c 'echo disk full >&2; exit 1'",
+        ])
+        .finish();
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("check cmd sh -c 'echo disk full >&2; exit 1' failed: exit status 1: disk full; heartbeat withheld"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(rx.requests().len(), 0);
+}
