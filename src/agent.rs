@@ -523,11 +523,13 @@ mod tests {
         script: VecDeque<Result<(), Failure>>,
         took: Duration,
         attempts: Rc<RefCell<Vec<(Duration, Duration)>>>,
+        bodies: Rc<RefCell<Vec<String>>>,
     }
 
     impl Transport for FakeServer {
-        fn send(&mut self, budget: Duration, _body: &str) -> Outcome {
+        fn send(&mut self, budget: Duration, body: &str) -> Outcome {
             let now = self.clock.elapsed();
+            self.bodies.borrow_mut().push(body.to_string());
             self.attempts.borrow_mut().push((now, budget));
             let took = self.took.min(budget);
             self.clock.now.set(now + took);
@@ -559,6 +561,7 @@ mod tests {
     struct Rig {
         clock: FakeClock,
         attempts: Rc<RefCell<Vec<(Duration, Duration)>>>,
+        bodies: Rc<RefCell<Vec<String>>>,
     }
 
     impl Rig {
@@ -587,11 +590,13 @@ mod tests {
     ) -> (Agent<'static, FakeClock, FakeServer>, Rig) {
         let clock = FakeClock::default();
         let attempts = Rc::new(RefCell::new(Vec::new()));
+        let bodies = Rc::new(RefCell::new(Vec::new()));
         let server = FakeServer {
             clock: clock.clone(),
             script: script.into(),
             took: S(took),
             attempts: attempts.clone(),
+            bodies: bodies.clone(),
         };
         let agent = Agent::with_parts(
             Schedule::new(S(interval), unit),
@@ -602,7 +607,125 @@ mod tests {
             role,
             fastrand::Rng::with_seed(7),
         );
-        (agent, Rig { clock, attempts })
+        (
+            agent,
+            Rig {
+                clock,
+                attempts,
+                bodies,
+            },
+        )
+    }
+
+    /// Checks that take `took` of fake time and pass or fail as scripted
+    /// (then pass); records the limit each run was given.
+    struct FakeGate {
+        clock: FakeClock,
+        took: Duration,
+        script: VecDeque<bool>,
+        report: bool,
+        limits: Rc<RefCell<Vec<Duration>>>,
+    }
+
+    impl Gate for FakeGate {
+        fn assess(&mut self, limit: Duration) -> Assessment {
+            self.limits.borrow_mut().push(limit);
+            self.clock.sleep(self.took.min(limit));
+            let ok = self.script.pop_front().unwrap_or(true);
+            let results = vec![crate::body::CheckResult {
+                name: "tcp db:5432".into(),
+                ok,
+                detail: if ok { "connected" } else { "refused" }.into(),
+            }];
+            Assessment {
+                results,
+                body: self.report.then(|| format!("ok={ok}")),
+                withhold: !ok && !self.report,
+            }
+        }
+    }
+
+    fn gate(
+        rig: &Rig,
+        took: f64,
+        script: Vec<bool>,
+        report: bool,
+    ) -> (Box<FakeGate>, Rc<RefCell<Vec<Duration>>>) {
+        let limits = Rc::new(RefCell::new(Vec::new()));
+        let gate = FakeGate {
+            clock: rig.clock.clone(),
+            took: S(took),
+            script: script.into(),
+            report,
+            limits: limits.clone(),
+        };
+        (Box::new(gate), limits)
+    }
+
+    #[test]
+    fn failing_checks_withhold_beats_in_their_slots_and_passing_ones_resume_them() {
+        let (a, rig) = agent(10.0, 5.0, None, vec![], 0.1, Role::Service);
+        let (g, limits) = gate(&rig, 1.0, vec![true, false, false, true], false);
+        let mut a = a.with_gate(g);
+        let ends = beats(&mut a, 5);
+        let delivered: Vec<bool> = ends.iter().map(|e| e.delivered).collect();
+        assert_eq!(delivered, [true, false, false, true, true]);
+        // Checks at 0, 10, 20, 30, 40; a beat after each passing run, 1 s in.
+        assert!(close(&rig.times(), &[1.0, 31.0, 41.0]), "{:?}", rig.times());
+        assert_eq!(a.failing.since, None, "recovered");
+        assert_eq!(
+            a.streak.missed, 0,
+            "withheld beats are not delivery failures"
+        );
+        // Each run may take up to the next slot; the beat gets what is left.
+        assert_eq!(limits.borrow()[1], S(10.0));
+        assert!(rig.budgets().iter().all(|b| *b == S(5.0)));
+        assert!(
+            rig.bodies
+                .borrow()
+                .iter()
+                .all(|b| b == &crate::body::default_body())
+        );
+    }
+
+    #[test]
+    fn slow_checks_shorten_the_beat_not_the_schedule() {
+        let (a, rig) = agent(2.0, 10.0, None, vec![], 0.0, Role::Service);
+        let (g, _) = gate(&rig, 1.5, vec![], false);
+        let mut a = a.with_gate(g);
+        beats(&mut a, 3);
+        assert!(close(&rig.times(), &[1.5, 3.5, 5.5]), "{:?}", rig.times());
+        // Beat zero's slot runs to 2 s: 0.5 s left after the checks.
+        assert_eq!(rig.budgets()[1], S(0.5));
+    }
+
+    #[test]
+    fn with_reporting_a_failing_check_changes_the_body_not_the_beat() {
+        let (a, rig) = agent(10.0, 5.0, None, vec![], 0.1, Role::Service);
+        let (g, _) = gate(&rig, 0.0, vec![false, true], true);
+        let mut a = a.with_gate(g);
+        let ends = beats(&mut a, 2);
+        assert!(ends.iter().all(|e| e.delivered));
+        assert_eq!(*rig.bodies.borrow(), ["ok=false", "ok=true"]);
+    }
+
+    #[test]
+    fn a_long_check_failure_is_summarised_like_a_long_outage() {
+        let (a, rig) = agent(1.0, 0.5, None, vec![], 0.0, Role::Service);
+        let (g, _) = gate(&rig, 0.0, vec![false; 150], false);
+        let mut a = a.with_gate(g);
+        let mut summaries = 0;
+        for _ in 0..150 {
+            let before = a.failing.summary.last;
+            a.next_beat();
+            if a.failing.summary.last != before {
+                summaries += 1;
+            }
+        }
+        // The first line, then at 10 and 100 withheld beats.
+        assert_eq!(summaries, 3);
+        assert_eq!(a.failing.withheld, 150);
+        assert!(rig.times().is_empty());
     }
 
     fn beats<C: Clock, T: Transport>(agent: &mut Agent<C, T>, n: usize) -> Vec<BeatEnd> {
