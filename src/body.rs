@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use std::fmt::Write;
 
 use crate::cli::VERSION;
-use crate::vitals;
+use crate::{text, vitals};
 
 /// What `--report` adds to the body.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,39 +80,51 @@ pub struct JobReport {
 }
 
 /// A report body: `status` is "fail" when a check or the job failed.
+/// Written by hand: serde_json's serializer would add its float and
+/// escaping code to the binary for this one object.
 pub fn compose(
     reporting: Reporting,
     checks: &[CheckResult],
     job: Option<&JobReport>,
     disks: &[&Path],
 ) -> String {
-    let mut body = Map::new();
-    body.insert("agent_version".into(), VERSION.into());
+    let mut out = String::with_capacity(256);
+    let _ = write!(out, "{{\"agent_version\":\"{VERSION}\"");
     if reporting.status {
         let job_ok = job.is_none_or(|j| j.exit_code == Some(0));
         let ok = job_ok && checks.iter().all(|c| c.ok);
-        body.insert("status".into(), if ok { "ok" } else { "fail" }.into());
-        let list: Vec<Value> = checks
-            .iter()
-            .map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail}))
-            .collect();
-        body.insert("checks".into(), Value::Array(list));
+        let status = if ok { "ok" } else { "fail" };
+        let _ = write!(out, ",\"status\":\"{status}\",\"checks\":[");
+        for (i, check) in checks.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"name\":");
+            text::json_string(&mut out, &check.name);
+            let _ = write!(out, ",\"ok\":{},\"detail\":", check.ok);
+            text::json_string(&mut out, &check.detail);
+            out.push('}');
+        }
+        out.push(']');
         if let Some(job) = job {
-            body.insert(
-                "job".into(),
-                json!({
-                    "exit_code": job.exit_code,
-                    "signal": job.signal,
-                    "duration_ms": job.duration_ms,
-                    "tail": job.tail,
-                }),
+            let number = |n: Option<i32>| n.map_or("null".into(), |n| n.to_string());
+            let _ = write!(
+                out,
+                ",\"job\":{{\"exit_code\":{},\"signal\":{},\"duration_ms\":{},\"tail\":",
+                number(job.exit_code),
+                number(job.signal),
+                job.duration_ms
             );
+            text::json_string(&mut out, &job.tail);
+            out.push('}');
         }
     }
     if reporting.vitals {
-        body.insert("host".into(), vitals::host_json(disks));
+        out.push_str(",\"host\":");
+        vitals::write_host_json(&mut out, disks);
     }
-    Value::Object(body).to_string()
+    out.push('}');
+    out
 }
 
 #[cfg(test)]
@@ -155,7 +167,7 @@ mod tests {
             ok: false,
             ..pass.clone()
         };
-        let read = |s: String| serde_json::from_str::<Value>(&s).unwrap();
+        let read = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap();
         assert_eq!(
             read(compose(status, std::slice::from_ref(&pass), None, &[]))["status"],
             "ok"

@@ -19,7 +19,8 @@ USAGE
                                                 run a job; one heartbeat if it exits 0 (cron)
 
     Each beat is POST {api_url}/api/heartbeat/{server_id}/
-    with the body {\"agent_version\": \"<version>\"}.
+    with the body {\"agent_version\": \"<version>\"} (--report adds to it).
+    With --health checks, a beat is sent only while all of them pass.
 
 OPTIONS                        ENV VAR                  FILE KEY     DEFAULT
 ";
@@ -28,11 +29,13 @@ const MORE_OPTIONS: &str = "    --config PATH              STACKSENSE_CONFIG    
         JSON file with the keys above. A missing default file is fine;
         a missing file named here is an error.
     --once                     Send one heartbeat (retrying within one interval) and exit.
-    --check                    Validate the config, print each value and its source.
+    --check                    Validate the config, print each value and its source,
+                               run each health check once (failing ones still exit 0).
     run ... -- CMD [ARGS...]   Run CMD (no shell; its output passes through), forward
                                SIGTERM/SIGINT/SIGHUP to it and its children, exit with its
                                status (128+N if a signal ended it); if it exited 0, send one
-                               heartbeat as --once does.
+                               heartbeat as --once does. --report status: send it either
+                               way, with the job's end and the last 4 KiB of its output.
     -v, --verbose              More log detail (-vv for HTTP and TLS internals).
     -q, --quiet                Only warnings (-qq: only errors). RUST_LOG overrides both.
     -h, --help                 This text.
@@ -43,11 +46,13 @@ const MORE_OPTIONS: &str = "    --config PATH              STACKSENSE_CONFIG    
 
 EXIT STATUS
     0   stopped by SIGTERM/SIGINT; --once delivered; --check found no error
-    1   --once could not deliver the heartbeat; --once or --check was interrupted
+    1   --once could not deliver the heartbeat, or a health check withheld it;
+        --once or --check was interrupted
     2   bad flag, environment variable or config file (the message names it)
     run: the job's own exit status (128+N for signal N); 75 if the job
-        succeeded but its heartbeat could not be delivered; 126/127 if CMD
-        cannot be run / is not found; 2 as above (the job is not started)
+        succeeded but its heartbeat was not sent (undeliverable, or withheld
+        by a check); 126/127 if CMD cannot be run / is not found; 2 as above
+        (the job is not started)
 ";
 
 /// `--help`: the settings' rows come from the settings table.

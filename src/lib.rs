@@ -61,6 +61,16 @@ pub mod fuzz {
         let _ = crate::heartbeat::Reply::parse(body);
     }
 
+    /// A health check: never panics; what it accepts has a one-line name
+    /// and a timeout within the documented range.
+    pub fn health_check(text: &str) {
+        if let Ok(check) = crate::checks::spec::parse(text) {
+            assert!(!check.name.is_empty() && !check.name.contains('\n'));
+            assert!(check.timeout >= Duration::from_millis(100));
+            assert!(check.timeout <= Duration::from_secs(3600));
+        }
+    }
+
     /// Escaping: whatever goes in, one safe line of bounded length comes out.
     pub fn untrusted(text: &str) {
         let out = crate::text::untrusted(text);

@@ -67,6 +67,47 @@ pub fn guard_line(line: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// `x` with at most `places` decimals, trailing zeros dropped: `90`,
+/// `0.25`, `1.5`. Written with integers: float formatting would add
+/// ~10 KB to the binary for a few log words.
+pub fn decimal(x: f64, places: u32) -> String {
+    if !x.is_finite() {
+        return "?".into();
+    }
+    let scale = 10u64.pow(places.min(9));
+    let scaled = (x.abs() * scale as f64).round() as u64;
+    let sign = if x < 0.0 && scaled != 0 { "-" } else { "" };
+    let (whole, mut frac, mut width) = (scaled / scale, scaled % scale, places as usize);
+    while width > 0 && frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    if width == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{frac:0width$}")
+    }
+}
+
+/// `s` as a JSON string, quotes included.
+pub fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// The io error without Rust's "(os error N)" tail, escaped: its text may
 /// come from a library or the OS.
 pub fn describe_io(e: &io::Error) -> String {
@@ -81,6 +122,26 @@ pub fn describe_io(e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_short_and_exact_enough() {
+        assert_eq!(decimal(90.0, 4), "90");
+        assert_eq!(decimal(0.0001, 4), "0.0001");
+        assert_eq!(decimal(0.52, 2), "0.52");
+        assert_eq!(decimal(1.25, 1), "1.3");
+        assert_eq!(decimal(2.999, 2), "3");
+        assert_eq!(decimal(-0.001, 2), "0");
+        assert_eq!(decimal(-1.5, 1), "-1.5");
+    }
+
+    #[test]
+    fn json_strings_round_trip_through_serde() {
+        for s in ["plain", "q\"b\\n\n\t\u{1}\u{7f}é\u{202e}", ""] {
+            let mut out = String::new();
+            json_string(&mut out, s);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+        }
+    }
 
     #[test]
     fn a_reply_cannot_start_a_line_or_set_a_priority() {

@@ -8,7 +8,9 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use std::fmt::Write;
+
+use crate::text;
 
 /// Memory as `/proc/meminfo` gives it, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,51 +129,67 @@ fn unreadable(path: &str) -> io::Error {
     )
 }
 
-/// The `host` object of a report body (docs/report.schema.json). A value
-/// that cannot be read here (no `/proc` in a chroot, say) is null rather
-/// than a missing beat.
-pub fn host_json(disks: &[&Path]) -> Value {
-    let uptime = fs::read_to_string("/proc/uptime").ok().and_then(|t| {
+/// The `host` object of a report body (docs/report.schema.json), written
+/// into `out`. A value that cannot be read here (no `/proc` in a chroot,
+/// say) is null rather than a missing beat.
+pub fn write_host_json(out: &mut String, disks: &[&Path]) {
+    let read = |path: &str| fs::read_to_string(path).ok();
+    let uptime = read("/proc/uptime").and_then(|t| {
         t.split_whitespace()
             .next()
             .and_then(|s| s.parse::<f64>().ok())
     });
-    let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string());
+    let boot_id = read("/proc/sys/kernel/random/boot_id");
     let load = load().ok();
     let memory = memory().ok();
-    let mut disk_list = Vec::with_capacity(disks.len());
-    for path in disks {
-        let mut entry = Map::new();
-        entry.insert("path".into(), path.to_string_lossy().into());
-        match disk(path) {
-            Ok(d) => {
-                entry.insert("total_bytes".into(), d.total.into());
-                entry.insert("used_bytes".into(), d.used.into());
-                entry.insert("avail_bytes".into(), d.avail.into());
-            }
-            Err(_) => {
-                for field in ["total_bytes", "used_bytes", "avail_bytes"] {
-                    entry.insert(field.into(), Value::Null);
-                }
-            }
-        }
-        disk_list.push(Value::Object(entry));
+    let load_at = |i: usize| load.map(|l| text::decimal(l[i], 2));
+    out.push_str("{\"uptime_s\":");
+    out.push_str(&or_null(uptime.map(|u| text::decimal(u, 2))));
+    out.push_str(",\"boot_id\":");
+    match boot_id {
+        Some(id) => text::json_string(out, id.trim()),
+        None => out.push_str("null"),
     }
-    json!({
-        "uptime_s": uptime,
-        "boot_id": boot_id,
-        "load_1": load.map(|l| l[0]),
-        "load_5": load.map(|l| l[1]),
-        "load_15": load.map(|l| l[2]),
-        "cpus": online_cpus(),
-        "mem_total_bytes": memory.map(|m| m.total),
-        "mem_available_bytes": memory.map(|m| m.available),
-        "swap_used_bytes": memory.map(|m| m.swap_total.saturating_sub(m.swap_free)),
-        "disks": disk_list,
-        "agent_rss_bytes": own_rss(),
-    })
+    let fields = [
+        ("load_1", load_at(0)),
+        ("load_5", load_at(1)),
+        ("load_15", load_at(2)),
+        ("cpus", Some(online_cpus().to_string())),
+        ("mem_total_bytes", memory.map(|m| m.total.to_string())),
+        ("mem_available_bytes", memory.map(|m| m.available.to_string())),
+        (
+            "swap_used_bytes",
+            memory.map(|m| m.swap_total.saturating_sub(m.swap_free).to_string()),
+        ),
+    ];
+    for (name, value) in fields {
+        let _ = write!(out, ",\"{name}\":{}", or_null(value));
+    }
+    out.push_str(",\"disks\":[");
+    for (i, path) in disks.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"path\":");
+        text::json_string(out, &path.to_string_lossy());
+        let d = disk(path).ok();
+        let _ = write!(
+            out,
+            ",\"total_bytes\":{},\"used_bytes\":{},\"avail_bytes\":{}}}",
+            or_null(d.map(|d| d.total.to_string())),
+            or_null(d.map(|d| d.used.to_string())),
+            or_null(d.map(|d| d.avail.to_string()))
+        );
+    }
+    let _ = write!(
+        out,
+        "],\"agent_rss_bytes\":{}}}",
+        or_null(own_rss().map(|r| r.to_string()))
+    );
+}
+
+fn or_null(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "null".into())
 }
 
 #[cfg(test)]

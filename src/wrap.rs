@@ -1,7 +1,8 @@
 //! `run -- CMD`: a cron job wrapped so that its success is a heartbeat.
 //!
 //! The job runs with the wrapper's stdin, stdout and stderr (its output
-//! passes through untouched), in a process group of its own so that a
+//! passes through untouched; with `--report status` through pipes that
+//! copy it on and keep its tail), in a process group of its own so that a
 //! forwarded signal reaches the processes it started too. The decisions
 //! (what the wrapper exits with) are plain functions; `main` wires them.
 

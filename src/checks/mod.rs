@@ -9,7 +9,7 @@ pub mod spec;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ureq::tls::{RootCerts, TlsConfig};
@@ -101,69 +101,54 @@ impl Preflight {
     /// Every check once, in config order, each within its own timeout.
     pub fn run_checks(&mut self, limit: Duration) -> Vec<CheckResult> {
         let started = Instant::now();
-        let (tx, rx) = mpsc::channel();
-        let mut verdicts: Vec<Option<Verdict>> = vec![None; self.checks.len()];
+        let board = Arc::new(Board {
+            verdicts: Mutex::new(vec![None; self.checks.len()]),
+            posted: Condvar::new(),
+        });
         let mut last_due = started;
         for (i, check) in self.checks.iter().enumerate() {
-            let within = check.timeout.min(limit);
             if !check.blocks() {
                 continue;
             }
             if self.busy[i].swap(true, Ordering::SeqCst) {
-                verdicts[i] = Some(Verdict {
-                    ok: false,
-                    detail: "its previous run has not ended yet".into(),
-                });
+                board.post(i, fail("its previous run has not ended yet".into()));
                 continue;
             }
+            let within = check.timeout.min(limit);
             last_due = last_due.max(started + within);
-            let (check, busy, http, tx) = (
+            let (check, busy, http, posted_to) = (
                 Arc::clone(check),
                 Arc::clone(&self.busy[i]),
                 self.http.clone(),
-                tx.clone(),
+                Arc::clone(&board),
             );
             let spawned = std::thread::Builder::new()
-                .name("check".into())
                 .stack_size(PROBE_STACK)
                 .spawn(move || {
                     let verdict = probe::run(&check, within, http.as_deref());
                     busy.store(false, Ordering::SeqCst);
-                    let _ = tx.send((i, verdict));
+                    posted_to.post(i, verdict);
                 });
             if let Err(e) = spawned {
                 self.busy[i].store(false, Ordering::SeqCst);
-                verdicts[i] = Some(Verdict {
-                    ok: false,
-                    detail: format!("cannot start it: {}", crate::text::describe_io(&e)),
-                });
+                let why = format!("cannot start it: {}", crate::text::describe_io(&e));
+                board.post(i, fail(why));
             }
         }
-        drop(tx);
         // The instant ones (disk, memory, load) while the others wait.
         for (i, check) in self.checks.iter().enumerate() {
             if !check.blocks() {
-                verdicts[i] = Some(probe::run(check, check.timeout.min(limit), None));
+                board.post(i, probe::run(check, check.timeout.min(limit), None));
             }
         }
-        let give_up = last_due + GRACE;
-        while verdicts.iter().any(Option::is_none) {
-            let left = give_up.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok((i, verdict)) => verdicts[i] = Some(verdict),
-                Err(_) => break,
-            }
-        }
+        let verdicts = board.wait_until(last_due + GRACE);
         self.checks
             .iter()
             .zip(verdicts)
             .map(|(check, verdict)| {
-                let verdict = verdict.unwrap_or_else(|| Verdict {
-                    ok: false,
-                    detail: format!(
-                        "no answer within {}",
-                        format_duration(check.timeout.min(limit))
-                    ),
+                let verdict = verdict.unwrap_or_else(|| {
+                    let within = format_duration(check.timeout.min(limit));
+                    fail(format!("no answer within {within}"))
                 });
                 CheckResult {
                     name: check.name.clone(),
@@ -172,6 +157,45 @@ impl Preflight {
                 }
             })
             .collect()
+    }
+}
+
+fn fail(detail: String) -> Verdict {
+    Verdict { ok: false, detail }
+}
+
+/// Where the probes post their verdicts. A probe that answers after the
+/// agent stopped waiting posts to a board nobody reads any more.
+struct Board {
+    verdicts: Mutex<Vec<Option<Verdict>>>,
+    posted: Condvar,
+}
+
+impl Board {
+    fn lock(&self) -> MutexGuard<'_, Vec<Option<Verdict>>> {
+        // A probe cannot panic (panic = abort); a poisoned lock is still good.
+        self.verdicts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn post(&self, i: usize, verdict: Verdict) {
+        self.lock()[i] = Some(verdict);
+        self.posted.notify_all();
+    }
+
+    /// The verdicts once all are in, or as they stand at `deadline`.
+    fn wait_until(&self, deadline: Instant) -> Vec<Option<Verdict>> {
+        let mut verdicts = self.lock();
+        while verdicts.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            verdicts = match self.posted.wait_timeout(verdicts, left) {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        verdicts.clone()
     }
 }
 

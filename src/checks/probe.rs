@@ -49,8 +49,10 @@ pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdic
             Ok(d) => {
                 let used = d.used_percent();
                 let detail = format!(
-                    "{} {used:.0}% used (limit {max_percent}%)",
-                    text::untrusted(&path.display().to_string())
+                    "{} {}% used (limit {}%)",
+                    text::untrusted(&path.display().to_string()),
+                    text::decimal(used, 0),
+                    text::decimal(*max_percent, 4)
                 );
                 verdict(used < *max_percent, detail)
             }
@@ -63,13 +65,16 @@ pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdic
         Probe::Memory(min) => match vitals::memory() {
             Ok(m) => {
                 let (ok, limit) = match *min {
-                    MinMemory::Percent(p) => (m.available_percent() >= p, format!("{p}%")),
+                    MinMemory::Percent(p) => (
+                        m.available_percent() >= p,
+                        format!("{}%", text::decimal(p, 4)),
+                    ),
                     MinMemory::Bytes(b) => (m.available >= b, bytes(b)),
                 };
                 let detail = format!(
-                    "{} available, {:.0}% of {} (minimum {limit})",
+                    "{} available, {}% of {} (minimum {limit})",
                     bytes(m.available),
-                    m.available_percent(),
+                    text::decimal(m.available_percent(), 0),
                     bytes(m.total)
                 );
                 verdict(ok, detail)
@@ -81,7 +86,10 @@ pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdic
                 let cpus = vitals::online_cpus();
                 let per_cpu = one / f64::from(cpus);
                 let detail = format!(
-                    "load {per_cpu:.2} per CPU ({one:.2} on {cpus} CPUs, limit {max_per_cpu})"
+                    "load {} per CPU ({} on {cpus} CPUs, limit {})",
+                    text::decimal(per_cpu, 2),
+                    text::decimal(one, 2),
+                    text::decimal(*max_per_cpu, 4)
                 );
                 verdict(per_cpu < *max_per_cpu, detail)
             }
@@ -109,7 +117,7 @@ fn bytes(n: u64) -> String {
     if unit == "B" {
         format!("{n} B")
     } else {
-        format!("{value:.1} {unit}")
+        format!("{} {unit}", text::decimal(value, 1))
     }
 }
 
@@ -261,7 +269,7 @@ mod tests {
     #[test]
     fn sizes_read_in_binary_units() {
         assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(200 << 20), "200.0 MiB");
+        assert_eq!(bytes(200 << 20), "200 MiB");
         assert_eq!(bytes(3 << 29), "1.5 GiB");
     }
 }

@@ -71,6 +71,9 @@ impl Check {
 /// Reads one check. The error says what is wrong and what was expected;
 /// it does not repeat the text (the caller shows it).
 pub fn parse(text: &str) -> Result<Check, String> {
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("contains a control character; expected a check on one line".into());
+    }
     let words = split_words(text)?;
     let Some((kind, rest)) = words.split_first() else {
         return Err(format!("is empty; {SYNTAX}"));
@@ -342,6 +345,7 @@ mod tests {
             ("load nan", "invalid limit"),
             ("tcp timeout=0 h:1", "timeout is out of range"),
             ("tcp timeout=soon h:1", "timeout is not a number"),
+            ("cmd 'a\nb'", "control character"),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();
