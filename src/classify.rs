@@ -143,6 +143,8 @@ impl Route<'_> {
 }
 
 /// A transport error as a failure. `budget` is the time the attempt was given.
+/// Not inlined: beats and http checks share this one copy.
+#[inline(never)]
 pub fn error_failure(err: &ureq::Error, route: Route, budget: Duration) -> Failure {
     use ureq::Error as E;
     let origin = route.origin;

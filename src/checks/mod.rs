@@ -78,7 +78,7 @@ impl Preflight {
         let mut disks = vec![PathBuf::from("/")];
         for check in checks {
             if let Probe::Disk { path, .. } = &check.probe
-                && !disks.contains(path)
+                && !disks.iter().any(|d| d.as_os_str() == path.as_os_str())
             {
                 disks.push(path.clone());
             }

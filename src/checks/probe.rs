@@ -156,9 +156,18 @@ fn tcp(host: &str, port: u16, deadline: Instant) -> Verdict {
             "no connection to {addr} within {}",
             format_duration(deadline.saturating_duration_since(started))
         ),
-        Some((addr, e)) => format!("connect to {addr}: {}", describe_io(&e).to_lowercase()),
+        Some((addr, e)) => format!("connect to {addr}: {}", lower_first(&describe_io(&e))),
         None => format!("{} has no address", text::untrusted(host)),
     })
+}
+
+/// "Connection refused" -> "connection refused", mid-sentence.
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
 }
 
 fn http_get(agent: &ureq::Agent, url: &str, limit: Duration) -> Verdict {
@@ -200,19 +209,10 @@ fn http_get(agent: &ureq::Agent, url: &str, limit: Duration) -> Verdict {
         .read_to_end(&mut body);
     let said = String::from_utf8_lossy(&body);
     let said = said.lines().map(str::trim).find(|l| !l.is_empty());
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok());
-    let extra = match (location, said) {
-        (Some(to), _) if status.is_redirection() => {
-            format!(
-                " to {} (not followed; name the final URL)",
-                text::untrusted(to)
-            )
-        }
-        (_, Some(said)) => format!(": {}", text::untrusted_max(said, 80)),
-        _ => String::new(),
+    let extra = match said {
+        _ if status.is_redirection() => " (redirects are not followed: name the final URL)".into(),
+        Some(said) => format!(": {}", text::untrusted_max(said, 80)),
+        None => String::new(),
     };
     Verdict::fail(format!("HTTP {} {words}{extra}", status.as_u16()))
 }

@@ -185,11 +185,13 @@ fn memory(min: &str) -> Result<MinMemory, String> {
     }
     let digits = min.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &min[digits.len()..];
-    let scale: u64 = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
+    // K, KB, KiB (any case) all mean 1024: memory is counted in KiB.
+    let upper = unit.to_ascii_uppercase();
+    let prefix = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let scale: u64 = match prefix {
         "" => 1,
         "K" => 1 << 10,
         "M" => 1 << 20,
