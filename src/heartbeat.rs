@@ -89,7 +89,7 @@ const MAX_REPLY_HEADER_BYTES: usize = 6 * 1024;
 impl Client {
     pub fn new(config: &Config) -> Client {
         let roots = match &config.ca {
-            Some(ca) => RootCerts::Specific(Arc::new(ca.value.certs.clone())),
+            Some(ca) => RootCerts::Specific(Arc::clone(&ca.value.certs)),
             None => RootCerts::WebPki,
         };
         let authorization = config

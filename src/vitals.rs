@@ -36,7 +36,8 @@ pub fn parse_meminfo(text: &str) -> Option<Memory> {
     let field = |name: &str| {
         text.lines().find_map(|line| {
             let rest = line.strip_prefix(name)?.strip_prefix(':')?;
-            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+            let rest = rest.trim();
+            let kib: u64 = rest.strip_suffix("kB").unwrap_or(rest).trim().parse().ok()?;
             kib.checked_mul(1024)
         })
     };

@@ -224,7 +224,7 @@ impl Gate for Preflight {
 /// no connection kept between beats.
 fn http_client(config: &Config) -> ureq::Agent {
     let roots = match &config.ca {
-        Some(ca) => RootCerts::Specific(Arc::new(ca.value.certs.clone())),
+        Some(ca) => RootCerts::Specific(Arc::clone(&ca.value.certs)),
         None => RootCerts::WebPki,
     };
     let http = ureq::Agent::config_builder()

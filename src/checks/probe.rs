@@ -125,8 +125,8 @@ fn tcp(host: &str, port: u16, deadline: Instant) -> Verdict {
     let started = Instant::now();
     // A name is looked up by the system resolver, which has its own
     // timeouts; the caller stops waiting for us at the deadline anyway.
-    let addrs: Vec<_> = match (host, port).to_socket_addrs() {
-        Ok(addrs) => addrs.collect(),
+    let addrs = match (host, port).to_socket_addrs() {
+        Ok(addrs) => addrs,
         Err(e) => {
             return Verdict::fail(format!(
                 "cannot resolve {}: {}",
@@ -136,19 +136,19 @@ fn tcp(host: &str, port: u16, deadline: Instant) -> Verdict {
         }
     };
     let mut last = None;
-    for addr in &addrs {
+    for addr in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        match TcpStream::connect_timeout(addr, left) {
+        match TcpStream::connect_timeout(&addr, left) {
             Ok(_) => {
                 return Verdict::pass(format!(
                     "connected to {addr} in {}",
                     format_duration(started.elapsed())
                 ));
             }
-            Err(e) => last = Some((*addr, e)),
+            Err(e) => last = Some((addr, e)),
         }
     }
     Verdict::fail(match last {

@@ -85,7 +85,8 @@ impl fmt::Debug for Token {
 #[derive(Debug, Clone)]
 pub struct CaBundle {
     pub path: PathBuf,
-    pub certs: Vec<ureq::tls::Certificate<'static>>,
+    /// Shared with the clients that trust them, not copied.
+    pub certs: std::sync::Arc<Vec<ureq::tls::Certificate<'static>>>,
 }
 
 /// A configuration error: which setting, where its value came from, what was expected.
@@ -277,7 +278,7 @@ fn warn_if_only_the_servers_own_ca_cert(ca: &CaBundle, api_url: &str) {
     };
     let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
     let mut names_server = false;
-    for cert in &ca.certs {
+    for cert in ca.certs.iter() {
         let der = CertificateDer::from(cert.der());
         let (Ok(ee), Ok(anchor)) = (
             webpki::EndEntityCert::try_from(&der),
@@ -634,7 +635,10 @@ fn read_ca(raw: &Raw) -> Result<Setting<CaBundle>, ConfigError> {
         })?;
     }
     Ok(Setting {
-        value: CaBundle { path, certs },
+        value: CaBundle {
+            path,
+            certs: std::sync::Arc::new(certs),
+        },
         source: raw.source.clone(),
     })
 }

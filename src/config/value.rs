@@ -48,6 +48,8 @@ pub fn api_url_base_guess(api_url: &str) -> Option<String> {
 
 /// An `http://` or `https://` base URL with a host and an optional path
 /// prefix; returned without trailing slashes so joining never makes `//`.
+/// Not inlined: http checks validate their URLs with it too.
+#[inline(never)]
 pub fn api_url(text: &str) -> Result<String, String> {
     const EXPECTED: &str =
         "expected an http:// or https:// URL with a host, e.g. https://monitor.example.com";
