@@ -313,11 +313,10 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             f.names = names.into_iter().map(str::to_string).collect();
             f.summary.start(now);
         } else if assessment.withhold && f.summary.due(f.withheld, now) {
+            let withheld = f.withheld;
             log::warn!(
-                "still withholding heartbeats since {} UTC ({}): {} withheld; {what}",
-                format_time_of_day(self.clock.wall() - now.saturating_sub(since)),
-                format_duration(now.saturating_sub(since)),
-                f.withheld
+                "still withholding heartbeats since {}: {withheld} withheld; {what}",
+                self.since(since, now)
             );
         }
         if assessment.withhold {
@@ -448,14 +447,22 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         if !h.summary.due(h.missed, now) {
             return;
         }
-        let since = h.down_since.unwrap_or(now);
+        let (since, missed) = (h.down_since.unwrap_or(now), h.missed);
         log::warn!(
-            "still failing since {} UTC ({}): {} beat(s) missed; last error: {}",
-            format_time_of_day(self.clock.wall() - now.saturating_sub(since)),
-            format_duration(now.saturating_sub(since)),
-            h.missed,
+            "still failing since {}: {missed} beat(s) missed; last error: {}",
+            self.since(since, now),
             failure.reason
         );
+    }
+
+    /// `12:01:07 UTC (50m)`: when an outage that began at `since` began, and how long ago.
+    fn since(&self, since: Duration, now: Duration) -> String {
+        let ago = now.saturating_sub(since);
+        format!(
+            "{} UTC ({})",
+            format_time_of_day(self.clock.wall() - ago),
+            format_duration(ago)
+        )
     }
 
     /// Sleeps until `at` (an offset from start), waking to feed the systemd

@@ -207,7 +207,9 @@ fn proxy_failure(why: &str, route: Route) -> Failure {
     }
 }
 
-fn io_failure(e: &io::Error, route: Route, budget: Duration) -> Failure {
+/// An I/O error on the way to `route` as a failure; http and tcp checks
+/// word theirs the same way.
+pub fn io_failure(e: &io::Error, route: Route, budget: Duration) -> Failure {
     let origin = route.origin;
     if let Some(tls) = e
         .get_ref()

@@ -10,6 +10,7 @@ mod classify;
 pub mod cli;
 pub mod clock;
 pub mod config;
+mod files;
 pub mod heartbeat;
 pub mod logging;
 pub mod notify;

@@ -3,7 +3,6 @@
 //! functions over the files' text; the readers are the thin I/O around them.
 
 use std::ffi::CString;
-use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -37,7 +36,12 @@ pub fn parse_meminfo(text: &str) -> Option<Memory> {
         text.lines().find_map(|line| {
             let rest = line.strip_prefix(name)?.strip_prefix(':')?;
             let rest = rest.trim();
-            let kib: u64 = rest.strip_suffix("kB").unwrap_or(rest).trim().parse().ok()?;
+            let kib: u64 = rest
+                .strip_suffix("kB")
+                .unwrap_or(rest)
+                .trim()
+                .parse()
+                .ok()?;
             kib.checked_mul(1024)
         })
     };
@@ -54,7 +58,7 @@ pub fn parse_meminfo(text: &str) -> Option<Memory> {
 }
 
 pub fn memory() -> io::Result<Memory> {
-    parse_meminfo(&fs::read_to_string("/proc/meminfo")?).ok_or_else(|| unreadable("/proc/meminfo"))
+    parse_meminfo(&read("/proc/meminfo")?).ok_or_else(|| unreadable("/proc/meminfo"))
 }
 
 /// The 1-, 5- and 15-minute load averages of `/proc/loadavg`.
@@ -64,7 +68,7 @@ pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
 }
 
 pub fn load() -> io::Result<[f64; 3]> {
-    parse_loadavg(&fs::read_to_string("/proc/loadavg")?).ok_or_else(|| unreadable("/proc/loadavg"))
+    parse_loadavg(&read("/proc/loadavg")?).ok_or_else(|| unreadable("/proc/loadavg"))
 }
 
 /// CPUs online: what the load average is spread over (not the cgroup's
@@ -116,11 +120,16 @@ pub fn disk(path: &Path) -> io::Result<Disk> {
 
 /// The agent's own resident memory, from `/proc/self/statm` (pages).
 fn own_rss() -> Option<u64> {
-    let statm = fs::read_to_string("/proc/self/statm").ok()?;
+    let statm = read("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf reads a value and has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
     pages.checked_mul(page)
+}
+
+/// A /proc file, read as config files are (the same code, so no more bytes).
+fn read(path: &str) -> io::Result<String> {
+    crate::files::read_small_file(Path::new(path))
 }
 
 fn unreadable(path: &str) -> io::Error {
@@ -134,7 +143,7 @@ fn unreadable(path: &str) -> io::Error {
 /// into `out`. A value that cannot be read here (no `/proc` in a chroot,
 /// say) is null rather than a missing beat.
 pub fn write_host_json(out: &mut String, disks: &[&Path]) {
-    let read = |path: &str| fs::read_to_string(path).ok();
+    let read = |path: &str| read(path).ok();
     let uptime = read("/proc/uptime").and_then(|t| {
         t.split_whitespace()
             .next()
@@ -157,7 +166,10 @@ pub fn write_host_json(out: &mut String, disks: &[&Path]) {
         ("load_15", load_at(2)),
         ("cpus", Some(online_cpus().to_string())),
         ("mem_total_bytes", memory.map(|m| m.total.to_string())),
-        ("mem_available_bytes", memory.map(|m| m.available.to_string())),
+        (
+            "mem_available_bytes",
+            memory.map(|m| m.available.to_string()),
+        ),
         (
             "swap_used_bytes",
             memory.map(|m| m.swap_total.saturating_sub(m.swap_free).to_string()),

@@ -233,7 +233,6 @@ fn http_client(config: &Config) -> ureq::Agent {
         .max_redirects_will_error(false)
         .user_agent(crate::heartbeat::user_agent())
         .max_idle_connections(0)
-        .max_idle_connections_per_host(0)
         .input_buffer_size(10 * 1024)
         .output_buffer_size(4 * 1024)
         .max_response_header_size(6 * 1024)

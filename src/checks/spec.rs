@@ -1,6 +1,9 @@
 //! One check as written (`tcp 127.0.0.1:5432`, `disk /var 90%`, ...), read
 //! into what to probe. The same text comes from a flag, the environment or
 //! the file; the config layer adds where it came from to any error.
+//!
+//! The parsers are `#[inline(never)]`: inlined into `config::load` they
+//! made the binary 700 bytes bigger.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,6 +73,7 @@ impl Check {
 
 /// Reads one check. The error says what is wrong and what was expected;
 /// it does not repeat the text (the caller shows it).
+#[inline(never)]
 pub fn parse(text: &str) -> Result<Check, String> {
     if text.chars().any(|c| c.is_control() && c != '\t') {
         return Err("contains a control character; expected a check on one line".into());
@@ -123,6 +127,7 @@ fn one<'a>(args: &'a [String], expected: &str) -> Result<&'a str, String> {
     }
 }
 
+#[inline(never)]
 fn tcp(target: &str) -> Result<Probe, String> {
     const EXPECTED: &str = "expected tcp HOST:PORT, e.g. tcp 127.0.0.1:5432 or tcp [::1]:6379";
     let Some((host, port)) = target.rsplit_once(':') else {
@@ -141,6 +146,7 @@ fn tcp(target: &str) -> Result<Probe, String> {
     }
 }
 
+#[inline(never)]
 fn http(url: &str) -> Result<Probe, String> {
     // The same rules as api_url (scheme, host, port, no credentials),
     // except that a health endpoint may well carry a ?query.
@@ -160,6 +166,7 @@ fn http(url: &str) -> Result<Probe, String> {
     })
 }
 
+#[inline(never)]
 fn disk(args: &[String]) -> Result<Probe, String> {
     const EXPECTED: &str = "expected disk PATH MAX%, e.g. disk / 90% (fails at 90% used)";
     let [path, max] = args else {
@@ -175,6 +182,7 @@ fn disk(args: &[String]) -> Result<Probe, String> {
     })
 }
 
+#[inline(never)]
 fn memory(min: &str) -> Result<MinMemory, String> {
     const EXPECTED: &str = "expected memory MIN% (of the total) or MIN with K, M or G (1024-based), \
                             e.g. memory 10% or memory 200M";
@@ -207,6 +215,7 @@ fn memory(min: &str) -> Result<MinMemory, String> {
     }
 }
 
+#[inline(never)]
 fn load(max: &str) -> Result<Probe, String> {
     match max.parse::<f64>() {
         Ok(max_per_cpu)
@@ -230,6 +239,7 @@ fn percent(text: &str) -> Option<f64> {
 
 /// Words split on blanks, with '...' and "..." grouping (no other escapes):
 /// enough to write `cmd sh -c 'pg_isready -q && test -f /run/ok'`.
+#[inline(never)]
 pub fn split_words(text: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;

@@ -14,8 +14,8 @@ pub mod value;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,13 +28,11 @@ pub use source::{Layer, Raw, Setting, Source};
 use crate::body::Reporting;
 use crate::checks::spec::{self as check_spec, Check};
 use crate::clock::format_duration;
+use crate::files::read_small_file;
 use crate::text::{self, describe_io};
 pub const DEFAULT_FILE_NAME: &str = ".stacksense_heartbeat.conf";
 /// The file name `LoadCredential=token:...` gives the token under systemd.
 pub const CREDENTIAL_NAME: &str = "token";
-/// Token, CA and config files are small; refusing big ones keeps a wrong
-/// path (say, a log file) from being read into memory.
-const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug)]
 pub struct Config {
@@ -641,33 +639,6 @@ fn read_ca(raw: &Raw) -> Result<Setting<CaBundle>, ConfigError> {
         },
         source: raw.source.clone(),
     })
-}
-
-/// Reads a config, token or CA file. Opened non-blocking and refused
-/// unless it is a regular file: a FIFO would hang open(2) and read(2)
-/// forever, a device could be endless.
-fn read_small_file(path: &Path) -> io::Result<String> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    let kind = file.metadata()?.file_type();
-    if kind.is_dir() {
-        return Err(io::Error::other("is a directory"));
-    }
-    if !kind.is_file() {
-        return Err(io::Error::other(
-            "is not a regular file (a FIFO, socket or device?); name a regular file",
-        ));
-    }
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(io::Error::other(
-            "larger than 1 MiB; is this the right file?",
-        ));
-    }
-    Ok(text)
 }
 
 fn warn_if_world_readable(path: &Path, what: &str) {
