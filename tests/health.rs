@@ -198,19 +198,25 @@ fn a_failing_check_withholds_beats_until_it_passes_and_says_so_twice() {
     drop(listener);
 }
 
-/// Processes whose command line holds `marker`.
-fn processes_with(marker: &str) -> usize {
+/// The processes whose command line holds `marker`.
+fn pids_with(marker: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     dir.flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|c| {
-            String::from_utf8_lossy(c)
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
                 .replace('\0', " ")
                 .contains(marker)
+                .then_some(pid)
         })
-        .count()
+        .collect()
+}
+
+fn processes_with(marker: &str) -> usize {
+    pids_with(marker).len()
 }
 
 #[test]
@@ -405,4 +411,46 @@ fn once_with_a_failing_check_sends_nothing_and_exits_1() {
         out.stderr
     );
     assert_eq!(rx.requests().len(), 0);
+}
+
+#[test]
+fn run_with_report_streams_output_forwards_signals_and_does_not_wait_for_daemons() {
+    let rx = Receiver::start(|_| ok_json());
+    // Output reaches the wrapper's stderr while the job runs, not at its end.
+    let job = "trap 'echo got TERM >&2; exit 7' TERM; echo ready >&2; sleep 20 & wait";
+    let mut running = AgentCmd::posting_to(&rx.url())
+        .args(["--report", "status", "run", "--", "sh", "-c", job])
+        .spawn();
+    running.wait_for_line("ready", WAIT);
+    let status = running.stop_with(SIGTERM);
+    assert_eq!(status.code(), Some(7), "{:?}", running.log());
+    let body = body_of(&rx.wait_for(1, WAIT)[0]);
+    assert_eq!(body["job"]["exit_code"], 7);
+    assert!(
+        body["job"]["tail"]
+            .as_str()
+            .unwrap()
+            .ends_with("ready\ngot TERM\n"),
+        "{body}"
+    );
+
+    // A daemon the job leaves behind keeps the pipes open; the wrapper
+    // ends with the job all the same.
+    let marker = format!("sleep 2{}.25", std::process::id() % 1000);
+    let started = Instant::now();
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--report", "status", "run", "--", "sh", "-c"])
+        .args([format!("{marker} & echo started")])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(body_of(&rx.requests()[1])["job"]["tail"], "started\n");
+    // The wrapper leaves it be, as cron would; the test cleans up.
+    for pid in pids_with(&marker) {
+        send_signal(pid, SIGKILL);
+    }
 }

@@ -340,7 +340,7 @@ impl Running {
     }
 }
 
-pub use libc::{SIGCONT, SIGHUP, SIGINT, SIGSTOP, SIGTERM};
+pub use libc::{SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGSTOP, SIGTERM};
 
 pub fn send_signal(pid: u32, signal: i32) {
     // SAFETY: plain kill(2) on a child of ours.
