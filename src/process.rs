@@ -279,14 +279,11 @@ pub fn collect(
         // Output wakes us at once; the timeout is for noticing the end (a
         // process the child started may hold the pipes open) and the
         // deadline. Without a deadline (a `run` job) that can be slow.
-        let step = match (deadline, pipes.is_empty()) {
-            (None, _) => Duration::from_secs(1),
-            (Some(_), false) => Duration::from_millis(50),
-            (Some(_), true) => Duration::from_millis(5),
-        };
         let wait_ms = match deadline {
-            Some(at) => at.saturating_duration_since(Instant::now()).min(step),
-            None => step,
+            Some(at) => at
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20)),
+            None => Duration::from_secs(1),
         }
         .as_millis() as libc::c_int;
         read_ready(pipes, tail, &mut buf, wait_ms);

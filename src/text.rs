@@ -67,25 +67,22 @@ pub fn guard_line(line: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-/// `x` with at most `places` decimals, trailing zeros dropped: `90`,
+/// `x` (>= 0) with at most `places` decimals, trailing zeros dropped: `90`,
 /// `0.25`, `1.5`. Written with integers: float formatting would add
 /// ~10 KB to the binary for a few log words.
 pub fn decimal(x: f64, places: u32) -> String {
-    if !x.is_finite() {
-        return "?".into();
-    }
+    // Loads, percentages and sizes: never negative; NaN reads as 0.
     let scale = 10u64.pow(places.min(9));
-    let scaled = (x.abs() * scale as f64).round() as u64;
-    let sign = if x < 0.0 && scaled != 0 { "-" } else { "" };
+    let scaled = (x.max(0.0) * scale as f64).round() as u64;
     let (whole, mut frac, mut width) = (scaled / scale, scaled % scale, places as usize);
     while width > 0 && frac % 10 == 0 {
         frac /= 10;
         width -= 1;
     }
     if width == 0 {
-        format!("{sign}{whole}")
+        format!("{whole}")
     } else {
-        format!("{sign}{whole}.{frac:0width$}")
+        format!("{whole}.{frac:0width$}")
     }
 }
 
@@ -130,8 +127,8 @@ mod tests {
         assert_eq!(decimal(0.52, 2), "0.52");
         assert_eq!(decimal(1.25, 1), "1.3");
         assert_eq!(decimal(2.999, 2), "3");
-        assert_eq!(decimal(-0.001, 2), "0");
-        assert_eq!(decimal(-1.5, 1), "-1.5");
+        assert_eq!(decimal(-1.5, 1), "0");
+        assert_eq!(decimal(f64::NAN, 1), "0");
     }
 
     #[test]

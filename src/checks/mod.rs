@@ -244,16 +244,13 @@ fn http_client(config: &Config) -> ureq::Agent {
 
 /// How failing checks read in one log line: `check NAME failed: WHY`, joined.
 pub fn describe_failing(results: &[CheckResult]) -> String {
-    let failing: Vec<String> = results
-        .iter()
-        .filter(|r| !r.ok)
-        .map(|r| {
-            format!(
-                "check {} failed: {}",
-                crate::text::untrusted(&r.name),
-                r.detail
-            )
-        })
-        .collect();
-    failing.join("; ")
+    let mut out = String::new();
+    for r in results.iter().filter(|r| !r.ok) {
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        let name = crate::text::untrusted(&r.name);
+        out.push_str(&format!("check {name} failed: {}", r.detail));
+    }
+    out
 }
