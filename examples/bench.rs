@@ -159,7 +159,9 @@ fn main() {
 /// millisecond are counted to a few per cent).
 fn checks_row(args: &Args, tls: &TlsFixture, ca: &PathBuf) {
     // An older agent (measured for comparison) has no checks.
-    let help = std::process::Command::new(&args.agent).arg("--help").output();
+    let help = std::process::Command::new(&args.agent)
+        .arg("--help")
+        .output();
     if !help.is_ok_and(|h| String::from_utf8_lossy(&h.stdout).contains("--health")) {
         println!("(this agent has no --health: no checks row)");
         return;

@@ -216,7 +216,9 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         let mut report = None;
         if let Some(gate) = self.gate.as_mut() {
             self.notifier.watchdog();
-            let assessment = gate.assess(deadline.saturating_sub(self.clock.elapsed()));
+            let notifier = self.notifier;
+            let limit = deadline.saturating_sub(self.clock.elapsed());
+            let assessment = gate.assess(limit, &|| notifier.watchdog());
             self.on_assessed(&assessment);
             if assessment.withhold {
                 return BeatEnd {
@@ -635,7 +637,7 @@ mod tests {
     }
 
     impl Gate for FakeGate {
-        fn assess(&mut self, limit: Duration) -> Assessment {
+        fn assess(&mut self, limit: Duration, _alive: &dyn Fn()) -> Assessment {
             self.limits.borrow_mut().push(limit);
             self.clock.sleep(self.took.min(limit));
             let ok = self.script.pop_front().unwrap_or(true);

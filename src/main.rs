@@ -169,7 +169,7 @@ fn check(config: &Config) -> ExitCode {
     if !config.health.value.is_empty()
         && let Some(mut preflight) = Preflight::new(config)
     {
-        let results = preflight.run_checks(config.interval.value);
+        let results = preflight.run_checks(config.interval.value, &|| {});
         text.push_str(&config::check_results(&results, config.report.value.status));
     }
     print(&text)

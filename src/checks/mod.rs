@@ -40,8 +40,10 @@ impl Assessment {
 
 /// What the agent loop runs before each beat.
 pub trait Gate {
-    /// Runs the checks, each within its timeout and all within `limit`.
-    fn assess(&mut self, limit: Duration) -> Assessment;
+    /// Runs the checks, each within its timeout and all within `limit`,
+    /// calling `alive` at least every second while it waits for them (the
+    /// systemd watchdog must not take a slow check for a hung agent).
+    fn assess(&mut self, limit: Duration, alive: &dyn Fn()) -> Assessment;
 }
 
 /// Waited for beyond a check's own limit: its probe enforces the limit
@@ -99,7 +101,7 @@ impl Preflight {
     }
 
     /// Every check once, in config order, each within its own timeout.
-    pub fn run_checks(&mut self, limit: Duration) -> Vec<CheckResult> {
+    pub fn run_checks(&mut self, limit: Duration, alive: &dyn Fn()) -> Vec<CheckResult> {
         let started = Instant::now();
         let board = Arc::new(Board {
             verdicts: Mutex::new(vec![None; self.checks.len()]),
@@ -141,7 +143,7 @@ impl Preflight {
                 board.post(i, probe::run(check, check.timeout.min(limit), None));
             }
         }
-        let verdicts = board.wait_until(last_due + GRACE);
+        let verdicts = board.wait_until(last_due + GRACE, alive);
         self.checks
             .iter()
             .zip(verdicts)
@@ -183,28 +185,30 @@ impl Board {
     }
 
     /// The verdicts once all are in, or as they stand at `deadline`.
-    fn wait_until(&self, deadline: Instant) -> Vec<Option<Verdict>> {
+    fn wait_until(&self, deadline: Instant, alive: &dyn Fn()) -> Vec<Option<Verdict>> {
         let mut verdicts = self.lock();
         while verdicts.iter().any(Option::is_none) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            verdicts = match self.posted.wait_timeout(verdicts, left) {
+            let nap = left.min(Duration::from_secs(1));
+            verdicts = match self.posted.wait_timeout(verdicts, nap) {
                 Ok((guard, _)) => guard,
                 Err(e) => e.into_inner().0,
             };
+            alive();
         }
         verdicts.clone()
     }
 }
 
 impl Gate for Preflight {
-    fn assess(&mut self, limit: Duration) -> Assessment {
+    fn assess(&mut self, limit: Duration, alive: &dyn Fn()) -> Assessment {
         let results = if self.checks.is_empty() {
             Vec::new()
         } else {
-            self.run_checks(limit)
+            self.run_checks(limit, alive)
         };
         let failed = results.iter().any(|r| !r.ok);
         let body = self.reporting.is_on().then(|| {
@@ -253,4 +257,29 @@ pub fn describe_failing(results: &[CheckResult]) -> String {
         out.push_str(&format!("check {name} failed: {}", r.detail));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[test]
+    fn waiting_for_a_slow_check_keeps_telling_the_watchdog() {
+        let board = Board {
+            verdicts: Mutex::new(vec![None, None]),
+            posted: Condvar::new(),
+        };
+        board.post(0, fail("x".into()));
+        let pings = Cell::new(0);
+        let started = Instant::now();
+        let verdicts = board.wait_until(started + Duration::from_millis(2200), &|| {
+            pings.set(pings.get() + 1)
+        });
+        assert!(started.elapsed() >= Duration::from_millis(2200));
+        assert!(pings.get() >= 2, "{} pings", pings.get());
+        assert_eq!(verdicts[0].as_ref().map(|v| v.ok), Some(false));
+        assert!(verdicts[1].is_none(), "the missing one stays missing");
+    }
 }
