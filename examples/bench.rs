@@ -106,7 +106,7 @@ fn main() {
         } else {
             Receiver::start(|_| ok_json())
         };
-        let agent = spawn(&args, &rx, https.then_some(&ca));
+        let agent = spawn(&args, &rx, https.then_some(&ca), &[]);
         rx.wait_for(11, wait(&args, 11));
         let cpu0 = cpu_ns(&agent);
         let reqs = rx.wait_for(args.beats + 11, wait(&args, args.beats + 11));
@@ -173,22 +173,11 @@ fn checks_row(args: &Args, tls: &TlsFixture, ca: &PathBuf) {
         format!("http {}/health", service.url()),
         "disk / 100%".to_string(),
     ];
-    let mut cmd = AgentCmd::with_binary(&args.agent).args([
-        "--server-id",
-        "bench",
-        "--api-url",
-        &rx.url(),
-        "--interval",
-        &args.interval.to_string(),
-        "--no-splay",
-        "--report",
-        "status,vitals",
-    ]);
-    cmd = cmd.args(["--ca-file"]).args([ca]);
-    for check in &checks {
-        cmd = cmd.args(["--health", check]);
+    let mut extra = vec!["--report".to_string(), "status,vitals".to_string()];
+    for check in checks {
+        extra.extend(["--health".to_string(), check]);
     }
-    let agent = cmd.spawn();
+    let agent = spawn(args, &rx, Some(ca), &extra);
     rx.wait_for(11, wait(args, 11));
     let cpu0 = stat_cpu_ns(&agent);
     let reqs = rx.wait_for(args.beats + 11, wait(args, args.beats + 11));
@@ -234,11 +223,15 @@ fn soak(args: &Args, tls: &TlsFixture, ca: &PathBuf) {
     });
     let bad_cert_rx = Receiver::start_tls(tls, |_| ok_json());
     let agents = [
-        ("https ok", spawn(args, &ok_rx, Some(ca)), &ok_rx),
-        ("http failing", spawn(args, &failing_rx, None), &failing_rx),
+        ("https ok", spawn(args, &ok_rx, Some(ca), &[]), &ok_rx),
+        (
+            "http failing",
+            spawn(args, &failing_rx, None, &[]),
+            &failing_rx,
+        ),
         (
             "https bad cert",
-            spawn(args, &bad_cert_rx, None),
+            spawn(args, &bad_cert_rx, None, &[]),
             &bad_cert_rx,
         ),
     ];
@@ -270,7 +263,7 @@ fn soak(args: &Args, tls: &TlsFixture, ca: &PathBuf) {
     }
 }
 
-fn spawn(args: &Args, rx: &Receiver, ca: Option<&PathBuf>) -> Running {
+fn spawn(args: &Args, rx: &Receiver, ca: Option<&PathBuf>, extra: &[String]) -> Running {
     let mut cmd = AgentCmd::with_binary(&args.agent).args([
         "--server-id",
         "bench",
@@ -283,7 +276,7 @@ fn spawn(args: &Args, rx: &Receiver, ca: Option<&PathBuf>) -> Running {
     if let Some(ca) = ca {
         cmd = cmd.args(["--ca-file"]).args([ca]);
     }
-    cmd.spawn()
+    cmd.args(extra).spawn()
 }
 
 /// Time for `beats` beats plus slack.
