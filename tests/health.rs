@@ -47,6 +47,16 @@ fn check_runs_each_kind_once_and_says_why() {
     let sick = Receiver::start(|_| status(503));
     // Accepts connections (the kernel does) but never answers.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    // A listener whose accept queue is full: the kernel drops further
+    // SYNs, so a connect waits until its timeout.
+    let full = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: listen() on a socket we own; it only changes the backlog.
+    assert_eq!(
+        unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&full), 0) },
+        0
+    );
+    let full_port = full.local_addr().unwrap().port();
+    let _queued = std::net::TcpStream::connect(("127.0.0.1", full_port)).unwrap();
     let dir = TempDir::new();
     let checks = [
         format!("tcp 127.0.0.1:{up}"),
@@ -65,6 +75,7 @@ fn check_runs_each_kind_once_and_says_why() {
         "memory 1%".to_string(),
         "memory 1000000G".to_string(),
         "load 1000".to_string(),
+        format!("tcp timeout=0.5 127.0.0.1:{full_port}"),
     ];
     let mut agent = AgentCmd::posting_to("http://127.0.0.1:9").args(["--check"]);
     for check in &checks {
@@ -73,7 +84,7 @@ fn check_runs_each_kind_once_and_says_why() {
     let out = agent.finish();
     assert_eq!(out.code(), Some(0), "a failing check is not a config error");
     let s = &out.stdout;
-    assert!(s.contains("health       13 check(s)"), "{s}");
+    assert!(s.contains("health       14 check(s)"), "{s}");
     assert!(s.contains("from flag --health"), "{s}");
     let expect = |check: &str, pass: bool, why: &str| {
         let line = verdict(s, check);
@@ -108,7 +119,12 @@ fn check_runs_each_kind_once_and_says_why() {
     expect(&checks[10], true, "available");
     expect(&checks[11], false, "(minimum 1000000 GiB)");
     expect(&checks[12], true, "per CPU");
-    assert!(s.contains("7 of 13 check(s) failing"), "{s}");
+    expect(
+        &checks[13],
+        false,
+        &format!("no answer from 127.0.0.1:{full_port} within 500ms"),
+    );
+    assert!(s.contains("8 of 14 check(s) failing"), "{s}");
     assert_eq!(healthy.requests()[0].method, "GET");
     assert_eq!(healthy.requests()[0].path, "/health");
 }

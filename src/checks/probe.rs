@@ -36,10 +36,8 @@ const CMD_OUTPUT_TAIL: usize = 512;
 
 /// Runs `check` within `limit`. `http` is the client for http checks.
 pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdict {
-    let started = Instant::now();
-    let deadline = started + limit;
     match &check.probe {
-        Probe::Tcp { host, port } => tcp(host, *port, deadline),
+        Probe::Tcp { host, port } => tcp(host, *port, limit),
         Probe::Http { url } => match http {
             Some(agent) => http_get(agent, url, limit),
             None => Verdict::fail("no HTTP client".into()),
@@ -112,9 +110,9 @@ fn bytes(n: u64) -> String {
 }
 
 #[inline(never)]
-fn tcp(host: &str, port: u16, deadline: Instant) -> Verdict {
+fn tcp(host: &str, port: u16, limit: Duration) -> Verdict {
     let started = Instant::now();
-    let limit = deadline.saturating_duration_since(started);
+    let deadline = started + limit;
     let failed = |e: &std::io::Error, origin: &str| {
         let route = Route {
             origin,
