@@ -90,7 +90,17 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
             Err(expected) => errors.push(ConfigError {
                 about: About::Setting(known),
                 source: Some(source),
-                message: format!("has the wrong type ({}); {expected}", type_name(&value)),
+                message: match &value {
+                    // The array is right; one of its items is not.
+                    Value::Array(items) if known.spec().kind == Kind::List => {
+                        let bad = items
+                            .iter()
+                            .find(|i| !i.is_string())
+                            .map_or("a string with a newline", type_name);
+                        format!("holds {bad}; {expected}")
+                    }
+                    _ => format!("has the wrong type ({}); {expected}", type_name(&value)),
+                },
             }),
         }
     }
@@ -338,6 +348,33 @@ mod tests {
             warnings
                 .iter()
                 .any(|w| w.contains("\"colour\"") && !w.contains("did you mean"))
+        );
+    }
+
+    #[test]
+    fn a_list_is_an_array_of_one_line_strings_or_one_string() {
+        let text = "{\n\"health\": [\"tcp a:1\",\n \" load 2 \"]\n}";
+        let (layer, _) = parse(text, path()).unwrap();
+        let health = layer.get(Key::Health).unwrap();
+        assert_eq!(health.text, "tcp a:1\nload 2");
+        assert_eq!(health.source.to_string(), "/etc/hb.conf:2");
+        let (layer, _) = parse("{\"health\": \"disk / 90%\"}", path()).unwrap();
+        assert_eq!(layer.get(Key::Health).unwrap().text, "disk / 90%");
+        let errs = parse("{\"health\": [\"load 2\", true]}", path()).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("holds a boolean; expected an array"),
+            "{}",
+            errs[0]
+        );
+        let errs = parse("{\"health\": [\"a\\nb\"]}", path()).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("holds a string with a newline"),
+            "{}",
+            errs[0]
         );
     }
 
