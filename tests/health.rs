@@ -470,3 +470,32 @@ fn run_with_report_streams_output_forwards_signals_and_does_not_wait_for_daemons
         send_signal(pid, SIGKILL);
     }
 }
+
+#[test]
+fn https_checks_trust_what_beats_trust() {
+    let tls = TlsFixture::new();
+    let service = Receiver::start_tls(&tls, |_| status(204));
+    let dir = TempDir::new();
+    let ca = dir.write("ca.pem", &tls.ca_pem);
+    let check = format!("http {}/ready", service.url());
+    // The service's CA, given for the beats, is trusted by the check too.
+    let out = AgentCmd::posting_to("http://127.0.0.1:9")
+        .args(["--check", "--health", &check, "--ca-file"])
+        .arg_path(&ca)
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let line = verdict(&out.stdout, &check);
+    assert!(
+        line.starts_with("pass") && line.contains("HTTP 204"),
+        "{line}"
+    );
+    // The bundled roots do not know it.
+    let out = AgentCmd::posting_to("http://127.0.0.1:9")
+        .args(["--check", "--health", &check])
+        .finish();
+    let line = verdict(&out.stdout, &check);
+    assert!(
+        line.starts_with("FAIL") && line.contains("rejected"),
+        "{line}"
+    );
+}
