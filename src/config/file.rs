@@ -90,16 +90,10 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
             Err(expected) => errors.push(ConfigError {
                 about: About::Setting(known),
                 source: Some(source),
-                message: match &value {
-                    // The array is right; one of its items is not.
-                    Value::Array(items) if known.spec().kind == Kind::List => {
-                        let bad = items
-                            .iter()
-                            .find(|i| !i.is_string())
-                            .map_or("a string with a newline", type_name);
-                        format!("holds {bad}; {expected}")
-                    }
-                    _ => format!("has the wrong type ({}); {expected}", type_name(&value)),
+                // A list's own words when the array is right but an item is not.
+                message: match expected.strip_prefix("item: ") {
+                    Some(problem) => problem.to_string(),
+                    None => format!("has the wrong type ({}); {expected}", type_name(&value)),
                 },
             }),
         }
@@ -259,9 +253,8 @@ fn text_of(key: Key, value: &Value) -> Result<Option<String>, &'static str> {
                 match item.as_str() {
                     Some(s) if !s.contains('\n') => lines.push(s.trim()),
                     _ => {
-                        return Err(
-                            "expected an array of one-line strings, e.g. [\"tcp 127.0.0.1:5432\"]",
-                        );
+                        return Err("item: has an item that is not a one-line string; expected \
+                                    an array of one-line strings, e.g. [\"tcp 127.0.0.1:5432\"]");
                     }
                 }
             }
@@ -364,15 +357,13 @@ mod tests {
         assert!(
             errs[0]
                 .to_string()
-                .contains("holds a boolean; expected an array"),
+                .contains("has an item that is not a one-line string; expected an array"),
             "{}",
             errs[0]
         );
         let errs = parse("{\"health\": [\"a\\nb\"]}", path()).unwrap_err();
         assert!(
-            errs[0]
-                .to_string()
-                .contains("holds a string with a newline"),
+            errs[0].to_string().contains("not a one-line string"),
             "{}",
             errs[0]
         );
