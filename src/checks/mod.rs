@@ -104,7 +104,7 @@ impl Preflight {
     pub fn run_checks(&mut self, limit: Duration, alive: &dyn Fn()) -> Vec<CheckResult> {
         let started = Instant::now();
         let board = Arc::new(Board {
-            verdicts: Mutex::new(vec![None; self.checks.len()]),
+            verdicts: Mutex::new(self.checks.iter().map(|_| None).collect()),
             posted: Condvar::new(),
         });
         let mut last_due = started;
@@ -199,7 +199,9 @@ impl Board {
             };
             alive();
         }
-        verdicts.clone()
+        // Taken, not cloned; a probe that posts later finds an empty slot.
+        let empty = verdicts.iter().map(|_| None).collect();
+        std::mem::replace(&mut *verdicts, empty)
     }
 }
 

@@ -80,20 +80,22 @@ pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdic
             Err(e) => Verdict::fail(format!("cannot read memory: {}", describe_io(&e))),
         },
         Probe::Load { max_per_cpu } => match vitals::load() {
-            Ok([one, ..]) => {
-                let cpus = vitals::online_cpus();
-                let per_cpu = one / f64::from(cpus);
-                let detail = format!(
-                    "load {} per CPU ({} on {cpus} CPUs, limit {})",
-                    text::decimal(per_cpu, 2),
-                    text::decimal(one, 2),
-                    text::decimal(*max_per_cpu, 4)
-                );
-                verdict(per_cpu < *max_per_cpu, detail)
-            }
+            Ok([one, ..]) => load(one, vitals::online_cpus(), *max_per_cpu),
             Err(e) => Verdict::fail(format!("cannot read the load: {}", describe_io(&e))),
         },
     }
+}
+
+/// The load check's decision: the 1-minute load spread over the CPUs.
+fn load(one: f64, cpus: u32, max_per_cpu: f64) -> Verdict {
+    let per_cpu = one / f64::from(cpus);
+    let detail = format!(
+        "load {} per CPU ({} on {cpus} CPUs, limit {})",
+        text::decimal(per_cpu, 2),
+        text::decimal(one, 2),
+        text::decimal(max_per_cpu, 4)
+    );
+    verdict(per_cpu < max_per_cpu, detail)
 }
 
 fn verdict(ok: bool, detail: String) -> Verdict {
@@ -237,6 +239,15 @@ fn cmd(argv: &[String], limit: Duration) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_is_judged_per_cpu() {
+        let busy = load(9.24, 4, 2.0);
+        assert!(!busy.ok);
+        assert_eq!(busy.detail, "load 2.31 per CPU (9.24 on 4 CPUs, limit 2)");
+        assert!(load(7.9, 4, 2.0).ok, "1.98 per CPU is below 2");
+        assert!(!load(8.0, 4, 2.0).ok, "the limit itself fails");
+    }
 
     #[test]
     fn sizes_read_in_binary_units() {
