@@ -44,7 +44,7 @@ pub fn escape_into(out: &mut String, c: char) {
     }
 }
 
-fn needs_escape(c: char) -> bool {
+pub fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'

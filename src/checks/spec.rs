@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::value;
+use crate::text;
 
 /// A check's limit when it names none: a local service that takes longer
 /// than this to answer is not healthy.
@@ -75,8 +76,14 @@ impl Check {
 /// it does not repeat the text (the caller shows it).
 #[inline(never)]
 pub fn parse(text: &str) -> Result<Check, String> {
-    if text.chars().any(|c| c.is_control() && c != '\t') {
-        return Err("contains a control character; expected a check on one line".into());
+    // Refused rather than escaped: every message and log line quotes the
+    // check's words, and a newline or a bidi override has no business there.
+    if text.chars().any(|c| c != '\t' && text::needs_escape(c)) {
+        return Err(
+            "contains a control or invisible formatting character; expected a check \
+                    on one line of visible text"
+                .into(),
+        );
     }
     let words = split_words(text)?;
     let Some((kind, rest)) = words.split_first() else {
@@ -357,7 +364,9 @@ mod tests {
             ("load nan", "invalid limit"),
             ("tcp timeout=0 h:1", "timeout is out of range"),
             ("tcp timeout=soon h:1", "timeout is not a number"),
-            ("cmd 'a\nb'", "control character"),
+            ("cmd 'a\nb'", "control or invisible"),
+            ("\u{202e}pct 1", "control or invisible"),
+            ("memory 5\u{200b}G", "control or invisible"),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();
