@@ -95,7 +95,8 @@ impl Notifier {
     }
 
     pub fn status(&self, status: &str) {
-        self.send(&format!("STATUS={status}"));
+        // Every user can read it with `systemctl status`.
+        self.send(&format!("STATUS={}", crate::text::redacted(status)));
     }
 
     pub fn watchdog(&self) {

@@ -62,8 +62,30 @@ pub struct Stdio {
     pub stderr: Option<RawFd>,
 }
 
-unsafe extern "C" {
-    static environ: *const *mut libc::c_char;
+/// Variables that belong to the agent alone and are not passed to a `cmd`
+/// check or a `run` job: its settings (the token among them, or a token
+/// pasted into another setting by mistake), and what systemd hands the
+/// agent's own process (its credentials, its notify socket, its watchdog).
+pub fn kept_for_children(name: &[u8]) -> bool {
+    !(name.starts_with(b"STACKSENSE_")
+        || matches!(
+            name,
+            b"CREDENTIALS_DIRECTORY" | b"NOTIFY_SOCKET" | b"WATCHDOG_USEC" | b"WATCHDOG_PID"
+        ))
+}
+
+/// The environment a child starts with: ours, less what [`kept_for_children`] refuses.
+fn child_environment() -> Vec<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::env::vars_os()
+        .filter(|(name, _)| kept_for_children(name.as_bytes()))
+        .filter_map(|(name, value)| {
+            let mut entry = name.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            CString::new(entry).ok()
+        })
+        .collect()
 }
 
 /// Starts `args` (searched in PATH) in a process group of its own, with
@@ -76,9 +98,12 @@ pub fn spawn(args: &[CString], stdio: Stdio) -> io::Result<libc::pid_t> {
     };
     let mut argv: Vec<*mut libc::c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(ptr::null_mut());
+    let env = child_environment();
+    let mut envp: Vec<*mut libc::c_char> = env.iter().map(|e| e.as_ptr().cast_mut()).collect();
+    envp.push(ptr::null_mut());
     // SAFETY: every posix_spawn* call gets initialised structures owned
-    // here; argv is NULL-terminated and its strings outlive the call;
-    // environ is the process's environment, which nothing here changes.
+    // here; argv and envp are NULL-terminated and their strings outlive
+    // the call.
     unsafe {
         let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
         let rc = libc::posix_spawnattr_init(&mut attr);
@@ -134,7 +159,7 @@ pub fn spawn(args: &[CString], stdio: Stdio) -> io::Result<libc::pid_t> {
                 &actions,
                 &attr,
                 argv.as_ptr(),
-                environ,
+                envp.as_ptr(),
             );
         }
         libc::posix_spawn_file_actions_destroy(&mut actions);
@@ -385,6 +410,20 @@ mod tests {
         t.push(b"0123456789");
         assert_eq!(t.text(), "6789");
         assert!(t.bytes.len() < 8);
+    }
+
+    #[test]
+    fn children_get_no_setting_or_systemd_handle_of_the_agent() {
+        for name in [
+            "STACKSENSE_TOKEN",
+            "STACKSENSE_URL",
+            "CREDENTIALS_DIRECTORY",
+        ] {
+            assert!(!kept_for_children(name.as_bytes()), "{name}");
+        }
+        for name in ["PATH", "HOME", "LANG", "STACKSENSE", "MY_STACKSENSE_TOKEN"] {
+            assert!(kept_for_children(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

@@ -22,6 +22,10 @@ const IDLE_MARGIN: Duration = Duration::from_secs(1);
 /// times the server's last answer time when that is longer (a slow server
 /// must not make every beat fall back and be sent twice).
 const FIRST_BYTE_FLOOR: Duration = Duration::from_millis(1500);
+/// The longest idle time we believe a server announces. Any server, proxy
+/// or middlebox can send `Keep-Alive: timeout=18446744073709551615`; past
+/// an hour a NAT has long dropped the connection anyway.
+pub const MAX_IDLE: Duration = Duration::from_secs(3600);
 
 /// What we know of the connection the last beat used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,7 +46,7 @@ impl Kept {
         keep_alive: Option<&str>,
     ) -> Kept {
         Kept {
-            until: idle_limit(connection, keep_alive).map(|limit| now + limit),
+            until: idle_limit(connection, keep_alive).and_then(|limit| now.checked_add(limit)),
             last_answer: answer_took,
         }
     }
@@ -60,13 +64,15 @@ impl Kept {
         if left.is_zero() {
             return None;
         }
-        let first_byte = FIRST_BYTE_FLOOR.max(self.last_answer * 3).min(budget / 2);
+        let first_byte = FIRST_BYTE_FLOOR
+            .max(self.last_answer.saturating_mul(3))
+            .min(budget / 2);
         Some((left, first_byte))
     }
 }
 
-/// How long a connection may sit idle after this reply, by its headers;
-/// None when the server will close it.
+/// How long a connection may sit idle after this reply, by its headers
+/// (at most [`MAX_IDLE`]); None when the server will close it.
 pub fn idle_limit(connection: Option<&str>, keep_alive: Option<&str>) -> Option<Duration> {
     if connection.is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))) {
         return None;
@@ -81,7 +87,10 @@ pub fn idle_limit(connection: Option<&str>, keep_alive: Option<&str>) -> Option<
         })
     });
     match announced {
-        Some(limit) => limit.checked_sub(IDLE_MARGIN).filter(|l| !l.is_zero()),
+        Some(limit) => limit
+            .min(MAX_IDLE)
+            .checked_sub(IDLE_MARGIN)
+            .filter(|l| !l.is_zero()),
         None => Some(DEFAULT_IDLE),
     }
 }
@@ -141,6 +150,17 @@ mod tests {
         // Unreadable or absent: our own default.
         assert_eq!(idle_limit(None, Some("timeout=soon")), Some(DEFAULT_IDLE));
         assert_eq!(idle_limit(None, None), Some(DEFAULT_IDLE));
+    }
+
+    #[test]
+    fn an_absurd_announced_idle_time_is_capped_not_a_crash() {
+        let huge = "timeout=18446744073709551615";
+        assert_eq!(idle_limit(None, Some(huge)), Some(MAX_IDLE - IDLE_MARGIN));
+        let t0 = Instant::now();
+        let kept = Kept::after_reply(t0, Duration::MAX, None, Some(huge));
+        let (idle, first_byte) = kept.reuse_at(t0, Duration::from_secs(10)).unwrap();
+        assert!(idle <= MAX_IDLE);
+        assert_eq!(first_byte, Duration::from_secs(5));
     }
 
     #[test]

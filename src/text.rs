@@ -10,6 +10,32 @@ use std::io;
 /// any real server name, URL or error; a server cannot fill the log.
 pub const MAX_UNTRUSTED_CHARS: usize = 200;
 
+/// The token, once the config has read it: no line or body we write shows
+/// it, whatever carried it there (a check that echoes its environment, a
+/// job's output, a server that reflects the header).
+static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// What stands where the token would have been.
+pub const REDACTED: &str = "<token>";
+
+/// Registers the secret that [`untrusted`], [`json_string`] and
+/// [`guard_line`] hide from then on.
+pub fn hide(secret: &str) {
+    if !secret.is_empty() {
+        let _ = SECRET.set(secret.to_string());
+    }
+}
+
+/// `text` with the secret (if any is registered and present) replaced.
+pub fn redacted(text: &str) -> std::borrow::Cow<'_, str> {
+    match SECRET.get() {
+        Some(secret) if text.contains(secret.as_str()) => {
+            text.replace(secret.as_str(), REDACTED).into()
+        }
+        _ => text.into(),
+    }
+}
+
 /// `text` escaped (see [`escape_into`]) and cut to [`MAX_UNTRUSTED_CHARS`].
 pub fn untrusted(text: &str) -> String {
     untrusted_max(text, MAX_UNTRUSTED_CHARS)
@@ -17,6 +43,7 @@ pub fn untrusted(text: &str) -> String {
 
 /// `text` escaped and cut to `max` characters (an ellipsis marks the cut).
 pub fn untrusted_max(text: &str, max: usize) -> String {
+    let text = redacted(text);
     let mut out = String::with_capacity(text.len().min(max * 2));
     let too_long = text.chars().nth(max).is_some();
     for (kept, c) in text.chars().enumerate() {
@@ -54,6 +81,13 @@ pub fn needs_escape(c: char) -> bool {
 /// The whole of a finished log line with anything a caller forgot to escape
 /// escaped; a line we wrote ourselves passes unchanged.
 pub fn guard_line(line: &str) -> std::borrow::Cow<'_, str> {
+    if let std::borrow::Cow::Owned(hidden) = redacted(line) {
+        let mut out = String::with_capacity(hidden.len());
+        for c in hidden.chars() {
+            escape_into(&mut out, c);
+        }
+        return out.into();
+    }
     if !line
         .chars()
         .any(|c| needs_escape(c) || c == '\n' || c == '\r')
@@ -88,6 +122,7 @@ pub fn decimal(x: f64, places: u32) -> String {
 
 /// `s` as a JSON string, quotes included.
 pub fn json_string(out: &mut String, s: &str) {
+    let s = redacted(s);
     out.push('"');
     for c in s.chars() {
         match c {

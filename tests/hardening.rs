@@ -398,3 +398,57 @@ fn a_proxy_the_agent_cannot_use_stops_it_instead_of_being_bypassed() {
         );
     }
 }
+
+/// A check or a job that prints its environment, or the token itself,
+/// cannot put the token in a log line, `--check`, a report body or the
+/// systemd status: children never get it, and what comes back is redacted.
+#[test]
+fn children_never_see_the_token_and_nothing_they_say_shows_it() {
+    const TOKEN: &str = "s3cret-token-0123456789";
+    let rx = Receiver::start(|_| ok_json());
+    let echo_env =
+        "cmd sh -c 'echo token=[$STACKSENSE_TOKEN] creds=[$CREDENTIALS_DIRECTORY]; exit 1'";
+    let out = AgentCmd::posting_to(&rx.url())
+        .env("STACKSENSE_TOKEN", TOKEN)
+        .env("CREDENTIALS_DIRECTORY", "/nonexistent")
+        .args(["--once", "--health", echo_env])
+        .finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("token=[] creds=[]"), "{}", out.stderr);
+
+    // The token written out literally (a check that cats the token file).
+    let literal = format!("cmd sh -c 'echo {TOKEN}; exit 1'");
+    for args in [
+        vec!["--once", "--report", "status", "--health", &literal],
+        vec!["--check", "--health", &literal],
+    ] {
+        let out = AgentCmd::posting_to(&rx.url())
+            .env("STACKSENSE_TOKEN", TOKEN)
+            .args(args)
+            .finish();
+        assert!(!out.stderr.contains(TOKEN), "{}", out.stderr);
+        assert!(!out.stdout.contains(TOKEN), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("<token>") || out.stderr.contains("<token>"),
+            "{}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    let body = String::from_utf8_lossy(&rx.requests()[0].body).into_owned();
+    assert!(!body.contains(TOKEN) && body.contains("<token>"), "{body}");
+
+    // A `run` job sees none of the agent's settings.
+    let out = AgentCmd::posting_to(&rx.url())
+        .env("STACKSENSE_TOKEN", TOKEN)
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo \"[$STACKSENSE_TOKEN$STACKSENSE_API_URL]\"",
+        ])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "[]\n");
+}

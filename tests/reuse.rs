@@ -186,3 +186,20 @@ fn tls_over_a_kept_connection_needs_no_new_handshake() {
     rx.wait_for(20, WAIT);
     assert_eq!(rx.connections(), 1);
 }
+
+#[test]
+fn an_absurd_keep_alive_timeout_is_capped_and_the_agent_keeps_beating() {
+    // Any server, proxy or middlebox can send this; it once aborted the
+    // agent right after a delivered beat.
+    let rx = Receiver::serving(bind(), None, keep(Some(u64::MAX)), |_| ok_json());
+    let out = AgentCmd::posting_to(&rx.url()).args(["--once"]).finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let agent = beating(&rx.url(), "0.2").spawn();
+    rx.wait_for(6, WAIT);
+    assert_eq!(
+        rx.connections(),
+        2,
+        "the --once run, then one kept connection"
+    );
+    assert!(warnings(&agent).is_empty(), "{:?}", agent.log());
+}

@@ -588,6 +588,8 @@ fn read_token(spec: TokenSpec) -> Result<Setting<Token>, ConfigError> {
         source: Some(source.clone()),
         message,
     })?;
+    // From here on no line or body we write can show it.
+    text::hide(&value);
     Ok(Setting {
         value: Token(value),
         source,
