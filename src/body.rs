@@ -87,6 +87,7 @@ pub fn compose(
     checks: &[CheckResult],
     job: Option<&JobReport>,
     disks: &[&Path],
+    disks_within: std::time::Duration,
 ) -> String {
     let mut out = String::with_capacity(256);
     let _ = write!(out, "{{\"agent_version\":\"{VERSION}\"");
@@ -121,7 +122,7 @@ pub fn compose(
     }
     if reporting.vitals {
         out.push_str(",\"host\":");
-        vitals::write_host_json(&mut out, disks);
+        vitals::write_host_json(&mut out, disks, disks_within);
     }
     out.push('}');
     out
@@ -130,6 +131,8 @@ pub fn compose(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECOND: std::time::Duration = std::time::Duration::from_secs(1);
 
     #[test]
     fn the_default_body_is_the_one_servers_know() {
@@ -169,11 +172,17 @@ mod tests {
         };
         let read = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap();
         assert_eq!(
-            read(compose(status, std::slice::from_ref(&pass), None, &[]))["status"],
+            read(compose(
+                status,
+                std::slice::from_ref(&pass),
+                None,
+                &[],
+                SECOND
+            ))["status"],
             "ok"
         );
         assert_eq!(
-            read(compose(status, &[pass.clone(), fail], None, &[]))["status"],
+            read(compose(status, &[pass.clone(), fail], None, &[], SECOND))["status"],
             "fail"
         );
         let job = JobReport {
@@ -182,7 +191,7 @@ mod tests {
             duration_ms: 5,
             tail: "x\n".into(),
         };
-        let body = read(compose(status, &[pass], Some(&job), &[]));
+        let body = read(compose(status, &[pass], Some(&job), &[], SECOND));
         assert_eq!(body["status"], "fail");
         assert_eq!(body["job"]["exit_code"], 3);
         assert!(body.get("host").is_none());

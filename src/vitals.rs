@@ -5,7 +5,10 @@
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use std::fmt::Write;
 
@@ -142,7 +145,7 @@ fn unreadable(path: &str) -> io::Error {
 /// The `host` object of a report body (docs/report.schema.json), written
 /// into `out`. A value that cannot be read here (no `/proc` in a chroot,
 /// say) is null rather than a missing beat.
-pub fn write_host_json(out: &mut String, disks: &[&Path]) {
+pub fn write_host_json(out: &mut String, disks: &[&Path], disks_within: Duration) {
     let read = |path: &str| read(path).ok();
     let uptime = read("/proc/uptime").and_then(|t| {
         t.split_whitespace()
@@ -179,13 +182,14 @@ pub fn write_host_json(out: &mut String, disks: &[&Path]) {
         let _ = write!(out, ",\"{name}\":{}", or_null(value));
     }
     out.push_str(",\"disks\":[");
-    for (i, path) in disks.iter().enumerate() {
+    let figures = disks_within_limit(disks, disks_within);
+    for (i, (path, d)) in disks.iter().zip(figures).enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str("{\"path\":");
         text::json_string(out, &path.to_string_lossy());
-        let d = disk(path).ok();
+        let d = d.ok();
         let _ = write!(
             out,
             ",\"total_bytes\":{},\"used_bytes\":{},\"avail_bytes\":{}}}",
@@ -199,6 +203,62 @@ pub fn write_host_json(out: &mut String, disks: &[&Path]) {
         "],\"agent_rss_bytes\":{}}}",
         or_null(own_rss().map(|r| r.to_string()))
     );
+}
+
+/// Paths whose statvfs has not returned: a hung mount is not asked again
+/// (one more stuck thread per beat) until it answers.
+static STUCK: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn stuck() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // Held only to push or remove a path: a poisoned list is still good.
+    STUCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// [`disk`] for each path, all at once on small threads, each given up
+/// after `limit` (a dead NFS server, a FUSE daemon that stopped reading):
+/// the beat never waits longer than that for its figures.
+pub fn disks_within_limit(paths: &[&Path], limit: Duration) -> Vec<io::Result<Disk>> {
+    let deadline = Instant::now().checked_add(limit);
+    let pending: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let path = path.to_path_buf();
+            if stuck().contains(&path) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "still hung: an earlier statvfs has not returned",
+                ));
+            }
+            stuck().push(path.clone());
+            let key = path.clone();
+            let (tx, rx) = mpsc::sync_channel(1);
+            let spawned = thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+                let result = disk(&path);
+                stuck().retain(|p| p != &path);
+                let _ = tx.send(result);
+            });
+            match spawned {
+                Ok(_) => Ok(rx),
+                Err(e) => {
+                    stuck().retain(|p| p != &key);
+                    Err(e)
+                }
+            }
+        })
+        .collect();
+    pending
+        .into_iter()
+        .map(|waiting| {
+            let rx = waiting?;
+            let left = deadline.map_or(limit, |d| d.saturating_duration_since(Instant::now()));
+            rx.recv_timeout(left).unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer within {}", crate::clock::format_duration(limit)),
+                ))
+            })
+        })
+        .collect()
 }
 
 fn or_null(value: Option<String>) -> String {

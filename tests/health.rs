@@ -499,3 +499,59 @@ fn https_checks_trust_what_beats_trust() {
         "{line}"
     );
 }
+
+/// A disk check or the vitals on a hung mount (a dead NFS server, a FUSE
+/// daemon that stopped reading) cost the beat their timeout, no more:
+/// `--check` and `--once` finish, and the service keeps its slots.
+#[test]
+fn a_hung_filesystem_costs_a_check_its_timeout_not_the_beats() {
+    let Some(hung) = HungMount::new() else { return };
+    let check = format!("disk timeout=0.5 {} 90%", hung.path());
+    let rx = Receiver::start(|_| ok_json());
+
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--check", "--health", &check])
+        .output_within(Duration::from_secs(20));
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let line = verdict(&out.stdout, &check);
+    assert!(
+        line.starts_with("FAIL") && line.contains("no answer within 500ms"),
+        "{}",
+        out.stdout
+    );
+
+    // Report mode: the beat goes out, the hung disk's figures are null.
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--once", "--report", "status,vitals", "--health", &check])
+        .output_within(Duration::from_secs(20));
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let body = body_of(&rx.requests()[0]);
+    assert_valid(&body);
+    assert_eq!(body["status"], "fail");
+    let disks = body["host"]["disks"].as_array().unwrap();
+    let entry = disks.iter().find(|d| d["path"] == hung.path()).unwrap();
+    assert_eq!(entry["total_bytes"], Value::Null, "{body}");
+    assert!(
+        disks
+            .iter()
+            .any(|d| d["path"] == "/" && d["total_bytes"].is_u64())
+    );
+
+    // The service: a beat every slot while the mount stays hung.
+    let rx = Receiver::start(|_| ok_json());
+    let mut agent = AgentCmd::posting_to(&rx.url())
+        .args(["--interval", "1", "--no-splay", "--report", "status"])
+        .args(["--health", &check])
+        .spawn();
+    let beats = rx.wait_for(5, Duration::from_secs(30));
+    for request in &beats[1..] {
+        let body = body_of(request);
+        assert_eq!(body["status"], "fail");
+        let detail = body["checks"][0]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("stuck") || detail.contains("no answer"),
+            "{detail}"
+        );
+    }
+    assert!(agent.is_running());
+}

@@ -155,3 +155,31 @@ fn a_job_that_cannot_be_run_gets_the_shells_status() {
     assert_eq!(out.code(), Some(2));
     assert!(out.stderr.contains("run needs a command"), "{}", out.stderr);
 }
+
+/// Everything the job wrote reaches stdout and the tail, however slowly
+/// our stdout is read: the job's last words (usually its error) were lost
+/// when the wrapper stopped reading at the job's exit.
+#[test]
+fn run_with_report_status_passes_everything_through_to_a_slow_reader() {
+    let rx = Receiver::start(|_| ok_json());
+    let home = TempDir::new();
+    let script = r#""$0" --server-id 7 --api-url "$1" --report status run -- \
+        sh -c 'head -c 100000 /dev/zero; echo END' | (sleep 1; wc -c)"#;
+    let mut cmd = std::process::Command::new("sh");
+    cmd.env_clear()
+        .env("HOME", home.path())
+        .env("PATH", "/usr/bin:/bin")
+        .args(["-c", script, BIN.unwrap(), &rx.url()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = ChildGuard::spawn(&mut cmd);
+    let status = child.wait_within(WAIT).expect("the pipeline ends");
+    assert!(status.success());
+    let mut counted = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut counted).unwrap();
+    assert_eq!(counted.trim(), "100004");
+    let body: serde_json::Value = serde_json::from_slice(&rx.requests()[0].body).unwrap();
+    let tail = body["job"]["tail"].as_str().unwrap();
+    assert!(tail.ends_with("END\n"), "{tail:?}");
+}

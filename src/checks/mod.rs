@@ -49,6 +49,9 @@ pub trait Gate {
 /// Waited for beyond a check's own limit: its probe enforces the limit
 /// itself (a connect timeout, a kill), so this only covers the reply.
 const GRACE: Duration = Duration::from_millis(250);
+/// The longest the vitals' disk figures may take: a hung mount's entry is
+/// null in that beat's report rather than the beat late.
+const VITALS_LIMIT: Duration = Duration::from_secs(1);
 /// Probes run on small threads: a connect, an HTTP(S) request, a spawn.
 const PROBE_STACK: usize = 256 * 1024;
 
@@ -108,12 +111,18 @@ impl Preflight {
             posted: Condvar::new(),
         });
         let mut last_due = started;
+        // Every kind on a thread of its own: a disk check's statvfs on a
+        // dead NFS or FUSE mount, or a /proc read in a wedged container,
+        // blocks as surely as a connect, and must cost the beat no more
+        // than its timeout.
         for (i, check) in self.checks.iter().enumerate() {
-            if !check.blocks() {
-                continue;
-            }
             if self.busy[i].swap(true, Ordering::SeqCst) {
-                board.post(i, fail("its previous run has not ended yet".into()));
+                board.post(
+                    i,
+                    fail(
+                        "still stuck: its previous run has not returned (not started again)".into(),
+                    ),
+                );
                 continue;
             }
             let within = check.timeout.min(limit);
@@ -135,12 +144,6 @@ impl Preflight {
                 self.busy[i].store(false, Ordering::SeqCst);
                 let why = format!("cannot start it: {}", crate::text::describe_io(&e));
                 board.post(i, fail(why));
-            }
-        }
-        // The instant ones (disk, memory, load) while the others wait.
-        for (i, check) in self.checks.iter().enumerate() {
-            if !check.blocks() {
-                board.post(i, probe::run(check, check.timeout.min(limit), None));
             }
         }
         let verdicts = board.wait_until(last_due + GRACE, alive);
@@ -215,7 +218,9 @@ impl Gate for Preflight {
         let failed = results.iter().any(|r| !r.ok);
         let body = self.reporting.is_on().then(|| {
             let disks: Vec<&std::path::Path> = self.disks.iter().map(PathBuf::as_path).collect();
-            body::compose(self.reporting, &results, self.job.as_ref(), &disks)
+            // The vitals' statvfs calls share the checks' limit, at most a second.
+            let within = limit.min(VITALS_LIMIT);
+            body::compose(self.reporting, &results, self.job.as_ref(), &disks, within)
         });
         Assessment {
             results,

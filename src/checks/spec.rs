@@ -61,17 +61,6 @@ pub enum MinMemory {
     Bytes(u64),
 }
 
-impl Check {
-    /// Whether the probe waits on something outside the process (a
-    /// connection, a command) and so runs on a thread of its own.
-    pub fn blocks(&self) -> bool {
-        matches!(
-            self.probe,
-            Probe::Tcp { .. } | Probe::Http { .. } | Probe::Cmd { .. }
-        )
-    }
-}
-
 /// Reads one check. The error says what is wrong and what was expected;
 /// it does not repeat the text (the caller shows it).
 #[inline(never)]

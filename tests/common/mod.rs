@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)] // each test binary and example uses a different part of it
 
 mod agent;
+mod hung;
 mod proxy;
 mod receiver;
 mod relay;
@@ -11,6 +12,7 @@ mod tempdir;
 mod tls;
 
 pub use agent::*;
+pub use hung::HungMount;
 pub use proxy::TunnelProxy;
 pub use receiver::*;
 pub use relay::Relay;
