@@ -50,7 +50,10 @@ fn main() {
         "good.conf",
         "{\"server_id\": 1, \"api_url\": \"http://127.0.0.1:9\"}",
     );
-    let out = agent().args(["--check", "--config"]).args([&good]).finish();
+    let out = agent()
+        .args(["--check", "--offline", "--config"])
+        .args([&good])
+        .finish();
     check(
         "--check with a good config",
         out.code() == Some(0) && out.stdout.contains("config OK"),
@@ -61,7 +64,10 @@ fn main() {
         "bad.conf",
         "{\"server_id\": 1, \"api_url\": \"http://127.0.0.1:9\", \"interval\": 0}",
     );
-    let out = agent().args(["--check", "--config"]).args([&bad]).finish();
+    let out = agent()
+        .args(["--check", "--offline", "--config"])
+        .args([&bad])
+        .finish();
     check(
         "--check with a bad config exits 2",
         out.code() == Some(2) && out.stderr.contains("interval"),

@@ -397,7 +397,11 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
                 format!("next beat in {}", format_duration(slot.saturating_sub(now)))
             }
         };
-        let hint = failure.hint.map(|h| format!(" - {h}")).unwrap_or_default();
+        let hint = failure
+            .hint
+            .as_deref()
+            .map(|h| format!(" - {h}"))
+            .unwrap_or_default();
         let cut = if failure.timed_out && budget < self.timeout {
             format!(
                 " (the attempt was cut to {} by the schedule: timeout {} is longer than the \

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use std::fmt::Write;
 
-use crate::cli::VERSION;
+use crate::version::VERSION;
 use crate::{text, vitals};
 
 /// What `--report` adds to the body.

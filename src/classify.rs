@@ -5,6 +5,8 @@ use std::io;
 use std::time::{Duration, SystemTime};
 
 use crate::clock;
+use crate::config::Api;
+use crate::config::api::MAKE_A_TOKEN;
 use crate::text::{self, describe_io};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +24,7 @@ pub struct Failure {
     pub reason: String,
     pub retry_after: Option<Duration>,
     /// What the reader should check, when we can tell.
-    pub hint: Option<&'static str>,
+    pub hint: Option<String>,
     /// The attempt ran out of time (rather than being refused or reset).
     pub timed_out: bool,
 }
@@ -38,10 +40,10 @@ impl Failure {
         }
     }
 
-    pub fn fatal(reason: String, hint: Option<&'static str>) -> Failure {
+    pub fn fatal(reason: String, hint: Option<&str>) -> Failure {
         Failure {
             class: Class::Fatal,
-            hint,
+            hint: hint.map(str::to_string),
             ..Failure::retryable(reason)
         }
     }
@@ -57,19 +59,30 @@ impl Failure {
 /// Statuses that mean "not now" rather than "not like this".
 const RETRYABLE_STATUSES: [u16; 7] = [408, 425, 429, 500, 502, 503, 504];
 
-/// A non-2xx status as a failure. `body` is the start of the reply, shown
-/// (sanitised) because servers often say there what is wrong. A rejection
-/// names the whole URL posted to: a 404 is nearly always a wrong path, and
-/// the path is what the person reading the line has to see.
+/// The request a reply answers, as its failure line needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent<'a> {
+    /// `host:port`.
+    pub origin: &'a str,
+    pub method: &'a str,
+    pub url: &'a str,
+    /// An `Authorization` header went with it.
+    pub token: bool,
+    pub api: Api,
+}
+
+/// A non-2xx status as a failure. `body` is the start of the reply: what
+/// the server says there (a JSON `error`, a page's title, a first line) is
+/// quoted, escaped. A rejection names the whole URL: a 404 is nearly
+/// always a wrong path, and the path is what the reader has to see.
 pub fn status_failure(
     status: u16,
     retry_after: Option<&str>,
     location: Option<&str>,
     body: &[u8],
-    posted: (&str, &str),
+    sent: Sent,
     now: SystemTime,
 ) -> Failure {
-    let (origin, url) = posted;
     let reason_phrase = ureq::http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -78,27 +91,78 @@ pub fn status_failure(
         .trim_end()
         .to_string();
     if RETRYABLE_STATUSES.contains(&status) {
-        reason.push_str(&format!(" from {origin}"));
+        reason.push_str(&format!(" from {}", sent.origin));
     } else {
-        reason.push_str(&format!(" for POST {}", text::untrusted(url)));
+        reason.push_str(&format!(
+            " for {} {}",
+            sent.method,
+            text::untrusted(sent.url)
+        ));
     }
-    let excerpt = excerpt(body);
-    if !excerpt.is_empty() {
-        reason.push_str(&format!(": \"{excerpt}\""));
+    let said = server_said(body);
+    let csrf = status == 403 && is_csrf_page(body);
+    if csrf {
+        reason.push_str(
+            ": the server refuses anonymous POSTs to the legacy endpoint (Django's CSRF check: \
+             \"CSRF verification failed\")",
+        );
+    } else if !said.is_empty() {
+        reason.push_str(&format!(": {said}"));
     }
+    let no_token = || format!("no token is configured; the agent API needs one: {MAKE_A_TOKEN}");
     let (class, hint) = match status {
         s if RETRYABLE_STATUSES.contains(&s) => (Class::Retryable, None),
         300..=399 => {
+            let mut hint = "set api_url to the server's base address".to_string();
             if let Some(to) = location {
                 reason.push_str(&format!(" (redirects to {})", text::untrusted(to)));
+                // The base, not the endpoint it redirected to.
+                let base = crate::config::value::api_url_base_guess(to)
+                    .unwrap_or_else(|| to.trim_end_matches('/').to_string());
+                hint = format!("set api_url to {}", text::untrusted(&base));
             }
-            (
-                Class::Fatal,
-                Some("set api_url to the address it redirects to"),
-            )
+            (Class::Fatal, Some(hint))
         }
-        401 | 403 => (Class::Fatal, Some("check the token")),
-        404 => (Class::Fatal, Some("check server_id and api_url")),
+        403 if csrf => (
+            Class::Fatal,
+            Some(format!(
+                "use the agent API: {MAKE_A_TOKEN}, set it as STACKSENSE_TOKEN (or token_file) \
+                 and remove server_id (or set api to agent)"
+            )),
+        ),
+        401 | 403 if !sent.token => (Class::Fatal, Some(no_token())),
+        401 => (
+            Class::Fatal,
+            Some(format!(
+                "the server did not accept the token: check it, or {MAKE_A_TOKEN} (running it \
+                 again rotates the token)"
+            )),
+        ),
+        403 => (
+            Class::Fatal,
+            Some("check the token and what it may do".into()),
+        ),
+        404 => (
+            Class::Fatal,
+            Some(match sent.api {
+                Api::Agent => "check api_url: it is the server's base URL, without /api/...; \
+                    an older server without the agent API wants api legacy"
+                    .into(),
+                Api::Legacy => "check server_id and api_url".into(),
+            }),
+        ),
+        405 => (
+            Class::Fatal,
+            Some(format!(
+                "the server takes no {} there: check that api_url is the StackSense server's \
+                 base URL",
+                sent.method
+            )),
+        ),
+        413 => (
+            Class::Fatal,
+            Some("the server refused the body as too large: report less (--report)".into()),
+        ),
         _ => (Class::Fatal, None),
     };
     Failure {
@@ -107,6 +171,38 @@ pub fn status_failure(
         retry_after: retry_after.and_then(|v| parse_retry_after(v, now)),
         hint,
         timed_out: false,
+    }
+}
+
+/// Django's CSRF failure page, as the legacy endpoint answers an anonymous POST.
+fn is_csrf_page(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    text.contains("CSRF verification failed") || text.contains("CSRF cookie")
+}
+
+/// What a reply body says, for a failure line: a JSON `error` (or
+/// `detail`) quoted as the server's words, an HTML page by its title,
+/// anything else by its first line; escaped and short.
+fn server_said(body: &[u8]) -> String {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body)
+        && let Some(words) = ["error", "detail", "message"]
+            .iter()
+            .find_map(|k| map.get(*k).and_then(|v| v.as_str()))
+    {
+        return format!("server says \"{}\"", text::untrusted_max(words, 120));
+    }
+    let page = String::from_utf8_lossy(body);
+    if let Some((_, after)) = page.split_once("<title>")
+        && let Some((title, _)) = after.split_once("</title>")
+    {
+        let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+        return format!("a page titled \"{}\"", text::untrusted_max(&title, 120));
+    }
+    let excerpt = excerpt(body);
+    if excerpt.is_empty() {
+        excerpt
+    } else {
+        format!("\"{excerpt}\"")
     }
 }
 
@@ -120,11 +216,22 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Where a beat goes: the server (`host:port`) and the proxy in between, if any.
+/// Where a request goes: the server (`host:port`), the proxy in between if
+/// any, and how its certificate is judged (for the words of a TLS failure).
 #[derive(Debug, Clone, Copy)]
 pub struct Route<'a> {
     pub origin: &'a str,
     pub proxy: Option<&'a str>,
+    pub https: bool,
+    pub trust: Trusting,
+}
+
+/// How a server's certificate is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trusting {
+    Bundled,
+    CaFile,
+    Pinned,
 }
 
 impl Route<'_> {
@@ -159,7 +266,7 @@ pub fn error_failure(err: &ureq::Error, route: Route, budget: Duration) -> Failu
         )),
         E::ConnectionFailed => Failure::retryable(format!("could not connect to {hop}")),
         E::Io(e) => io_failure(e, route, budget),
-        E::Rustls(e) => tls_failure(e, origin),
+        E::Rustls(e) => tls_failure(e, route),
         E::Tls(msg) => Failure::fatal(
             format!("TLS setup for {origin} failed: {}", text::untrusted(msg)),
             None,
@@ -171,6 +278,17 @@ pub fn error_failure(err: &ureq::Error, route: Route, budget: Duration) -> Failu
             "the request is too large to send (a very long token or api_url?)".into(),
             Some("shorten the token or api_url"),
         ),
+        // Bytes that are not HTTP at all on a plain-http URL: most often a
+        // TLS port (its alert record is what ureq tried to read as a status
+        // line), now and then a broken server, so it is still retried.
+        E::Protocol(ureq_proto::Error::HttpParseFail(why)) if !route.https => Failure {
+            hint: Some("if the server speaks TLS on that port, use https:// in api_url".into()),
+            ..Failure::retryable(format!(
+                "{origin} did not answer in HTTP ({}; api_url is http://: is the server \
+                 HTTPS on that port?)",
+                text::untrusted(why)
+            ))
+        },
         E::Protocol(e) => Failure::retryable(format!(
             "{origin} sent a malformed HTTP response: {}",
             text::untrusted(&e.to_string())
@@ -210,12 +328,11 @@ fn proxy_failure(why: &str, route: Route) -> Failure {
 /// An I/O error on the way to `route` as a failure; http and tcp checks
 /// word theirs the same way.
 pub fn io_failure(e: &io::Error, route: Route, budget: Duration) -> Failure {
-    let origin = route.origin;
     if let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        return tls_failure(tls, origin);
+        return tls_failure(tls, route);
     }
     let hop = route.first_hop();
     use io::ErrorKind as K;
@@ -243,8 +360,12 @@ pub fn io_failure(e: &io::Error, route: Route, budget: Duration) -> Failure {
     Failure::retryable(reason)
 }
 
-fn tls_failure(e: &rustls::Error, origin: &str) -> Failure {
+/// Where --check's pin line is offered: the one place that sees the key.
+const PIN_HINT: &str = "stacksense-heartbeat --check prints its pin";
+
+fn tls_failure(e: &rustls::Error, route: Route) -> Failure {
     use rustls::Error as T;
+    let origin = route.origin;
     let said = || text::untrusted(&e.to_string());
     match e {
         T::InvalidCertificate(why) if is_ca_used_as_server_cert(why) => Failure::fatal(
@@ -252,18 +373,18 @@ fn tls_failure(e: &rustls::Error, origin: &str) -> Failure {
                 "TLS certificate of {origin} rejected: it is a CA certificate (CA:TRUE), which \
                  TLS clients do not accept as a server's own certificate"
             ),
-            Some(
-                "give the server a certificate signed by that CA and keep the CA in --ca-file \
-                 (or make a self-signed one with basicConstraints=critical,CA:FALSE; see the README)",
-            ),
+            Some(&format!(
+                "pin the server's key with pinned_pubkey ({PIN_HINT}), or give the server a \
+                 certificate signed by that CA and keep the CA in ca_file"
+            )),
         ),
-        T::InvalidCertificate(why) => Failure::fatal(
-            format!(
-                "TLS certificate of {origin} rejected: {}",
-                text::untrusted(&format!("{why:?}"))
-            ),
-            Some("if the server uses a private CA, pass its certificate with --ca-file"),
-        ),
+        T::InvalidCertificate(why) => {
+            let (what, hint) = certificate_words(why, route.trust);
+            Failure::fatal(
+                format!("TLS certificate of {origin} rejected: {what}"),
+                Some(&hint),
+            )
+        }
         // Not TLS at all: usually https:// pointed at a plain-HTTP port.
         T::InvalidMessage(_) => Failure::fatal(
             format!("{origin} does not speak TLS ({})", said()),
@@ -276,6 +397,70 @@ fn tls_failure(e: &rustls::Error, origin: &str) -> Failure {
             )
         }
         _ => Failure::retryable(format!("TLS error talking to {origin}: {}", said())),
+    }
+}
+
+/// Why a certificate was refused, in words, and what to do about it.
+fn certificate_words(why: &rustls::CertificateError, trust: Trusting) -> (String, String) {
+    use rustls::CertificateError as C;
+    let pin = format!("pin the server's key with pinned_pubkey ({PIN_HINT})");
+    let names = |presented: &[String]| match presented {
+        [] => "it names no host".to_string(),
+        names => format!("it names {}", text::untrusted(&names.join(", "))),
+    };
+    match why {
+        C::Other(other) if other.0.downcast_ref::<crate::tls::PinMismatch>().is_some() => (
+            format!("{}, so it is not the pinned server", other.0),
+            format!(
+                "if the server's key changed on purpose, put the new pin in pinned_pubkey \
+                 ({PIN_HINT})"
+            ),
+        ),
+        C::NotValidForName => (
+            "it is not for the host in api_url".into(),
+            format!("use a host name the certificate carries in api_url, or {pin}"),
+        ),
+        C::NotValidForNameContext {
+            expected,
+            presented,
+        } => (
+            format!(
+                "it is not for {} ({})",
+                text::untrusted(&server_name_text(expected)),
+                names(presented)
+            ),
+            format!("use a host name the certificate carries in api_url, or {pin}"),
+        ),
+        C::UnknownIssuer => match trust {
+            Trusting::CaFile => (
+                "it is not signed by a CA in ca_file".into(),
+                format!("put the CA that signed it in ca_file, or {pin}"),
+            ),
+            _ => (
+                "it is signed by a CA this agent does not know (private or self-signed)".into(),
+                format!("pass the CA's certificate with --ca-file, or {pin}"),
+            ),
+        },
+        C::Expired | C::ExpiredContext { .. } => (
+            "it has expired".into(),
+            format!("renew the server's certificate (or {pin}: a pin does not expire)"),
+        ),
+        C::NotValidYet | C::NotValidYetContext { .. } => (
+            "it is not valid yet (is this box's clock right?)".into(),
+            "check the clock (date; timedatectl)".into(),
+        ),
+        other => (
+            text::untrusted(&format!("{other:?}")),
+            format!("if the server uses a private CA, pass it with --ca-file, or {pin}"),
+        ),
+    }
+}
+
+fn server_name_text(name: &rustls::pki_types::ServerName<'_>) -> String {
+    match name {
+        rustls::pki_types::ServerName::DnsName(dns) => dns.as_ref().to_string(),
+        rustls::pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -311,18 +496,33 @@ mod tests {
         Route {
             origin,
             proxy: None,
+            https: true,
+            trust: Trusting::Bundled,
         }
     }
 
+    const LEGACY: Sent = Sent {
+        origin: "h:80",
+        method: "POST",
+        url: "http://h/api/heartbeat/1/",
+        token: true,
+        api: Api::Legacy,
+    };
+
+    const AGENT: Sent = Sent {
+        origin: "h:80",
+        method: "POST",
+        url: "http://h/api/agent/heartbeat/",
+        token: true,
+        api: Api::Agent,
+    };
+
     fn status(code: u16) -> Failure {
-        status_failure(
-            code,
-            None,
-            None,
-            b"",
-            ("h:80", "http://h/api/heartbeat/1/"),
-            NOW,
-        )
+        status_failure(code, None, None, b"", LEGACY, NOW)
+    }
+
+    fn hint(f: &Failure) -> &str {
+        f.hint.as_deref().unwrap_or("")
     }
 
     #[test]
@@ -335,9 +535,9 @@ mod tests {
     #[test]
     fn other_failures_wait_for_the_next_slot_with_a_hint() {
         assert_eq!(status(404).class, Class::Fatal);
-        assert_eq!(status(404).hint, Some("check server_id and api_url"));
-        assert_eq!(status(401).hint, Some("check the token"));
-        assert_eq!(status(403).hint, Some("check the token"));
+        assert_eq!(hint(&status(404)), "check server_id and api_url");
+        assert!(hint(&status(401)).contains("did not accept the token"));
+        assert!(hint(&status(403)).contains("check the token"));
         for code in [400, 405, 410, 422, 501, 301] {
             assert_eq!(status(code).class, Class::Fatal, "{code}");
         }
@@ -350,7 +550,7 @@ mod tests {
             None,
             None,
             b"\n  down for maintenance\r\nmore",
-            ("h:80", "http://h/api/heartbeat/1/"),
+            LEGACY,
             NOW,
         );
         assert_eq!(
@@ -362,21 +562,17 @@ mod tests {
             None,
             None,
             b"",
-            ("h:80", "http://h/api/api/heartbeat/1/"),
+            Sent {
+                url: "http://h/api/api/heartbeat/1/",
+                ..LEGACY
+            },
             NOW,
         );
         assert_eq!(
             f.reason,
             "HTTP 404 Not Found for POST http://h/api/api/heartbeat/1/"
         );
-        let f = status_failure(
-            301,
-            None,
-            Some("https://h/"),
-            b"",
-            ("h:80", "http://h/api/heartbeat/1/"),
-            NOW,
-        );
+        let f = status_failure(301, None, Some("https://h/"), b"", LEGACY, NOW);
         assert!(
             f.reason.ends_with("(redirects to https://h/)"),
             "{}",
@@ -384,18 +580,139 @@ mod tests {
         );
         let long = vec![b'x'; 5000];
         assert!(
-            status_failure(
-                500,
-                None,
-                None,
-                &long,
-                ("h:80", "http://h/api/heartbeat/1/"),
-                NOW
-            )
-            .reason
-            .len()
+            status_failure(500, None, None, &long, LEGACY, NOW)
+                .reason
+                .len()
                 < 200
         );
+    }
+
+    #[test]
+    fn the_servers_own_words_are_quoted_and_the_hint_fits_the_request() {
+        // The agent API's 401 body, quoted; a token was sent.
+        let body = br#"{"error":"invalid or disabled token"}"#;
+        let f = status_failure(401, None, None, body, AGENT, NOW);
+        assert_eq!(
+            f.reason,
+            "HTTP 401 Unauthorized for POST http://h/api/agent/heartbeat/: server says \"invalid or disabled token\""
+        );
+        assert!(hint(&f).contains("create_agent_token"), "{f:?}");
+        // No token was sent: the hint says so rather than "check the token".
+        let f = status_failure(
+            401,
+            None,
+            None,
+            body,
+            Sent {
+                token: false,
+                ..AGENT
+            },
+            NOW,
+        );
+        assert!(hint(&f).starts_with("no token is configured"), "{f:?}");
+        // Django's CSRF page on the legacy endpoint.
+        let page = b"<!DOCTYPE html>\n<html lang=\"en\"><head><title>403 Forbidden</title></head><body><h1>Forbidden <span>(403)</span></h1><p>CSRF verification failed. Request aborted.</p>";
+        let f = status_failure(
+            403,
+            None,
+            None,
+            page,
+            Sent {
+                token: false,
+                ..LEGACY
+            },
+            NOW,
+        );
+        assert!(
+            f.reason
+                .contains("refuses anonymous POSTs to the legacy endpoint"),
+            "{f:?}"
+        );
+        assert!(hint(&f).contains("use the agent API") && hint(&f).contains("create_agent_token"));
+        // Another page is named by its title, not by "<!DOCTYPE html>".
+        let f = status_failure(
+            500,
+            None,
+            None,
+            b"<!DOCTYPE html><title>Server Error</title>",
+            AGENT,
+            NOW,
+        );
+        assert!(
+            f.reason.ends_with(": a page titled \"Server Error\""),
+            "{}",
+            f.reason
+        );
+        let f = status_failure(405, None, None, b"", AGENT, NOW);
+        assert!(hint(&f).contains("takes no POST"), "{f:?}");
+        let f = status_failure(
+            413,
+            None,
+            None,
+            br#"{"error":"payload too large"}"#,
+            AGENT,
+            NOW,
+        );
+        assert!(f.reason.contains("payload too large") && hint(&f).contains("too large"));
+        let f = status_failure(404, None, None, b"", AGENT, NOW);
+        assert!(hint(&f).contains("base URL"), "{f:?}");
+    }
+
+    #[test]
+    fn a_redirect_hint_proposes_a_base_not_the_endpoint() {
+        let to = Some("https://h/mon/api/heartbeat/7/");
+        let f = status_failure(301, None, to, b"", LEGACY, NOW);
+        assert_eq!(hint(&f), "set api_url to https://h/mon");
+    }
+
+    #[test]
+    fn certificate_failures_say_what_is_wrong_in_words() {
+        use rustls::CertificateError as C;
+        let tls = |why: C, trust: Trusting| {
+            let inner = rustls::Error::InvalidCertificate(why);
+            let err = ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, inner));
+            let route = Route {
+                trust,
+                ..direct("localhost:8443")
+            };
+            error_failure(&err, route, Duration::from_secs(1))
+        };
+        let name = C::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            presented: vec![],
+        };
+        let f = tls(name, Trusting::CaFile);
+        assert_eq!(
+            f.reason,
+            "TLS certificate of localhost:8443 rejected: it is not for localhost (it names no host)"
+        );
+        assert!(!hint(&f).contains("--ca-file"), "{f:?}");
+        let f = tls(C::UnknownIssuer, Trusting::CaFile);
+        assert!(
+            f.reason.ends_with("it is not signed by a CA in ca_file"),
+            "{f:?}"
+        );
+        let mismatch = crate::tls::PinMismatch {
+            presented: Some("sha256//AAA=".into()),
+        };
+        let other = C::Other(rustls::OtherError(std::sync::Arc::new(mismatch)));
+        let f = tls(other, Trusting::Pinned);
+        assert!(f.reason.contains("sha256//AAA= is not pinned"), "{f:?}");
+        assert_eq!(f.class, Class::Fatal);
+    }
+
+    #[test]
+    fn plain_http_to_a_tls_port_is_said_in_words() {
+        let err = ureq::Error::Protocol(ureq_proto::Error::HttpParseFail(
+            "invalid HTTP version".into(),
+        ));
+        let route = Route {
+            https: false,
+            ..direct("h:8443")
+        };
+        let f = error_failure(&err, route, Duration::from_secs(1));
+        assert!(f.reason.contains("did not answer in HTTP"), "{}", f.reason);
+        assert!(hint(&f).contains("https://"));
     }
 
     #[test]
@@ -412,14 +729,7 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", NOW), None);
         assert_eq!(parse_retry_after("-5", NOW), None);
-        let f = status_failure(
-            429,
-            Some("7"),
-            None,
-            b"",
-            ("h:80", "http://h/api/heartbeat/1/"),
-            NOW,
-        );
+        let f = status_failure(429, Some("7"), None, b"", LEGACY, NOW);
         assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
     }
 
@@ -466,7 +776,7 @@ mod tests {
         let f = error_failure(&err, direct("h:443"), Duration::from_secs(10));
         assert_eq!(f.class, Class::Fatal);
         assert!(f.reason.contains("certificate"), "{}", f.reason);
-        assert!(f.hint.unwrap().contains("--ca-file"));
+        assert!(hint(&f).contains("--ca-file") && hint(&f).contains("pinned_pubkey"));
     }
 
     #[test]

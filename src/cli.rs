@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::config::{Flag, Key, Kind, Layer, Raw, Source, help_rows};
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use crate::version::VERSION;
 
 const USAGE: &str = "\
 stacksense-heartbeat - tell a StackSense monitoring server \"I am alive\"
@@ -14,12 +14,13 @@ stacksense-heartbeat - tell a StackSense monitoring server \"I am alive\"
 USAGE
     stacksense-heartbeat [OPTIONS]              the service: a heartbeat every interval
     stacksense-heartbeat --once [OPTIONS]       send one heartbeat, exit 0 or 1 (cron)
-    stacksense-heartbeat --check [OPTIONS]      print the effective config, exit 0 or 2
+    stacksense-heartbeat --check [OPTIONS]      print the config, ask the server, exit 0, 2 or 3
     stacksense-heartbeat run [OPTIONS] -- CMD [ARGS...]
                                                 run a job; one heartbeat if it exits 0 (cron)
 
-    Each beat is POST {api_url}/api/heartbeat/{server_id}/
-    with the body {\"agent_version\": \"<version>\"} (--report adds to it).
+    Each beat is POST {api_url}/api/agent/heartbeat/ with the token
+    (the legacy API: POST {api_url}/api/heartbeat/{server_id}/) and the
+    body {\"agent_version\": \"<version>\"} (--report adds to it).
     With --health checks, a beat is sent only while all of them pass.
 
 OPTIONS                        ENV VAR                  FILE KEY     DEFAULT
@@ -29,8 +30,11 @@ const MORE_OPTIONS: &str = "    --config PATH              STACKSENSE_CONFIG    
         JSON file with the keys above. A missing default file is fine;
         a missing file named here is an error.
     --once                     Send one heartbeat (retrying within one interval) and exit.
-    --check                    Validate the config, print each value and its source,
-                               run each health check once (failing ones still exit 0).
+    --check                    Validate the config, print each value and its source, ask
+                               the server (agent API: GET /api/agent/ping/ with the token,
+                               not a beat; legacy API: DNS, TCP and TLS only), run each
+                               health check once (failing ones still exit 0).
+    --offline                  With --check: the settings only, no network (for boot).
     run ... -- CMD [ARGS...]   Run CMD (no shell; its output passes through), forward
                                SIGTERM/SIGINT/SIGHUP to it and its children, exit with its
                                status (128+N if a signal ended it); if it exited 0, send one
@@ -49,6 +53,7 @@ EXIT STATUS
     1   --once could not deliver the heartbeat, or a health check withheld it;
         --once or --check was interrupted
     2   bad flag, environment variable or config file (the message names it)
+    3   --check: the server could not be reached, or refused the token
     run: the job's own exit status (128+N for signal N); 75 if the job
         succeeded but its heartbeat was not sent (undeliverable, or withheld
         by a check); 126/127 if CMD cannot be run / is not found; 2 as above
@@ -62,11 +67,12 @@ pub fn help() -> String {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    Run,
+    /// No mode flag: the long-running service.
+    Service,
     Once,
     Check,
     /// `run -- CMD`: the job wrapper.
-    Wrap,
+    Run,
     Help,
     Version,
 }
@@ -78,6 +84,8 @@ pub struct Cli {
     pub verbosity: i8,
     pub flags: Layer,
     pub config: Option<PathBuf>,
+    /// `--check --offline`: the settings only, no request to the server.
+    pub offline: bool,
     /// The job for `run`: the program and its arguments, as given.
     pub command: Vec<OsString>,
 }
@@ -101,17 +109,23 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
     use lexopt::prelude::*;
 
     let mut cli = Cli {
-        mode: Mode::Run,
+        mode: Mode::Service,
         verbosity: 0,
         flags: Layer::default(),
         config: None,
+        offline: false,
         command: Vec::new(),
     };
     let mut parser = lexopt::Parser::from_args(args);
     let set_mode = |cli: &mut Cli, mode: Mode, name: &str| {
-        if cli.mode != Mode::Run && cli.mode != mode {
+        if cli.mode != Mode::Service && cli.mode != mode {
+            let others: Vec<&str> = ["--once", "--check", "run"]
+                .into_iter()
+                .filter(|m| *m != name)
+                .collect();
             return Err(UsageError(format!(
-                "{name} cannot be combined with --once, --check or run"
+                "{name} cannot be combined with {}",
+                others.join(" or ")
             )));
         }
         cli.mode = mode;
@@ -151,6 +165,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
             }
             Long("once") => set_mode(&mut cli, Mode::Once, "--once")?,
             Long("check") => set_mode(&mut cli, Mode::Check, "--check")?,
+            Long("offline") => cli.offline = true,
             Short('v') | Long("verbose") => cli.verbosity = cli.verbosity.saturating_add(1),
             Short('q') | Long("quiet") => cli.verbosity = cli.verbosity.saturating_sub(1),
             Short('h') | Long("help") => {
@@ -165,9 +180,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
                     ..cli
                 });
             }
-            Value(v) if v == "run" && cli.mode == Mode::Run => cli.mode = Mode::Wrap,
+            Value(v) if v == "run" && cli.mode == Mode::Service => cli.mode = Mode::Run,
             // The job: this word and everything after it, options included.
-            Value(v) if cli.mode == Mode::Wrap => {
+            Value(v) if cli.mode == Mode::Run => {
                 cli.command.push(v);
                 cli.command.extend(parser.raw_args()?);
             }
@@ -181,7 +196,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
             _ => return Err(arg.unexpected().into()),
         }
     }
-    if cli.mode == Mode::Wrap && cli.command.is_empty() {
+    if cli.offline && cli.mode != Mode::Check {
+        return Err(UsageError(
+            "--offline goes with --check (the settings only, no request to the server)".into(),
+        ));
+    }
+    if cli.mode == Mode::Run && cli.command.is_empty() {
         return Err(UsageError(
             "run needs a command: stacksense-heartbeat run [OPTIONS] -- CMD ARGS...".into(),
         ));
@@ -208,7 +228,7 @@ mod tests {
             "-vv",
         ])
         .unwrap();
-        assert_eq!(cli.mode, Mode::Run);
+        assert_eq!(cli.mode, Mode::Service);
         assert_eq!(cli.verbosity, 2);
         let interval = cli.flags.get(Key::Interval).unwrap();
         assert_eq!(interval.text, "5");
@@ -243,7 +263,7 @@ mod tests {
             "x",
         ])
         .unwrap();
-        assert_eq!(cli.mode, Mode::Wrap);
+        assert_eq!(cli.mode, Mode::Run);
         assert_eq!(cli.verbosity, 0, "-v after the command is the job's");
         assert_eq!(cli.command, ["backup.sh", "-v", "--", "x"]);
         assert_eq!(cli.flags.get(Key::ServerId).unwrap().text, "7");

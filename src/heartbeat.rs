@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::Uri;
-use ureq::tls::{RootCerts, TlsConfig};
 
 use serde_json::Value;
 
-use crate::classify::{self, Failure, Route};
-use crate::cli::VERSION;
-use crate::config::{Config, Proxying};
+use crate::classify::{self, Failure, Route, Sent, Trusting};
+use crate::config::{Api, Config, Proxying};
 use crate::reuse::{self, Kept};
 use crate::text;
-use crate::wire;
+use crate::tls::Rejected;
+use crate::version::user_agent;
+use crate::wire::{self, ClientOptions};
 
 /// The most of a reply body we read. The expected JSON is ~150 bytes; a
 /// misconfigured URL can answer with megabytes of HTML we must not hold.
@@ -43,6 +43,8 @@ pub struct Reply {
     pub server_id: Option<Value>,
     pub server_name: Option<String>,
     pub heartbeat_received: Option<bool>,
+    /// The ping's answer: the token was accepted.
+    pub authenticated: Option<bool>,
 }
 
 impl Reply {
@@ -60,6 +62,7 @@ impl Reply {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             heartbeat_received: map.get("heartbeat_received").and_then(Value::as_bool),
+            authenticated: map.get("authenticated").and_then(Value::as_bool),
         }
     }
 }
@@ -69,80 +72,77 @@ pub struct Client {
     /// The connection the last beat left open, if any (always none without keep-alive).
     kept: Kept,
     url: String,
+    /// `GET /api/agent/ping/` (agent API only), for `--check`.
+    ping_url: Option<String>,
     /// `host:port`, for messages.
     origin: String,
     /// The proxy's `host:port`, when beats go through one.
     proxy: Option<String>,
     authorization: Option<String>,
+    api: Api,
+    https: bool,
+    trust: Trusting,
+    /// The key of the last server our TLS refused, for `--check`'s pin line.
+    rejected: Arc<Rejected>,
 }
 
-/// The receive buffer. Response headers may fill at most
-/// [`MAX_REPLY_HEADER_BYTES`] of it, so a reply with bigger headers is
-/// reported as such, not as a connection closed before answering. 10 KiB,
-/// not 8: ureq borrows 10 KiB of it as scratch space to send a body, and a
-/// smaller buffer is grown and shrunk (and zero-filled) several times per
-/// request, which was 30 % of the agent's instructions per beat
-/// (callgrind).
-const INPUT_BUFFER_BYTES: usize = 10 * 1024;
-const MAX_REPLY_HEADER_BYTES: usize = 6 * 1024;
-
 impl Client {
-    pub fn new(config: &Config) -> Client {
-        let roots = match &config.ca {
-            Some(ca) => RootCerts::Specific(Arc::clone(&ca.value.certs)),
-            None => RootCerts::WebPki,
-        };
+    pub fn new(config: &Config) -> Result<Client, String> {
         let authorization = config
             .token
             .as_ref()
             .map(|t| format!("Bearer {}", t.value.expose()));
-        let keepalive = config.keepalive.value;
         // config::proxy accepted the URL only after this same call took it.
         let (proxy, proxy_hop) = match &config.proxy {
             Proxying::Via(p) => (ureq::Proxy::new(&p.url).ok(), Some(p.hop.clone())),
             Proxying::Direct | Proxying::Bypassed { .. } => (None, None),
         };
-        let http = ureq::Agent::config_builder()
-            // We read status codes ourselves; ureq's default turns 4xx/5xx
-            // into errors and drops the response with its Retry-After.
-            .http_status_as_error(false)
-            // A heartbeat that is redirected is misconfigured: say so rather
-            // than follow (a POST turned into a GET would "work" silently).
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            // ureq 3 has no default timeout; each attempt sets its own too.
-            .timeout_global(Some(config.timeout.value))
-            .user_agent(user_agent())
-            .accept("application/json")
-            // At most the one connection beats go over. Whether an attempt
-            // may use it is decided per attempt (reuse.rs), so ureq's own
-            // idle limit only has to outlast ours.
-            .max_idle_connections(usize::from(keepalive))
-            .max_idle_connections_per_host(usize::from(keepalive))
-            .max_idle_age(reuse::DEFAULT_IDLE * 2)
-            // ureq's defaults are 128 KiB each, zeroed for every connection.
-            // The send buffer is sized from our request (a long JWT, a long
-            // api_url), so whatever --check accepts can be sent.
-            .input_buffer_size(INPUT_BUFFER_BYTES)
-            .output_buffer_size(request_head_bytes(
-                &config.heartbeat_url,
-                authorization.as_deref(),
-            ))
-            .max_response_header_size(MAX_REPLY_HEADER_BYTES)
-            // Only the proxy our config chose: ureq would otherwise read the
-            // environment itself, by rules of its own.
-            .proxy(proxy)
-            .tls_config(TlsConfig::builder().root_certs(roots).build())
-            .build();
-        let agent = ureq::Agent::with_parts(http, wire::connector(), wire::resolver());
-        Client {
+        let (agent, rejected) = wire::client(ClientOptions {
+            trust: &config.trust(),
+            timeout: Some(config.timeout.value),
+            keepalive: config.keepalive.value,
+            proxy,
+            output_buffer: request_head_bytes(&config.heartbeat_url, authorization.as_deref()),
+        })
+        .map_err(|e| format!("cannot set up TLS: {}", text::untrusted(&e.to_string())))?;
+        let trust = match (&config.pins, &config.ca) {
+            (Some(_), _) => Trusting::Pinned,
+            (None, Some(_)) => Trusting::CaFile,
+            (None, None) => Trusting::Bundled,
+        };
+        Ok(Client {
             agent,
             kept: Kept::none(),
             origin: origin_of(&config.api_url.value),
             proxy: proxy_hop,
             url: config.heartbeat_url.clone(),
+            ping_url: config.ping_url.clone(),
             authorization,
-        }
+            api: config.api.value,
+            https: config
+                .api_url
+                .value
+                .get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https:")),
+            trust,
+            rejected,
+        })
+    }
+
+    /// `GET /api/agent/ping/` within `budget`: the path a beat takes (DNS,
+    /// TCP, TLS, HTTP, the token) without being one. None with the legacy
+    /// API, which has no request free of side effects.
+    pub fn ping(&mut self, budget: Duration) -> Option<Outcome> {
+        let url = self.ping_url.clone()?;
+        let started = Instant::now();
+        self.rejected.take();
+        let result = self.attempt(&url, None, budget, Duration::ZERO, None);
+        Some(self.outcome(result, started, budget, "GET", &url))
+    }
+
+    /// The pin of the key the server showed when our TLS refused it.
+    pub fn rejected_pin(&self) -> Option<String> {
+        self.rejected.take()
     }
 }
 
@@ -156,9 +156,11 @@ impl Transport for Client {
     /// that one turns out dead, all within `budget`.
     fn send(&mut self, budget: Duration, body: &str) -> Outcome {
         let started = Instant::now();
+        let url = std::mem::take(&mut self.url);
         let mut left = budget;
+        let mut result = None;
         if let Some((idle, first_byte)) = self.kept.reuse_at(started, budget) {
-            match self.attempt(body, budget, idle, Some(first_byte)) {
+            match self.attempt(&url, Some(body), budget, idle, Some(first_byte)) {
                 Err(e) if reuse::dead_connection(&e) => {
                     // Not a failure: the server or a NAT let an idle connection go.
                     log::debug!(
@@ -166,15 +168,18 @@ impl Transport for Client {
                         self.origin,
                         text::untrusted(&e.to_string())
                     );
+                    left = budget
+                        .saturating_sub(started.elapsed())
+                        .max(crate::backoff::MIN_ATTEMPT);
                 }
-                result => return self.outcome(result, started, budget),
+                done => result = Some(done),
             }
-            left = budget
-                .saturating_sub(started.elapsed())
-                .max(crate::backoff::MIN_ATTEMPT);
         }
-        let result = self.attempt(body, left, Duration::ZERO, None);
-        self.outcome(result, started, left)
+        let result =
+            result.unwrap_or_else(|| self.attempt(&url, Some(body), left, Duration::ZERO, None));
+        let outcome = self.outcome(result, started, left, "POST", &url);
+        self.url = url;
+        outcome
     }
 }
 
@@ -187,31 +192,49 @@ struct Answer {
 }
 
 impl Client {
-    /// One request. `idle` is how old a pooled connection may be to carry it
-    /// (zero: a new connection); `first_byte` limits the wait for the reply
-    /// to start.
+    /// One request: a POST of `body`, or a GET without one. `idle` is how
+    /// old a pooled connection may be to carry it (zero: a new connection);
+    /// `first_byte` limits the wait for the reply to start.
     fn attempt(
         &mut self,
-        body: &str,
+        url: &str,
+        body: Option<&str>,
         budget: Duration,
         idle: Duration,
         first_byte: Option<Duration>,
     ) -> Result<Answer, ureq::Error> {
         let sent = Instant::now();
-        let mut request = self
-            .agent
-            .post(&self.url)
-            .header("Content-Type", "application/json");
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
-        let result = request
-            .config()
-            .timeout_global(Some(budget))
-            .timeout_recv_response(first_byte)
-            .max_idle_age(idle)
-            .build()
-            .send(body.as_bytes());
+        let auth = self.authorization.as_deref();
+        let result = match body {
+            Some(body) => {
+                let mut request = self
+                    .agent
+                    .post(url)
+                    .header("Content-Type", "application/json");
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request
+                    .config()
+                    .timeout_global(Some(budget))
+                    .timeout_recv_response(first_byte)
+                    .max_idle_age(idle)
+                    .build()
+                    .send(body.as_bytes())
+            }
+            None => {
+                let mut request = self.agent.get(url);
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request
+                    .config()
+                    .timeout_global(Some(budget))
+                    .max_idle_age(idle)
+                    .build()
+                    .call()
+            }
+        };
         let mut response = match result {
             Ok(response) => response,
             Err(e) => {
@@ -271,6 +294,8 @@ impl Client {
         result: Result<Answer, ureq::Error>,
         started: Instant,
         budget: Duration,
+        method: &str,
+        url: &str,
     ) -> Outcome {
         let answer = match result {
             Ok(answer) => answer,
@@ -278,6 +303,8 @@ impl Client {
                 let route = Route {
                     origin: &self.origin,
                     proxy: self.proxy.as_deref(),
+                    https: self.https,
+                    trust: self.trust,
                 };
                 return Outcome::Failed(classify::error_failure(&e, route, budget));
             }
@@ -288,12 +315,19 @@ impl Client {
                 took: started.elapsed(),
             }
         } else {
+            let sent = Sent {
+                origin: &self.origin,
+                method,
+                url,
+                token: self.authorization.is_some(),
+                api: self.api,
+            };
             Outcome::Failed(classify::status_failure(
                 answer.status,
                 answer.retry_after.as_deref(),
                 answer.location.as_deref(),
                 &answer.body,
-                (&self.origin, &self.url),
+                sent,
                 SystemTime::now(),
             ))
         }
@@ -305,14 +339,6 @@ impl Client {
 fn request_head_bytes(url: &str, authorization: Option<&str>) -> usize {
     let ours = url.len() + authorization.map_or(0, str::len) + user_agent().len();
     (ours + 1024).max(4 * 1024)
-}
-
-pub fn user_agent() -> String {
-    format!(
-        "stacksense-heartbeat/{VERSION} ({}; {})",
-        std::env::consts::OS,
-        std::env::consts::ARCH
-    )
 }
 
 /// `host:port` of a validated API URL, with the scheme's default port filled in.
@@ -333,13 +359,6 @@ mod tests {
         assert_eq!(origin_of("HTTPS://m.example/x"), "m.example:443");
         assert_eq!(origin_of("http://127.0.0.1:8080"), "127.0.0.1:8080");
         assert_eq!(origin_of("http://[::1]:9"), "[::1]:9");
-    }
-
-    #[test]
-    fn user_agent_names_version_os_and_arch() {
-        let ua = user_agent();
-        assert!(ua.starts_with(&format!("stacksense-heartbeat/{VERSION} (")));
-        assert!(ua.contains(std::env::consts::ARCH));
     }
 
     #[test]

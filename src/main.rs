@@ -4,24 +4,18 @@
 use std::env;
 use std::fmt;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-use std::time::Instant;
 
 use stacksense_heartbeat::agent::{Agent, Role};
 use stacksense_heartbeat::checks::Preflight;
 use stacksense_heartbeat::cli::{self, Mode, UsageError};
 use stacksense_heartbeat::clock::{self, SystemClock};
-use stacksense_heartbeat::config::{self, Config, ConfigError};
+use stacksense_heartbeat::config::{self, ConfigError};
 use stacksense_heartbeat::heartbeat::Client;
 use stacksense_heartbeat::notify::Notifier;
-use stacksense_heartbeat::process::{self, Tail};
-use stacksense_heartbeat::{logging, signals, wrap};
-
-/// The most of a `run` job's output `--report status` sends: enough for
-/// the lines that say why it failed, small on a metered link.
-const JOB_TAIL_BYTES: usize = 4 * 1024;
+use stacksense_heartbeat::{checkup, logging, process, signals, wrap};
 
 fn main() -> ExitCode {
     let journald = logging::stderr_is_journal(env::var("JOURNAL_STREAM").ok());
@@ -31,7 +25,7 @@ fn main() -> ExitCode {
         for line in e.to_string().lines() {
             let _ = writeln!(stderr, "{prefix}stacksense-heartbeat: error: {line}");
         }
-        e.exit_code()
+        ExitCode::from(e.exit_code())
     })
 }
 
@@ -41,13 +35,14 @@ enum StartupError {
     Usage(UsageError),
     Config(Vec<ConfigError>),
     Signals(io::Error),
+    Client(String),
 }
 
 impl StartupError {
-    fn exit_code(&self) -> ExitCode {
+    fn exit_code(&self) -> u8 {
         match self {
-            StartupError::Usage(_) | StartupError::Config(_) => ExitCode::from(2),
-            StartupError::Signals(_) => ExitCode::FAILURE,
+            StartupError::Usage(_) | StartupError::Config(_) | StartupError::Client(_) => 2,
+            StartupError::Signals(_) => 1,
         }
     }
 }
@@ -61,56 +56,83 @@ impl fmt::Display for StartupError {
                 f.write_str(&lines.join("\n"))
             }
             StartupError::Signals(e) => write!(f, "cannot set up SIGTERM/SIGINT handling: {e}"),
+            StartupError::Client(e) => f.write_str(e),
         }
     }
 }
 
 fn run(journald: bool) -> Result<ExitCode, StartupError> {
     let cli = cli::parse(env::args_os().skip(1)).map_err(StartupError::Usage)?;
-    let stop_code = match cli.mode {
+    let on_stop = match cli.mode {
         Mode::Help => return Ok(print(&cli::help())),
         Mode::Version => return Ok(print(&format!("stacksense-heartbeat {}\n", cli::VERSION))),
         // The service was asked to stop: a clean stop. --once did not
         // confirm its beat, and --check did not finish. `run` outside its
         // job reports the signal as a shell would (while the job runs, the
         // signal goes to the job instead).
-        Mode::Run => 0,
-        Mode::Once | Mode::Check => 1,
-        Mode::Wrap => -1,
+        Mode::Service => OnStop::Exit(0),
+        Mode::Once | Mode::Check => OnStop::Exit(1),
+        Mode::Run => OnStop::AsAShellWould,
     };
     logging::init(cli.verbosity, journald, env::var("RUST_LOG").ok());
     // SIGTERM/SIGINT work from here on, before any file is opened (a FIFO
     // named as a file would otherwise hang us deaf to both). Blocked before
     // any other thread exists, so every thread inherits the mask.
     let notifier = Arc::new(match cli.mode {
-        Mode::Run => Notifier::from_env(|name| env::var(name).ok()),
+        Mode::Service => Notifier::from_env(|name| env::var(name).ok()),
         _ => Notifier::disabled(),
     });
-    let handled = if cli.mode == Mode::Wrap {
-        signals::FORWARD
-    } else {
-        signals::STOP
+    let handled = match cli.mode {
+        Mode::Run => signals::FORWARD,
+        _ => signals::STOP,
     };
     signals::block(handled).map_err(StartupError::Signals)?;
-    stop_on_signal(handled, Arc::clone(&notifier), stop_code)?;
+    stop_on_signal(handled, Arc::clone(&notifier), on_stop)?;
 
-    let config = config::load(config::Inputs {
+    let (config, warnings) = config::load(config::Inputs {
         flags: cli.flags,
         config_flag: cli.config,
         env: &|name| env::var_os(name),
         home: directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf()),
+        system_file: PathBuf::from(config::SYSTEM_FILE),
     })
     .map_err(StartupError::Config)?;
-
+    for warning in warnings {
+        log::warn!("{warning}");
+    }
+    if cli.mode == Mode::Check {
+        let (text, status) = checkup::run(&config, cli.offline);
+        let printed = print(&text);
+        return Ok(if status == 0 {
+            printed
+        } else {
+            ExitCode::from(status)
+        });
+    }
+    let client = Client::new(&config).map_err(StartupError::Client)?;
+    let gated = |client, role, job| {
+        let agent = Agent::new(&config, SystemClock::new(), client, &notifier, role);
+        match Preflight::new(&config) {
+            Some(mut preflight) => {
+                if let Some(job) = job {
+                    preflight.set_job(job);
+                }
+                agent.with_gate(Box::new(preflight))
+            }
+            None => agent,
+        }
+    };
     match cli.mode {
-        Mode::Check => Ok(check(&config)),
-        Mode::Wrap => Ok(run_job(&config, &notifier, &cli.command)),
+        Mode::Run => {
+            let status = wrap::run_and_beat(&cli.command, config.report.value.status, |job| {
+                gated(client, Role::Once, job).once()
+            });
+            Ok(ExitCode::from(status))
+        }
         Mode::Once => {
-            let mut agent = agent_for(&config, &notifier, Role::Once);
-            log::debug!(
-                "{}",
-                config::startup_line(&config, config.splay.value.then(|| agent.phase()))
-            );
+            let mut agent = gated(client, Role::Once, None);
+            let phase = config.splay.value.then(|| agent.phase());
+            log::debug!("{}", config::startup_line(&config, phase));
             Ok(if agent.once() {
                 ExitCode::SUCCESS
             } else {
@@ -119,11 +141,9 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         }
         _ => {
             notifier.warn_if_shorter_than(config.timeout.value);
-            let mut agent = agent_for(&config, &notifier, Role::Service);
-            log::info!(
-                "{}",
-                config::startup_line(&config, config.splay.value.then(|| agent.phase()))
-            );
+            let mut agent = gated(client, Role::Service, None);
+            let phase = config.splay.value.then(|| agent.phase());
+            log::info!("{}", config::startup_line(&config, phase));
             notifier.ready(&format!(
                 "sending to {} every {}",
                 config.heartbeat_url,
@@ -134,85 +154,12 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
     }
 }
 
-fn agent_for<'a>(
-    config: &Config,
-    notifier: &'a Notifier,
-    role: Role,
-) -> Agent<'a, SystemClock, Client> {
-    gated(config, notifier, role, Preflight::new(config))
-}
-
-fn gated<'a>(
-    config: &Config,
-    notifier: &'a Notifier,
-    role: Role,
-    preflight: Option<Preflight>,
-) -> Agent<'a, SystemClock, Client> {
-    let agent = Agent::new(
-        config,
-        SystemClock::new(),
-        Client::new(config),
-        notifier,
-        role,
-    );
-    match preflight {
-        Some(preflight) => agent.with_gate(Box::new(preflight)),
-        None => agent,
-    }
-}
-
-/// `--check`: the settings, then every check run once. A failing check is
-/// not a config error (the agent would start and withhold beats), so the
-/// exit status stays 0: OpenRC's start_pre runs this.
-fn check(config: &Config) -> ExitCode {
-    let mut text = config::check_report(config);
-    if !config.health.value.is_empty()
-        && let Some(mut preflight) = Preflight::new(config)
-    {
-        let results = preflight.run_checks(config.interval.value, &|| {});
-        text.push_str(&config::check_results(&results, config.report.value.status));
-    }
-    print(&text)
-}
-
-/// `run -- CMD`: the job, then one beat if it succeeded. Its exit status
-/// is the job's (see `wrap::exit_status`).
-fn run_job(config: &Config, notifier: &Notifier, command: &[std::ffi::OsString]) -> ExitCode {
-    let reporting = config.report.value.status;
-    let mut tail = reporting.then(|| Tail::new(JOB_TAIL_BYTES));
-    let started = Instant::now();
-    let job = match wrap::run(command, tail.as_mut()) {
-        Ok(job) => job,
-        Err(e) => {
-            let program = command.first().cloned().unwrap_or_default();
-            let (message, status) = wrap::spawn_failure(&program, &e);
-            log::error!("{message}");
-            return ExitCode::from(status);
-        }
-    };
-    if !job.succeeded() {
-        let sent = if reporting {
-            "reported with its heartbeat"
-        } else {
-            "no heartbeat sent"
-        };
-        log::warn!("{}; {sent}", wrap::describe(job));
-    }
-    let mut preflight = Preflight::new(config);
-    if let (Some(preflight), Some(tail)) = (preflight.as_mut(), &tail) {
-        preflight.set_job(wrap::report(job, started.elapsed(), tail));
-    }
-    let delivered = (job.succeeded() || reporting).then(|| {
-        let delivered = gated(config, notifier, Role::Once, preflight).once();
-        if !delivered && job.succeeded() {
-            log::error!(
-                "the job succeeded but its heartbeat was not delivered; exit status {}",
-                wrap::BEAT_UNDELIVERED
-            );
-        }
-        delivered
-    });
-    ExitCode::from(wrap::exit_status(job, delivered))
+/// What a stop signal makes the process exit with.
+#[derive(Clone, Copy)]
+enum OnStop {
+    Exit(i32),
+    /// 128+N for signal N.
+    AsAShellWould,
 }
 
 /// SIGTERM/SIGINT end the process from the signal thread, whatever the
@@ -220,11 +167,11 @@ fn run_job(config: &Config, notifier: &Notifier, command: &[std::ffi::OsString])
 /// SIGHUP) are passed to the job, and the wrapper ends with it. Nothing on
 /// this path can block: the log line and the STOPPING=1 datagram are
 /// non-blocking writes, and `_exit` runs no exit handlers that could wait
-/// on a lock the main thread holds. A negative `exit_code` means 128+N.
+/// on a lock the main thread holds.
 fn stop_on_signal(
     handled: &'static [signals::Signal],
     notifier: Arc<Notifier>,
-    exit_code: i32,
+    on_stop: OnStop,
 ) -> Result<(), StartupError> {
     signals::on_each(handled, move |signal, name| {
         if wrap::forward(signal) {
@@ -234,10 +181,9 @@ fn stop_on_signal(
         log::info!("{name} received, stopping");
         notifier.stopping();
         process::kill_checks();
-        let code = if exit_code < 0 {
-            128 + signal
-        } else {
-            exit_code
+        let code = match on_stop {
+            OnStop::Exit(code) => code,
+            OnStop::AsAShellWould => 128 + signal,
         };
         // SAFETY: ends the process at once; nothing after it runs.
         unsafe { libc::_exit(code) }

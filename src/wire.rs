@@ -1,64 +1,93 @@
-//! How a request reaches the socket, below ureq's HTTP: one TLS client
-//! configuration for the life of the process (so sessions resume), one
-//! write per request (not one for the head and one for the body), and no
-//! DNS thread for an IP address.
+//! How a request reaches the socket, below ureq's HTTP: our TLS (tls.rs:
+//! one configuration for the life of the client, so sessions resume, with
+//! our verifier), one write per request (not one for the head and one for
+//! the body), and no DNS thread for an IP address.
+//!
+//! This builds on ureq's `unversioned` module, which may change in a minor
+//! release: Cargo.toml pins ureq to the minor version it was written for.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
-    TcpConnector, Transport,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, TcpConnector,
+    Transport,
 };
 
-/// The connector chain beats use: ureq's own (a CONNECT proxy, TCP,
-/// rustls) with the TLS configuration kept, and writes coalesced.
-pub fn connector() -> impl Connector<(), Out = impl Transport> {
+use std::time::Duration;
+
+use crate::tls::{self, Rejected, TlsConnector, Trust};
+
+/// The connector chain beats and http checks use: ureq's CONNECT proxy
+/// and TCP, our TLS with `tls`, and writes coalesced.
+fn connector(tls: Arc<rustls::ClientConfig>) -> impl Connector<(), Out = impl Transport> {
     ().chain(ConnectProxyConnector::default())
         .chain(TcpConnector::default())
-        .chain(OneTlsConfig::default())
+        .chain(TlsConnector(tls))
         .chain(OneWrite)
 }
 
 /// Answers IP literals without a thread (see [`LiteralFirst`]).
-pub fn resolver() -> impl Resolver {
+fn resolver() -> impl Resolver {
     LiteralFirst::default()
 }
 
-/// ureq's rustls connector, told that every connection uses the agent's
-/// TLS configuration. Each attempt sets its own timeouts, which makes ureq
-/// treat the whole configuration as request-level and build a new rustls
-/// `ClientConfig` (root store and an empty session cache) for every
-/// connection: no TLS session was ever resumed. Our TLS settings never
-/// change per request, so the connector may build the `ClientConfig` once
-/// and keep it, and its session cache, for the life of the process.
-#[derive(Debug, Default)]
-struct OneTlsConfig(RustlsConnector);
+/// The receive buffer. Response headers may fill at most
+/// [`MAX_REPLY_HEADER_BYTES`] of it, so a reply with bigger headers is
+/// reported as such, not as a connection closed before answering. 10 KiB,
+/// not 8: ureq borrows 10 KiB of it as scratch space to send a body, and a
+/// smaller buffer is grown and shrunk (and zero-filled) several times per
+/// request, which was 30 % of the agent's instructions per beat
+/// (callgrind).
+const INPUT_BUFFER_BYTES: usize = 10 * 1024;
+const MAX_REPLY_HEADER_BYTES: usize = 6 * 1024;
 
-impl<In: Transport> Connector<In> for OneTlsConfig {
-    type Out = <RustlsConnector as Connector<In>>::Out;
+/// What differs between the clients the agent makes (beats and http checks).
+pub struct ClientOptions<'a> {
+    pub trust: &'a Trust,
+    /// ureq has no default timeout; each request may set a shorter one.
+    pub timeout: Option<Duration>,
+    /// Keep the one connection beats go over.
+    pub keepalive: bool,
+    /// Only the proxy the config chose: ureq would otherwise read the
+    /// environment itself, by rules of its own.
+    pub proxy: Option<ureq::Proxy>,
+    /// The send buffer, sized from the request (a long token or URL):
+    /// ureq's default is 128 KiB, zeroed for every connection.
+    pub output_buffer: usize,
+}
 
-    fn connect(
-        &self,
-        details: &ConnectionDetails,
-        chained: Option<In>,
-    ) -> Result<Option<Self::Out>, ureq::Error> {
-        let agent_level = ConnectionDetails {
-            uri: details.uri,
-            addrs: details.addrs.clone(),
-            config: details.config,
-            request_level: false,
-            resolver: details.resolver,
-            now: details.now,
-            timeout: details.timeout,
-            current_time: details.current_time.clone(),
-            run_connector: details.run_connector.clone(),
-            register_shutdown: details.register_shutdown.clone(),
-        };
-        self.0.connect(&agent_level, chained)
-    }
+/// The one way the agent makes an HTTP client, and where its TLS records
+/// the key of a server it rejects.
+pub fn client(options: ClientOptions) -> Result<(ureq::Agent, Arc<Rejected>), rustls::Error> {
+    let (tls, rejected) = tls::client_config(options.trust)?;
+    let keep = usize::from(options.keepalive);
+    let config = ureq::Agent::config_builder()
+        // We read status codes ourselves; ureq's default turns 4xx/5xx
+        // into errors and drops the response with its Retry-After.
+        .http_status_as_error(false)
+        // A beat that is redirected is misconfigured: say so rather than
+        // follow (a POST turned into a GET would "work" silently).
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .timeout_global(options.timeout)
+        .user_agent(crate::version::user_agent())
+        .accept("application/json")
+        // Whether an attempt may use a kept connection is decided per
+        // attempt (reuse.rs), so ureq's own idle limit only has to outlast ours.
+        .max_idle_connections(keep)
+        .max_idle_connections_per_host(keep)
+        .max_idle_age(crate::reuse::DEFAULT_IDLE * 2)
+        .input_buffer_size(INPUT_BUFFER_BYTES)
+        .output_buffer_size(options.output_buffer)
+        .max_response_header_size(MAX_REPLY_HEADER_BYTES)
+        .proxy(options.proxy)
+        .build();
+    let agent = ureq::Agent::with_parts(config, connector(tls), resolver());
+    Ok((agent, rejected))
 }
 
 /// ureq resolves every host on a fresh thread so that DNS can time out,

@@ -17,7 +17,7 @@ use crate::process::{self, Tail};
 /// delivered: sysexits' EX_TEMPFAIL, "try again later".
 pub const BEAT_UNDELIVERED: u8 = 75;
 
-pub use crate::process::End as JobEnd;
+use crate::process::End as JobEnd;
 
 /// The job's end in words, for the one line that says no beat was sent.
 pub fn describe(job: JobEnd) -> String {
@@ -52,6 +52,50 @@ pub fn report(job: JobEnd, took: std::time::Duration, tail: &Tail) -> crate::bod
         duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         tail: tail.text(),
     }
+}
+
+/// The most of a job's output `--report status` sends: enough for the
+/// lines that say why it failed, small on a metered link.
+const JOB_TAIL_BYTES: usize = 4 * 1024;
+
+/// `run -- CMD`: the job, then one beat (by `beat`, given the job's end
+/// when `reporting`) if it succeeded or its end is reported. Returns the
+/// wrapper's exit status (see [`exit_status`]).
+pub fn run_and_beat(
+    command: &[OsString],
+    reporting: bool,
+    beat: impl FnOnce(Option<crate::body::JobReport>) -> bool,
+) -> u8 {
+    let mut tail = reporting.then(|| Tail::new(JOB_TAIL_BYTES));
+    let started = std::time::Instant::now();
+    let job = match run(command, tail.as_mut()) {
+        Ok(job) => job,
+        Err(e) => {
+            let program = command.first().cloned().unwrap_or_default();
+            let (message, status) = spawn_failure(&program, &e);
+            log::error!("{message}");
+            return status;
+        }
+    };
+    if !job.succeeded() {
+        let sent = if reporting {
+            "reported with its heartbeat"
+        } else {
+            "no heartbeat sent"
+        };
+        log::warn!("{}; {sent}", describe(job));
+    }
+    let report = tail.map(|tail| report(job, started.elapsed(), &tail));
+    let delivered = (job.succeeded() || reporting).then(|| {
+        let delivered = beat(report);
+        if !delivered && job.succeeded() {
+            log::error!(
+                "the job succeeded but its heartbeat was not delivered; exit status {BEAT_UNDELIVERED}"
+            );
+        }
+        delivered
+    });
+    exit_status(job, delivered)
 }
 
 /// Why the job could not be started, with the shell's status for it.

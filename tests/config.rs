@@ -70,7 +70,7 @@ fn flag_beats_env_beats_file() {
     let out = cmd
         .env("STACKSENSE_SERVER_ID", "from-env")
         .env("STACKSENSE_INTERVAL", "22")
-        .args(["--check", "--server-id", "from-flag"])
+        .args(["--check", "--offline", "--server-id", "from-flag"])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let row = |name: &str| {
@@ -117,7 +117,7 @@ fn check_shows_sources_and_hides_the_token() {
     let token_file = dir.write("token", "s3cret-token-value\n");
     let out = AgentCmd::new()
         .env("STACKSENSE_API_URL", "http://127.0.0.1:9")
-        .args(["--check", "--server-id", "7", "--token-file"])
+        .args(["--check", "--offline", "--server-id", "7", "--token-file"])
         .args([&token_file])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
@@ -144,7 +144,7 @@ fn check_shows_sources_and_hides_the_token() {
 fn check_fits_80_columns_and_catches_a_pasted_endpoint() {
     let out = AgentCmd::new()
         .env("STACKSENSE_CONFIG", "")
-        .args(["--check", "--server-id", "web-01"])
+        .args(["--check", "--offline", "--server-id", "web-01"])
         .args(["--api-url", "https://mon.example.com/api/heartbeat/7/"])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
@@ -152,7 +152,7 @@ fn check_fits_80_columns_and_catches_a_pasted_endpoint() {
         assert!(line.chars().count() <= 80, "{} columns: {line}", line.len());
     }
     assert!(
-        out.stderr.contains("already ends in the API path")
+        out.stderr.contains("already ends in an API path")
             && out.stderr.contains("did you mean https://mon.example.com?"),
         "{}",
         out.stderr
@@ -166,6 +166,7 @@ fn check_validates_the_ca_file() {
     let out = AgentCmd::new()
         .args([
             "--check",
+            "--offline",
             "--server-id",
             "7",
             "--api-url",
@@ -206,10 +207,16 @@ fn with_required() -> AgentCmd {
 fn bad_inputs_exit_2_naming_setting_and_source() {
     let line = expect_error(
         AgentCmd::new().args(["--api-url", "http://127.0.0.1:9"]),
-        "server_id: not set",
-        "STACKSENSE_SERVER_ID",
+        "api: no token and no server_id",
+        "STACKSENSE_TOKEN",
     );
-    assert!(line.contains("--server-id"), "{line}");
+    assert!(line.contains("create_agent_token"), "{line}");
+    let line = expect_error(
+        AgentCmd::new().args(["--server-id", "7"]),
+        "api_url: not set",
+        "STACKSENSE_URL",
+    );
+    assert!(line.contains("--api-url"), "{line}");
 
     let line = expect_error(
         AgentCmd::new()
@@ -297,7 +304,7 @@ fn unknown_keys_warn_but_do_not_stop() {
         "{\"server_id\": 1, \"api_url\": \"http://127.0.0.1:9\", \"intervall\": 5}",
     );
     let out = AgentCmd::new()
-        .args(["--check", "--config"])
+        .args(["--check", "--offline", "--config"])
         .args([&conf])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
@@ -350,7 +357,7 @@ fn usage_errors_exit_2() {
         &["--bogus"][..],
         &["--interval"],
         &["stray"],
-        &["--once", "--check"],
+        &["--once", "--check", "--offline"],
     ] {
         let out = AgentCmd::new().args(args).finish();
         assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);

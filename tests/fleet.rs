@@ -30,7 +30,7 @@ fn start_fleet(rx: &Receiver, agents: usize, extra: &[&str]) -> Vec<Running> {
 
 /// The phase an agent drew, from its start-up line (`phase 0.4s`, `phase 350ms`).
 fn phase_of(agent: &Running) -> f64 {
-    let line = agent.wait_for_line("starting: POST", WAIT);
+    let line = agent.wait_for_line("starting: legacy API, POST", WAIT);
     let word = line
         .split("phase ")
         .nth(1)
@@ -101,7 +101,7 @@ fn agents_started_together_draw_their_own_phases_and_keep_their_grids() {
     let rx = Receiver::start(|_| ok_json());
     let fleet = start_fleet(&rx, AGENTS, &["--no-splay"]);
     for agent in &fleet {
-        let line = agent.wait_for_line("starting: POST", WAIT);
+        let line = agent.wait_for_line("starting: legacy API, POST", WAIT);
         assert!(line.contains("no splay"), "{line}");
     }
 }

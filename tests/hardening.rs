@@ -47,7 +47,7 @@ fn a_fifo_named_as_a_file_is_refused_at_once() {
     ] {
         let started = Instant::now();
         let out = AgentCmd::posting_to("http://127.0.0.1:9")
-            .args(["--check", flag])
+            .args(["--check", "--offline", flag])
             .arg_path(&fifo)
             .output_within(Duration::from_secs(10));
         assert_eq!(out.code(), Some(2), "{flag}: {}", out.stderr);
@@ -109,6 +109,7 @@ fn an_unreadable_home_is_a_warning_when_flags_say_everything() {
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(mode)).unwrap();
     let mut cmd = AgentCmd::with_binary(&bin).env("HOME", home.path()).args([
         "--check",
+        "--offline",
         "--server-id",
         "7",
         "--api-url",
@@ -153,7 +154,7 @@ fn an_empty_or_relative_credentials_directory_is_ignored() {
 #[test]
 fn a_token_pasted_into_a_token_file_setting_is_never_echoed() {
     let out = AgentCmd::posting_to("http://127.0.0.1:9")
-        .args(["--check"])
+        .args(["--check", "--offline"])
         .env(
             "STACKSENSE_TOKEN_FILE",
             "eyJhbGciOiJIUzI1NiJ9.s3cret-pasted",
@@ -178,7 +179,15 @@ fn risky_combinations_are_warned_about_in_check() {
     );
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o666)).unwrap();
     let out = AgentCmd::new()
-        .args(["--check", "--interval", "1", "--timeout", "10", "--config"])
+        .args([
+            "--check",
+            "--offline",
+            "--interval",
+            "1",
+            "--timeout",
+            "10",
+            "--config",
+        ])
         .arg_path(&conf)
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
@@ -278,13 +287,15 @@ fn a_self_signed_ca_certificate_as_the_servers_own_is_explained() {
     assert_eq!(out.code(), Some(1));
     assert!(
         out.stderr.contains("it is a CA certificate (CA:TRUE)")
-            && out.stderr.contains("basicConstraints=critical,CA:FALSE"),
+            && out
+                .stderr
+                .contains("pin the server's key with pinned_pubkey"),
         "{}",
         out.stderr
     );
     // --check sees it coming.
     let out = AgentCmd::posting_to(&rx.url())
-        .args(["--check", "--ca-file"])
+        .args(["--check", "--offline", "--ca-file"])
         .arg_path(&ca)
         .finish();
     assert_eq!(out.code(), Some(0));
@@ -297,7 +308,7 @@ fn a_self_signed_ca_certificate_as_the_servers_own_is_explained() {
     // A proper CA (the usual fixture) draws no such warning.
     let good = dir.write("ca.pem", &TlsFixture::new().ca_pem);
     let out = AgentCmd::posting_to(&rx.url())
-        .args(["--check", "--ca-file"])
+        .args(["--check", "--offline", "--ca-file"])
         .arg_path(&good)
         .finish();
     assert!(!out.stderr.contains("CA:TRUE"), "{}", out.stderr);
@@ -387,7 +398,7 @@ fn a_proxy_the_agent_cannot_use_stops_it_instead_of_being_bypassed() {
         "http://[::1",
     ] {
         let out = AgentCmd::posting_to("https://127.0.0.1:9")
-            .args(["--check"])
+            .args(["--check", "--offline"])
             .env("HTTPS_PROXY", value)
             .finish();
         assert_eq!(out.code(), Some(2), "{value}: {}", out.stderr);
@@ -420,7 +431,7 @@ fn children_never_see_the_token_and_nothing_they_say_shows_it() {
     let literal = format!("cmd sh -c 'echo {TOKEN}; exit 1'");
     for args in [
         vec!["--once", "--report", "status", "--health", &literal],
-        vec!["--check", "--health", &literal],
+        vec!["--check", "--offline", "--health", &literal],
     ] {
         let out = AgentCmd::posting_to(&rx.url())
             .env("STACKSENSE_TOKEN", TOKEN)

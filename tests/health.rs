@@ -77,7 +77,7 @@ fn check_runs_each_kind_once_and_says_why() {
         "load 1000".to_string(),
         format!("tcp timeout=0.5 127.0.0.1:{full_port}"),
     ];
-    let mut agent = AgentCmd::posting_to("http://127.0.0.1:9").args(["--check"]);
+    let mut agent = AgentCmd::posting_to("http://127.0.0.1:9").args(["--check", "--offline"]);
     for check in &checks {
         agent = agent.args(["--health", check]);
     }
@@ -137,7 +137,7 @@ fn checks_come_from_flags_env_or_file_with_their_source_in_errors() {
         "{\n  \"server_id\": 7,\n  \"api_url\": \"http://127.0.0.1:9\",\n  \"health\": [\n    \"load 1000\",\n    \"disk / 101%\"\n  ]\n}\n",
     );
     let out = AgentCmd::new()
-        .args(["--check", "--config"])
+        .args(["--check", "--offline", "--config"])
         .arg_path(&conf)
         .finish();
     assert_eq!(out.code(), Some(2));
@@ -154,7 +154,7 @@ fn checks_come_from_flags_env_or_file_with_their_source_in_errors() {
             "STACKSENSE_HEALTH",
             "load 1000; cmd sh -c 'true; true'; tcp nowhere",
         )
-        .args(["--check"])
+        .args(["--check", "--offline"])
         .finish();
     assert_eq!(out.code(), Some(2));
     assert!(
@@ -168,7 +168,7 @@ fn checks_come_from_flags_env_or_file_with_their_source_in_errors() {
     // A flag replaces the variable's list, as for every setting.
     let out = AgentCmd::posting_to("http://127.0.0.1:9")
         .env("STACKSENSE_HEALTH", "tcp nowhere")
-        .args(["--health", "load 1000", "--check"])
+        .args(["--health", "load 1000", "--check", "--offline"])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(
@@ -480,7 +480,7 @@ fn https_checks_trust_what_beats_trust() {
     let check = format!("http {}/ready", service.url());
     // The service's CA, given for the beats, is trusted by the check too.
     let out = AgentCmd::posting_to("http://127.0.0.1:9")
-        .args(["--check", "--health", &check, "--ca-file"])
+        .args(["--check", "--offline", "--health", &check, "--ca-file"])
         .arg_path(&ca)
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
@@ -491,7 +491,7 @@ fn https_checks_trust_what_beats_trust() {
     );
     // The bundled roots do not know it.
     let out = AgentCmd::posting_to("http://127.0.0.1:9")
-        .args(["--check", "--health", &check])
+        .args(["--check", "--offline", "--health", &check])
         .finish();
     let line = verdict(&out.stdout, &check);
     assert!(
@@ -510,7 +510,7 @@ fn a_hung_filesystem_costs_a_check_its_timeout_not_the_beats() {
     let rx = Receiver::start(|_| ok_json());
 
     let out = AgentCmd::posting_to(&rx.url())
-        .args(["--check", "--health", &check])
+        .args(["--check", "--offline", "--health", &check])
         .output_within(Duration::from_secs(20));
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let line = verdict(&out.stdout, &check);

@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ureq::tls::{RootCerts, TlsConfig};
-
 use crate::body::{self, CheckResult, JobReport, Reporting};
 use crate::clock::format_duration;
 use crate::config::Config;
+use crate::tls::Trust;
 use crate::wire;
 
 use probe::Verdict;
@@ -78,7 +77,8 @@ impl Preflight {
         let http = checks
             .iter()
             .any(|c| matches!(c.probe, Probe::Http { .. }))
-            .then(|| Arc::new(http_client(config)));
+            .then(|| http_client(config).map(Arc::new))
+            .flatten();
         // `/` and every path a disk check names.
         let mut disks = vec![PathBuf::from("/")];
         for check in checks {
@@ -230,27 +230,23 @@ impl Gate for Preflight {
     }
 }
 
-/// The client http checks use: the agent's trusted roots (or CA file), no
-/// proxy (a check looks at a service near the box), no redirects followed,
-/// no connection kept between beats.
-fn http_client(config: &Config) -> ureq::Agent {
-    let roots = match &config.ca {
-        Some(ca) => RootCerts::Specific(Arc::clone(&ca.value.certs)),
-        None => RootCerts::WebPki,
+/// The client http checks use: the agent's trusted roots or CA file (a
+/// pin is for the StackSense server, not the services near the box), no
+/// proxy (a check looks at a service near the box), no redirects
+/// followed, no connection kept between beats.
+fn http_client(config: &Config) -> Option<ureq::Agent> {
+    let trust = match &config.ca {
+        Some(ca) => Trust::Cas(Arc::clone(&ca.value.certs)),
+        None => Trust::Bundled,
     };
-    let http = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .max_redirects_will_error(false)
-        .user_agent(crate::heartbeat::user_agent())
-        .max_idle_connections(0)
-        .input_buffer_size(10 * 1024)
-        .output_buffer_size(4 * 1024)
-        .max_response_header_size(6 * 1024)
-        .proxy(None)
-        .tls_config(TlsConfig::builder().root_certs(roots).build())
-        .build();
-    ureq::Agent::with_parts(http, wire::connector(), wire::resolver())
+    let options = wire::ClientOptions {
+        trust: &trust,
+        timeout: None,
+        keepalive: false,
+        proxy: None,
+        output_buffer: 4 * 1024,
+    };
+    wire::client(options).ok().map(|(agent, _)| agent)
 }
 
 /// How failing checks read in one log line: `check NAME failed: WHY`, joined.

@@ -6,7 +6,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::classify::{self, Route};
+use crate::classify::{self, Route, Trusting};
 use crate::clock::format_duration;
 use crate::process::{self, Collected, End, Tail};
 use crate::text::{self, describe_io};
@@ -40,7 +40,7 @@ pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdic
         Probe::Tcp { host, port } => tcp(host, *port, limit),
         Probe::Http { url } => match http {
             Some(agent) => http_get(agent, url, limit),
-            None => Verdict::fail("no HTTP client".into()),
+            None => Verdict::fail("cannot set up an HTTP(S) client for it".into()),
         },
         Probe::Cmd { argv } => cmd(argv, limit),
         Probe::Disk { path, max_percent } => match vitals::disk(path) {
@@ -119,6 +119,8 @@ fn tcp(host: &str, port: u16, limit: Duration) -> Verdict {
         let route = Route {
             origin,
             proxy: None,
+            https: false,
+            trust: Trusting::Bundled,
         };
         Verdict::fail(classify::io_failure(e, route, limit).reason)
     };
@@ -170,6 +172,10 @@ fn http_get(agent: &ureq::Agent, url: &str, limit: Duration) -> Verdict {
             let route = Route {
                 origin: &origin,
                 proxy: None,
+                https: url
+                    .get(..6)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https:")),
+                trust: Trusting::Bundled,
             };
             return Verdict::fail(classify::error_failure(&e, route, limit).reason);
         }

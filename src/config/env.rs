@@ -12,19 +12,36 @@ pub fn layer(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Layer, Vec<Config
     let mut layer = Layer::default();
     let mut errors = Vec::new();
     for key in Key::ALL {
-        let name = key.env();
-        let Some(os) = env(name) else { continue };
-        match os.into_string() {
-            Ok(text) if text.trim().is_empty() => {}
-            Ok(text) if key.spec().kind == Kind::List => {
-                layer.set(key, Raw::new(split_list(&text), Source::Env(name)));
+        for name in key.env_names() {
+            let Some(os) = env(name) else { continue };
+            let raw = match os.into_string() {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) if key.spec().kind == Kind::List => {
+                    Raw::new(split_list(&text), Source::Env(name))
+                }
+                Ok(text) => Raw::new(text.trim(), Source::Env(name)),
+                Err(_) => {
+                    errors.push(ConfigError {
+                        about: About::Setting(key),
+                        source: Some(Source::Env(name)),
+                        message: "is not valid UTF-8".into(),
+                    });
+                    continue;
+                }
+            };
+            match layer.get(key) {
+                // The server's agent's name and ours, saying the same: fine.
+                Some(first) if first.text == raw.text => {}
+                Some(first) => errors.push(ConfigError {
+                    about: About::Setting(key),
+                    source: None,
+                    message: format!(
+                        "both {} and {} are set, to different values; set only one",
+                        first.source, raw.source
+                    ),
+                }),
+                None => layer.set(key, raw),
             }
-            Ok(text) => layer.set(key, Raw::new(text.trim(), Source::Env(name))),
-            Err(_) => errors.push(ConfigError {
-                about: About::Setting(key),
-                source: Some(Source::Env(name)),
-                message: "is not valid UTF-8".into(),
-            }),
         }
     }
     if errors.is_empty() {
@@ -85,8 +102,29 @@ mod tests {
     }
 
     #[test]
+    fn the_servers_own_agents_variable_names_work_too() {
+        let env = |name: &str| (name == "STACKSENSE_URL").then(|| OsString::from("https://m"));
+        let raw = layer(&env).unwrap().get(Key::ApiUrl).cloned().unwrap();
+        assert_eq!(raw.source, Source::Env("STACKSENSE_URL"));
+        // Both names, one value: fine; two values: an error naming both.
+        let same = |name: &str| name.contains("URL").then(|| OsString::from("https://m"));
+        assert!(layer(&same).is_ok());
+        let two = |name: &str| match name {
+            "STACKSENSE_URL" => Some(OsString::from("https://a")),
+            "STACKSENSE_API_URL" => Some(OsString::from("https://b")),
+            _ => None,
+        };
+        let errs = layer(&two).unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            "api_url: both env STACKSENSE_API_URL and env STACKSENSE_URL are set, to different values; set only one"
+        );
+    }
+
+    #[test]
     fn every_setting_is_read_from_its_variable() {
-        let env = |name: &str| Some(OsString::from(format!("v-{name}")));
+        let ours = |name: &str| Key::ALL.iter().any(|k| k.env() == name);
+        let env = |name: &str| ours(name).then(|| OsString::from(format!("v-{name}")));
         let layer = layer(&env).unwrap();
         for key in Key::ALL {
             assert_eq!(

@@ -1,4 +1,5 @@
-//! The JSON config file (`~/.stacksense_heartbeat.conf`), read into a [`Layer`].
+//! The JSON config file (`~/.stacksense_heartbeat.conf` or
+//! `/etc/stacksense/heartbeat.conf`), read into a [`Layer`].
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,7 +33,7 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
             "holds only comments"
         };
         return Err(file_error(format!(
-            "{shown_path} {what}; expected a JSON object like {{\"server_id\": 1, \"api_url\": \"https://...\"}}"
+            "{shown_path} {what}; expected a JSON object like {{\"api_url\": \"https://...\", \"token_file\": \"/etc/stacksense/token\"}}"
         )));
     }
     let value: Value = serde_json::from_str(&relaxed).map_err(|e| {
@@ -42,7 +43,8 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
             .rsplit_once(" at line ")
             .map_or(message.as_str(), |(head, _)| head);
         file_error(format!(
-            "{shown_path}:{}:{}: malformed JSON: {}",
+            "{shown_path}:{}:{}: malformed JSON: {}; the file is JSON, with comments only on \
+             lines of their own (starting with # or //), e.g. {{\"api_url\": \"https://...\"}}",
             e.line(),
             e.column(),
             text::untrusted(message)
@@ -50,7 +52,7 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
     })?;
     let Value::Object(map) = value else {
         return Err(file_error(format!(
-            "{shown_path}: expected a JSON object like {{\"server_id\": 1, \"api_url\": \"https://...\"}}"
+            "{shown_path}: expected a JSON object like {{\"api_url\": \"https://...\", \"token_file\": \"/etc/stacksense/token\"}}"
         )));
     };
     let lines = key_lines(&relaxed).map_err(|(key, first, second)| {
@@ -83,6 +85,18 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
             }
             continue;
         };
+        if let Some(first) = layer.get(known) {
+            errors.push(ConfigError {
+                about: About::Setting(known),
+                source: Some(source),
+                message: format!(
+                    "\"{}\" gives the same setting as the key at {}; keep one",
+                    text::untrusted(&key),
+                    first.source
+                ),
+            });
+            continue;
+        }
         match text_of(known, &value) {
             Ok(Some(text)) => layer.set(known, Raw::new(text, source)),
             // `null` reads as "not set here", like an absent key.

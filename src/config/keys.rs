@@ -11,13 +11,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A setting, by what it is rather than by a string that could be misspelt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
-    ServerId,
     ApiUrl,
-    Interval,
-    Timeout,
     Token,
     TokenFile,
+    Api,
+    ServerId,
+    Interval,
+    Timeout,
     CaFile,
+    PinnedPubkey,
+    VerifyTls,
     Splay,
     Keepalive,
     Health,
@@ -56,6 +59,10 @@ pub struct Spec {
     /// The config file's key, and the setting's name in every message.
     pub name: &'static str,
     pub env: &'static str,
+    /// Other names the setting answers to, in the environment and the file:
+    /// the StackSense server's own agent's (`STACKSENSE_URL`, `"url"`), so a
+    /// box switches by replacing the binary.
+    pub aliases: &'static [&'static str],
     pub flag: Flag,
     pub kind: Kind,
     /// The default as `--help` and the README show it.
@@ -64,14 +71,17 @@ pub struct Spec {
 }
 
 impl Key {
-    pub const ALL: [Key; 11] = [
-        Key::ServerId,
+    pub const ALL: [Key; 14] = [
         Key::ApiUrl,
-        Key::Interval,
-        Key::Timeout,
         Key::Token,
         Key::TokenFile,
+        Key::Api,
+        Key::ServerId,
+        Key::Interval,
+        Key::Timeout,
         Key::CaFile,
+        Key::PinnedPubkey,
+        Key::VerifyTls,
         Key::Splay,
         Key::Keepalive,
         Key::Health,
@@ -90,9 +100,22 @@ impl Key {
         self.spec().env
     }
 
-    /// The setting a config file key names.
+    /// The setting a config file key names (or one of its aliases).
     pub fn from_name(name: &str) -> Option<Key> {
-        Key::ALL.into_iter().find(|k| k.name() == name)
+        Key::ALL
+            .into_iter()
+            .find(|k| k.name() == name || k.spec().aliases.contains(&name))
+    }
+
+    /// The environment variables that give this setting, its own first.
+    pub fn env_names(self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.env()).chain(
+            self.spec()
+                .aliases
+                .iter()
+                .copied()
+                .filter(|a| a.starts_with("STACKSENSE_")),
+        )
     }
 
     /// The setting a long flag (`--interval`) gives.
@@ -119,29 +142,70 @@ impl Key {
 }
 
 /// In the order of [`Key`]'s variants, which the build checks.
-const SETTINGS: [Spec; 11] = [
-    Spec {
-        key: Key::ServerId,
-        name: "server_id",
-        env: "STACKSENSE_SERVER_ID",
-        flag: Flag::Value("--server-id", "ID"),
-        kind: Kind::Id,
-        default: "(required)",
-        help: "1-64 characters of A-Z a-z 0-9 . _ -; a number in the file is fine.",
-    },
+const SETTINGS: [Spec; 14] = [
     Spec {
         key: Key::ApiUrl,
         name: "api_url",
         env: "STACKSENSE_API_URL",
+        aliases: &["STACKSENSE_URL", "url"],
         flag: Flag::Value("--api-url", "URL"),
         kind: Kind::Text,
         default: "(required)",
-        help: "http:// or https:// base URL, may carry a path prefix.",
+        help: "The StackSense server's base URL, http:// or https://, may carry a\n\
+               path prefix. Also read from STACKSENSE_URL (the server's own agent's).",
+    },
+    Spec {
+        key: Key::Token,
+        name: "token",
+        env: "STACKSENSE_TOKEN",
+        aliases: &[],
+        flag: Flag::None,
+        kind: Kind::Text,
+        default: "(none)",
+        help: "The agent token from `python manage.py create_agent_token <server>`,\n\
+               sent as \"Authorization: Bearer ...\"; never logged, never passed\n\
+               to checks or jobs. No --token flag: a flag would show in `ps`.",
+    },
+    Spec {
+        key: Key::TokenFile,
+        name: "token_file",
+        env: "STACKSENSE_TOKEN_FILE",
+        aliases: &[],
+        flag: Flag::Value("--token-file", "PATH"),
+        kind: Kind::Text,
+        default: "(none)",
+        help: "A file holding the token. Under systemd a credential named\n\
+               \"token\" (LoadCredential=token:PATH) is used when nothing else\n\
+               sets a token.",
+    },
+    Spec {
+        key: Key::Api,
+        name: "api",
+        env: "STACKSENSE_API",
+        aliases: &[],
+        flag: Flag::Value("--api", "API"),
+        kind: Kind::Text,
+        default: "auto",
+        help: "agent: POST /api/agent/heartbeat/ with the token (what StackSense\n\
+               accepts); legacy: POST /api/heartbeat/<server_id>/. auto: legacy\n\
+               when server_id is set, else agent.",
+    },
+    Spec {
+        key: Key::ServerId,
+        name: "server_id",
+        env: "STACKSENSE_SERVER_ID",
+        aliases: &[],
+        flag: Flag::Value("--server-id", "ID"),
+        kind: Kind::Id,
+        default: "(none)",
+        help: "Legacy API only: the server's id, 1-64 characters of A-Z a-z 0-9 . _ -\n\
+               (StackSense routes only numbers); a number in the file is fine.",
     },
     Spec {
         key: Key::Interval,
         name: "interval",
         env: "STACKSENSE_INTERVAL",
+        aliases: &[],
         flag: Flag::Value("--interval", "SECS"),
         kind: Kind::Seconds {
             min: 0.1,
@@ -154,6 +218,7 @@ const SETTINGS: [Spec; 11] = [
         key: Key::Timeout,
         name: "timeout",
         env: "STACKSENSE_TIMEOUT",
+        aliases: &[],
         flag: Flag::Value("--timeout", "SECS"),
         kind: Kind::Seconds {
             min: 0.1,
@@ -163,39 +228,44 @@ const SETTINGS: [Spec; 11] = [
         help: "Limit for one attempt: DNS + connect + TLS + response, 0.1 to 3600.",
     },
     Spec {
-        key: Key::Token,
-        name: "token",
-        env: "STACKSENSE_TOKEN",
-        flag: Flag::None,
-        kind: Kind::Text,
-        default: "(none)",
-        help: "Bearer token, sent as \"Authorization: Bearer ...\"; never logged.\n\
-               There is no --token flag: a flag would show in `ps`.",
-    },
-    Spec {
-        key: Key::TokenFile,
-        name: "token_file",
-        env: "STACKSENSE_TOKEN_FILE",
-        flag: Flag::Value("--token-file", "PATH"),
-        kind: Kind::Text,
-        default: "(none)",
-        help: "A file holding the token. Under systemd a credential named\n\
-               \"token\" (LoadCredential=token:PATH) is used when nothing else\n\
-               sets a token.",
-    },
-    Spec {
         key: Key::CaFile,
         name: "ca_file",
         env: "STACKSENSE_CA_FILE",
+        aliases: &[],
         flag: Flag::Value("--ca-file", "PATH"),
         kind: Kind::Text,
         default: "bundled roots",
         help: "PEM CA certificates to trust instead of the bundled Mozilla roots.",
     },
     Spec {
+        key: Key::PinnedPubkey,
+        name: "pinned_pubkey",
+        env: "STACKSENSE_PINNED_PUBKEY",
+        aliases: &[],
+        flag: Flag::Value("--pinned-pubkey", "PIN"),
+        kind: Kind::Text,
+        default: "(none)",
+        help: "sha256//BASE64 (curl's --pinnedpubkey form; several with \";\"):\n\
+               trust exactly the server key with this hash, also in a self-signed\n\
+               certificate; --check prints the pin of the key a server shows.",
+    },
+    Spec {
+        key: Key::VerifyTls,
+        name: "verify_tls",
+        env: "STACKSENSE_VERIFY_TLS",
+        aliases: &[],
+        flag: Flag::None,
+        kind: Kind::Bool,
+        default: "true",
+        help: "The server's own agent's setting, read so that it is not silently\n\
+               ignored: false is refused with a warning (verification stays on;\n\
+               pin a self-signed server's key with pinned_pubkey instead).",
+    },
+    Spec {
         key: Key::Splay,
         name: "splay",
         env: "STACKSENSE_SPLAY",
+        aliases: &[],
         flag: Flag::Sets("--no-splay", "false"),
         kind: Kind::Bool,
         default: "true",
@@ -207,6 +277,7 @@ const SETTINGS: [Spec; 11] = [
         key: Key::Keepalive,
         name: "keepalive",
         env: "STACKSENSE_KEEPALIVE",
+        aliases: &[],
         flag: Flag::Sets("--no-keepalive", "false"),
         kind: Kind::Bool,
         default: "true",
@@ -218,6 +289,7 @@ const SETTINGS: [Spec; 11] = [
         key: Key::Health,
         name: "health",
         env: "STACKSENSE_HEALTH",
+        aliases: &[],
         flag: Flag::Value("--health", "CHECK"),
         kind: Kind::List,
         default: "(none)",
@@ -232,6 +304,7 @@ const SETTINGS: [Spec; 11] = [
         key: Key::Report,
         name: "report",
         env: "STACKSENSE_REPORT",
+        aliases: &[],
         flag: Flag::Value("--report", "LIST"),
         kind: Kind::Text,
         default: "(off)",
@@ -342,6 +415,7 @@ mod tests {
             let default = match spec.default {
                 "(required)" => "required",
                 "(none)" => "none",
+                "auto" => "auto",
                 "bundled roots" => "bundled",
                 "true" => "on",
                 "(off)" => "off",

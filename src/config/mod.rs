@@ -3,9 +3,13 @@
 //! Precedence, highest first: flag > environment > file > default. Nothing
 //! past this module reads the environment or a config file.
 
+pub mod api;
+mod credentials;
 mod env;
+mod error;
 mod file;
 mod keys;
+mod locate;
 mod proxy;
 mod report;
 mod source;
@@ -13,36 +17,45 @@ pub mod value;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs;
-use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use api::Api;
+pub use error::{About, ConfigError};
 pub use file::parse as parse_file;
 pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, Kind, help_rows};
+pub use locate::{ConfigFile, SYSTEM_FILE};
 pub use proxy::Proxying;
-pub use report::{check_report, check_results, startup_line};
+pub use report::{aligned, check_report, check_results, startup_line};
 pub use source::{Layer, Raw, Setting, Source};
 
 use crate::body::Reporting;
 use crate::checks::spec::{self as check_spec, Check};
 use crate::clock::format_duration;
-use crate::files::read_small_file;
-use crate::text::{self, describe_io};
-pub const DEFAULT_FILE_NAME: &str = ".stacksense_heartbeat.conf";
+use crate::text;
+use crate::tls::{self, Pins, Trust};
+use credentials::TokenSpec;
+
 /// The file name `LoadCredential=token:...` gives the token under systemd.
 pub const CREDENTIAL_NAME: &str = "token";
 
 #[derive(Debug)]
 pub struct Config {
-    pub server_id: Setting<String>,
+    pub api: Setting<Api>,
+    /// Why `api` is what it is when auto chose it.
+    pub api_why: Option<&'static str>,
+    /// Only the legacy API sends it.
+    pub server_id: Option<Setting<String>>,
     pub api_url: Setting<String>,
     pub heartbeat_url: String,
+    /// `GET /api/agent/ping/`, with the agent API: what `--check` asks.
+    pub ping_url: Option<String>,
     pub interval: Setting<Duration>,
     pub timeout: Setting<Duration>,
     pub token: Option<Setting<Token>>,
     pub ca: Option<Setting<CaBundle>>,
+    pub pins: Option<Setting<Pins>>,
+    pub verify_tls: Setting<bool>,
     pub splay: Setting<bool>,
     pub keepalive: Setting<bool>,
     /// The checks that gate each beat; none configured is an empty list.
@@ -52,15 +65,15 @@ pub struct Config {
     pub file: ConfigFile,
 }
 
-/// Which config file was looked at, for `--check`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConfigFile {
-    /// No home directory and no `--config`/`STACKSENSE_CONFIG`.
-    NoneLookedFor,
-    Missing(PathBuf),
-    /// The default file, which we may not read (a warning, not an error).
-    Unreadable(PathBuf),
-    Loaded(PathBuf),
+impl Config {
+    /// How beats trust the server: a pin, else the CA file, else the bundled roots.
+    pub fn trust(&self) -> Trust {
+        match (&self.pins, &self.ca) {
+            (Some(pins), _) => Trust::Pinned(pins.value.clone()),
+            (None, Some(ca)) => Trust::Cas(std::sync::Arc::clone(&ca.value.certs)),
+            (None, None) => Trust::Bundled,
+        }
+    }
 }
 
 /// A bearer token. Its `Debug` is redacted so it cannot leak through a log line.
@@ -87,62 +100,6 @@ pub struct CaBundle {
     pub certs: std::sync::Arc<Vec<ureq::tls::Certificate<'static>>>,
 }
 
-/// A configuration error: which setting, where its value came from, what was expected.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    pub about: About,
-    pub source: Option<Source>,
-    pub message: String,
-}
-
-/// What a [`ConfigError`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum About {
-    Setting(Key),
-    ConfigFile,
-    /// The proxy environment variables (`https_proxy`, ...).
-    Proxy,
-}
-
-impl ConfigError {
-    fn value(key: Key, raw: &Raw, message: String) -> ConfigError {
-        // A token setting's value is never shown, even a wrong one: it may be
-        // the token itself, pasted into the wrong place.
-        let message = if key.is_secret() {
-            format!("{message} (the value is not shown: it may be a secret)")
-        } else {
-            format!("\"{}\" {message}", text::untrusted_max(&raw.text, 80))
-        };
-        ConfigError {
-            about: About::Setting(key),
-            source: Some(raw.source.clone()),
-            message,
-        }
-    }
-
-    fn file(message: String) -> ConfigError {
-        ConfigError {
-            about: About::ConfigFile,
-            source: None,
-            message,
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self.about {
-            About::Setting(key) => key.name(),
-            About::ConfigFile => "config file",
-            About::Proxy => "proxy",
-        };
-        match &self.source {
-            Some(source) => write!(f, "{name} (from {source}): {}", self.message),
-            None => write!(f, "{name}: {}", self.message),
-        }
-    }
-}
-
 /// Everything `load` reads from the process, passed in so tests can fake it.
 pub struct Inputs<'a> {
     pub flags: Layer,
@@ -150,166 +107,89 @@ pub struct Inputs<'a> {
     pub config_flag: Option<PathBuf>,
     pub env: &'a dyn Fn(&str) -> Option<OsString>,
     pub home: Option<PathBuf>,
+    /// The file looked at when there is no per-user one ([`SYSTEM_FILE`]).
+    pub system_file: PathBuf,
 }
 
-/// Reads the environment and the files the settings point at, and validates all.
-/// Warnings (unknown keys, loose file permissions) go to the log.
-pub fn load(inputs: Inputs) -> Result<Config, Vec<ConfigError>> {
+/// Reads the environment and the files the settings point at, and
+/// validates all. Warnings (unknown keys, loose file permissions,
+/// surprising combinations) come back with the config, for the caller to log.
+pub fn load(inputs: Inputs) -> Result<(Config, Vec<String>), Vec<ConfigError>> {
     let env = env::layer(inputs.env)?;
-    let (file_layer, file) = read_config_file(&inputs)?;
-    let mut resolved = resolve(&inputs.flags, &env, &file_layer, &file)?;
+    let (file_layer, file, mut warnings) = locate::read(&inputs)?;
+    let mut r = resolve(&inputs.flags, &env, &file_layer, &file)?;
     // systemd sets an absolute CREDENTIALS_DIRECTORY; an empty or relative
     // one (inherited, or a typo) would read ./token from wherever we run.
-    if resolved.token.is_none()
+    if r.token.is_none()
         && let Some(dir) = (inputs.env)("CREDENTIALS_DIRECTORY").map(PathBuf::from)
         && dir.is_absolute()
     {
         let path = dir.join(CREDENTIAL_NAME);
         if path.exists() {
             let text = path.to_string_lossy().into_owned();
-            resolved.token = Some(TokenSpec::File(Raw::new(text, Source::Credential(path))));
+            r.token = Some(TokenSpec::File(Raw::new(text, Source::Credential(path))));
         }
     }
-
-    warn_about_combinations(&resolved);
-    warn_if_api_url_has_the_endpoint(&resolved.api_url);
     let mut errors = Vec::new();
-    let r = resolved;
-    let token = match r.token {
+    let chosen = api::choose(&r.api, r.server_id.as_ref(), r.token.is_some())
+        .map_err(|e| errors.push(e))
+        .ok();
+    let token = match r.token.take() {
         None => None,
-        Some(spec) => read_token(spec).map_err(|e| errors.push(e)).ok(),
+        Some(spec) => match credentials::read_token(spec) {
+            Ok((token, warning)) => {
+                warnings.extend(warning);
+                Some(token)
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
     };
-    let ca = match r.ca_file {
+    let ca = match &r.ca_file {
         None => None,
-        Some(raw) => read_ca(&raw).map_err(|e| errors.push(e)).ok(),
+        Some(raw) => credentials::read_ca(raw).map_err(|e| errors.push(e)).ok(),
     };
-    if let Some(ca) = &ca {
-        warn_if_only_the_servers_own_ca_cert(&ca.value, &r.api_url.value);
-    }
     let proxy = proxy::choose(inputs.env, &r.api_url.value)
         .map_err(|e| errors.push(e))
         .unwrap_or(Proxying::Direct);
+    let Some((api, api_why)) = chosen else {
+        return Err(errors);
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Config {
-        heartbeat_url: value::heartbeat_url(&r.api_url.value, &r.server_id.value),
-        server_id: r.server_id,
-        api_url: r.api_url,
-        interval: r.interval,
-        timeout: r.timeout,
-        token,
-        ca,
-        splay: r.splay,
-        keepalive: r.keepalive,
-        health: r.health,
-        report: r.report,
-        proxy,
-        file,
-    })
-}
-
-fn read_config_file(inputs: &Inputs) -> Result<(Layer, ConfigFile), Vec<ConfigError>> {
-    let from_env = (inputs.env)("STACKSENSE_CONFIG")
-        .and_then(|p| p.into_string().ok())
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty());
-    let (path, explicit) = match (&inputs.config_flag, from_env) {
-        (Some(path), _) => (path.clone(), Some(Source::Flag("--config"))),
-        (None, Some(path)) => (PathBuf::from(path), Some(Source::Env("STACKSENSE_CONFIG"))),
-        (None, None) => match &inputs.home {
-            Some(home) => (home.join(DEFAULT_FILE_NAME), None),
-            None => return Ok((Layer::default(), ConfigFile::NoneLookedFor)),
+    warnings.extend(combination_warnings(
+        &r,
+        api.value,
+        token.is_some(),
+        ca.as_ref(),
+    ));
+    let id = r.server_id.as_ref().map(|s| s.value.as_str());
+    Ok((
+        Config {
+            heartbeat_url: api::beat_url(api.value, &r.api_url.value, id),
+            ping_url: (api.value == Api::Agent).then(|| api::ping_url(&r.api_url.value)),
+            api,
+            api_why,
+            server_id: r.server_id,
+            api_url: r.api_url,
+            interval: r.interval,
+            timeout: r.timeout,
+            token,
+            ca,
+            pins: r.pins,
+            verify_tls: r.verify_tls,
+            splay: r.splay,
+            keepalive: r.keepalive,
+            health: r.health,
+            report: r.report,
+            proxy,
+            file,
         },
-    };
-    let text = match read_small_file(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && explicit.is_none() => {
-            return Ok((Layer::default(), ConfigFile::Missing(path)));
-        }
-        // The default file is optional: a service user whose HOME it cannot
-        // read still runs on flags and environment.
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && explicit.is_none() => {
-            log::warn!(
-                "cannot read the default config file {}: {}; going on without it \
-                 (name a file with --config to make this an error)",
-                shown(&path),
-                describe_io(&e)
-            );
-            return Ok((Layer::default(), ConfigFile::Unreadable(path)));
-        }
-        Err(e) => {
-            return Err(vec![ConfigError {
-                about: About::ConfigFile,
-                source: explicit,
-                message: format!("cannot read {}: {}", shown(&path), describe_io(&e)),
-            }]);
-        }
-    };
-    let (layer, warnings) = file::parse(&text, &path)?;
-    for warning in warnings {
-        log::warn!("{warning}");
-    }
-    warn_if_writable_by_others(&path);
-    if layer.get(Key::Token).is_some() {
-        warn_if_world_readable(&path, "config file with a token");
-    }
-    Ok((layer, ConfigFile::Loaded(path)))
-}
-
-/// A self-signed certificate made with `openssl req -x509` is CA:TRUE, and
-/// TLS clients refuse a CA certificate as the server's own: every beat
-/// would fail although `--ca-file` names exactly the server's certificate.
-/// Says so when every certificate in the file is a CA and one of them
-/// names the server.
-fn warn_if_only_the_servers_own_ca_cert(ca: &CaBundle, api_url: &str) {
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    let Some(host) = api_url
-        .parse::<ureq::http::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_string()))
-    else {
-        return;
-    };
-    let Ok(name) = ServerName::try_from(host.as_str()) else {
-        return;
-    };
-    let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-    let mut names_server = false;
-    for cert in ca.certs.iter() {
-        let der = CertificateDer::from(cert.der());
-        let (Ok(ee), Ok(anchor)) = (
-            webpki::EndEntityCert::try_from(&der),
-            webpki::anchor_from_trusted_cert(&der),
-        ) else {
-            return;
-        };
-        // Verified as a server certificate against itself: a CA says so.
-        let anchors = [anchor];
-        let as_server = ee.verify_for_usage(
-            algs.all,
-            &anchors,
-            &[],
-            UnixTime::now(),
-            webpki::KeyUsage::server_auth(),
-            None,
-            None,
-        );
-        if !matches!(as_server, Err(webpki::Error::CaUsedAsEndEntity)) {
-            return;
-        }
-        names_server |= ee.verify_is_valid_for_subject_name(&name).is_ok();
-    }
-    if names_server {
-        log::warn!(
-            "ca_file {} holds only CA certificates (CA:TRUE), one of them for {}: if the server \
-             presents that certificate itself, every beat will fail (TLS clients refuse a CA \
-             certificate as a server's own); give the server a certificate signed by it, or make \
-             the self-signed one with -addext basicConstraints=critical,CA:FALSE",
-            shown(&ca.path),
-            text::untrusted(&host)
-        );
-    }
+        warnings,
+    ))
 }
 
 /// A path for a message: it came from outside, so it is escaped.
@@ -318,57 +198,98 @@ fn shown(path: &Path) -> String {
 }
 
 /// Settings that are valid one by one but surprising together.
-fn warn_about_combinations(r: &Resolved) {
+fn combination_warnings(
+    r: &Resolved,
+    api: Api,
+    has_token: bool,
+    ca: Option<&Setting<CaBundle>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
     // The default timeout quietly becomes the interval when that is shorter;
     // a timeout the user chose is worth a word.
     if r.timeout.value >= r.interval.value && r.timeout.source != Source::Default {
-        log::warn!(
+        out.push(format!(
             "timeout ({}) is not shorter than interval ({}): each attempt is cut to the time \
              left before the next beat; lower timeout or raise interval",
             format_duration(r.timeout.value),
             format_duration(r.interval.value)
-        );
+        ));
     }
-    if r.token.is_some() && value::sends_in_clear(&r.api_url.value) {
-        log::warn!(
+    if has_token && value::sends_in_clear(&r.api_url.value) {
+        out.push(format!(
             "the token will be sent in clear text over http:// to {}; use https:// \
              (plain http is only safe to a loopback address)",
             text::untrusted(&r.api_url.value)
-        );
+        ));
     }
-}
-
-/// `api_url` is the base; the agent appends `/api/heartbeat/{id}/`. A pasted
-/// endpoint (or a base ending in `/api`) doubles the path and every beat
-/// gets a 404, so say so at start rather than at the first rejection.
-fn warn_if_api_url_has_the_endpoint(api_url: &Setting<String>) {
-    if let Some(base) = value::api_url_base_guess(&api_url.value) {
-        log::warn!(
-            "api_url (from {}) {} already ends in the API path; the agent appends \
-             /api/heartbeat/<server_id>/ itself: did you mean {}?",
-            api_url.source,
-            text::untrusted(&api_url.value),
+    if let Some(base) = value::api_url_base_guess(&r.api_url.value) {
+        out.push(format!(
+            "api_url (from {}) {} already ends in an API path; the agent appends {} \
+             itself: did you mean {}?",
+            r.api_url.source,
+            text::untrusted(&r.api_url.value),
+            match api {
+                Api::Agent => "/api/agent/heartbeat/",
+                Api::Legacy => "/api/heartbeat/<server_id>/",
+            },
             text::untrusted(&base)
+        ));
+    }
+    out.extend(api::warnings(api, r.server_id.as_ref()));
+    if !r.verify_tls.value {
+        out.push(format!(
+            "verify_tls (from {}) is false: ignored, this agent always verifies the server; \
+             for a self-signed server set pinned_pubkey (stacksense-heartbeat --check prints \
+             the line to add)",
+            r.verify_tls.source
+        ));
+    }
+    if let (Some(pins), Some(ca)) = (&r.pins, ca) {
+        out.push(format!(
+            "ca_file (from {}) is not used: pinned_pubkey (from {}) decides which server is trusted",
+            ca.source, pins.source
+        ));
+    }
+    if r.pins.is_some() && !r.api_url.value.to_ascii_lowercase().starts_with("https:") {
+        out.push(
+            "pinned_pubkey is set but api_url is http://: nothing is encrypted, \
+                  so there is no key to pin; use https://"
+                .into(),
         );
     }
-}
-
-/// How the token is given: inline (env/file) or as a path to read.
-#[derive(Debug, PartialEq)]
-enum TokenSpec {
-    Inline(Raw),
-    File(Raw),
+    if let (None, Some(ca)) = (&r.pins, ca)
+        && let Some(host) = r
+            .api_url
+            .value
+            .parse::<ureq::http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_string()))
+        && tls::only_the_servers_own_ca_cert(&ca.value.certs, &host)
+    {
+        out.push(format!(
+            "ca_file {} holds only CA certificates (CA:TRUE), one of them for {}: if the server \
+             presents that certificate itself, every beat will fail (TLS clients refuse a CA \
+             certificate as a server's own); pin its key instead (pinned_pubkey; --check \
+             prints it), or give the server a certificate signed by it",
+            shown(&ca.value.path),
+            text::untrusted(&host)
+        ));
+    }
+    out
 }
 
 /// Settings after layering and value checks, before the token and CA files are read.
 #[derive(Debug, PartialEq)]
 struct Resolved {
-    server_id: Setting<String>,
+    api: Setting<api::Choice>,
+    server_id: Option<Setting<String>>,
     api_url: Setting<String>,
     interval: Setting<Duration>,
     timeout: Setting<Duration>,
     token: Option<TokenSpec>,
     ca_file: Option<Raw>,
+    pins: Option<Setting<Pins>>,
+    verify_tls: Setting<bool>,
     splay: Setting<bool>,
     keepalive: Setting<bool>,
     health: Setting<Vec<Check>>,
@@ -388,51 +309,40 @@ fn resolve(
     let mut errors = Vec::new();
 
     let file_hint = match file_status {
-        ConfigFile::Loaded(p) | ConfigFile::Missing(p) | ConfigFile::Unreadable(p) => {
-            format!(" in {}", shown(p))
-        }
-        ConfigFile::NoneLookedFor => " in the config file".into(),
+        ConfigFile::Loaded(p) | ConfigFile::Unreadable(p) => format!(" in {}", shown(p)),
+        ConfigFile::Missing(paths) => match paths.last() {
+            Some(p) => format!(" in {}", shown(p)),
+            None => " in the config file".into(),
+        },
     };
-    let mut required = |key: Key, parse: fn(&str) -> Result<String, String>| {
-        let raw = pick(key);
-        if raw.is_none() {
-            let flag = match key.spec().flag {
-                Flag::Value(flag, _) | Flag::Sets(flag, _) => format!("{flag}, "),
-                Flag::None => String::new(),
-            };
+    let api_url = match pick(Key::ApiUrl) {
+        Some(raw) => validate(Key::ApiUrl, raw, value::api_url, &mut errors),
+        None => {
             errors.push(ConfigError {
-                about: About::Setting(key),
+                about: About::Setting(Key::ApiUrl),
                 source: None,
                 message: format!(
-                    "not set; expected {flag}env {} or \"{}\"{file_hint}",
-                    key.env(),
-                    key.name()
+                    "not set; expected --api-url, env STACKSENSE_API_URL (or STACKSENSE_URL) \
+                     or \"api_url\"{file_hint}: the StackSense server's base URL"
                 ),
             });
+            None
         }
-        raw.and_then(|raw| validate(key, raw, parse, &mut errors))
     };
-    let server_id = required(Key::ServerId, value::server_id);
-    let api_url = required(Key::ApiUrl, value::api_url);
+    let server_id = pick(Key::ServerId)
+        .and_then(|raw| validate(Key::ServerId, raw, value::server_id, &mut errors));
+    let pins = pick(Key::PinnedPubkey)
+        .and_then(|raw| validate(Key::PinnedPubkey, raw, tls::parse_pins, &mut errors));
 
     let seconds = |key: Key| {
         let (min, max) = key.seconds_range().unwrap_or((0.0, f64::MAX));
         move |t: &str| value::seconds(t, min, max)
     };
-    let interval = or_default(
-        Key::Interval,
-        pick(Key::Interval),
-        DEFAULT_INTERVAL,
-        &mut errors,
-        seconds(Key::Interval),
-    );
-    let timeout = or_default(
-        Key::Timeout,
-        pick(Key::Timeout),
-        DEFAULT_TIMEOUT,
-        &mut errors,
-        seconds(Key::Timeout),
-    );
+    let mut setting = |key: Key, default, parse: &dyn Fn(&str) -> Result<_, String>| {
+        or_default(key, pick(key), default, &mut errors, parse)
+    };
+    let interval = setting(Key::Interval, DEFAULT_INTERVAL, &seconds(Key::Interval));
+    let timeout = setting(Key::Timeout, DEFAULT_TIMEOUT, &seconds(Key::Timeout));
     let splay = or_default(
         Key::Splay,
         pick(Key::Splay),
@@ -446,6 +356,20 @@ fn resolve(
         true,
         &mut errors,
         value::boolean,
+    );
+    let verify_tls = or_default(
+        Key::VerifyTls,
+        pick(Key::VerifyTls),
+        true,
+        &mut errors,
+        value::boolean,
+    );
+    let api = or_default(
+        Key::Api,
+        pick(Key::Api),
+        api::Choice::Auto,
+        &mut errors,
+        api::parse,
     );
 
     // The token and its file are one setting: the highest layer that gives
@@ -475,23 +399,27 @@ fn resolve(
     );
 
     match (
-        server_id, api_url, interval, timeout, splay, keepalive, report,
+        api, api_url, interval, timeout, splay, keepalive, verify_tls, report,
     ) {
         (
-            Some(server_id),
+            Some(api),
             Some(api_url),
             Some(interval),
             Some(timeout),
             Some(splay),
             Some(keepalive),
+            Some(verify_tls),
             Some(report),
         ) if errors.is_empty() => Ok(Resolved {
+            api,
             server_id,
             api_url,
             interval,
             timeout,
             token,
             ca_file: pick(Key::CaFile),
+            pins,
+            verify_tls,
             splay,
             keepalive,
             health,
@@ -562,121 +490,6 @@ fn or_default<T>(
     }
 }
 
-fn read_token(spec: TokenSpec) -> Result<Setting<Token>, ConfigError> {
-    let (text, source) = match spec {
-        TokenSpec::Inline(raw) => (raw.text, raw.source),
-        TokenSpec::File(raw) => {
-            let path = Path::new(&raw.text);
-            // The path is not shown (see ConfigError::value); its source is.
-            let text = read_small_file(path).map_err(|e| ConfigError {
-                about: About::Setting(Key::TokenFile),
-                source: Some(raw.source.clone()),
-                message: format!(
-                    "cannot read the file it names: {} (the value is not shown: it may be a secret)",
-                    describe_io(&e)
-                ),
-            })?;
-            if !matches!(raw.source, Source::Credential(_)) {
-                warn_if_world_readable(path, "token file");
-            }
-            (text, raw.source)
-        }
-    };
-    // The token's text never goes into a message, not even a bad one.
-    let value = value::token(&text).map_err(|message| ConfigError {
-        about: About::Setting(Key::Token),
-        source: Some(source.clone()),
-        message,
-    })?;
-    // From here on no line or body we write can show it.
-    text::hide(&value);
-    Ok(Setting {
-        value: Token(value),
-        source,
-    })
-}
-
-fn read_ca(raw: &Raw) -> Result<Setting<CaBundle>, ConfigError> {
-    let path = PathBuf::from(&raw.text);
-    let error = |message: String| ConfigError {
-        about: About::Setting(Key::CaFile),
-        source: Some(raw.source.clone()),
-        message,
-    };
-    let text = read_small_file(&path)
-        .map_err(|e| error(format!("cannot read {}: {}", shown(&path), describe_io(&e))))?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(text.as_bytes()) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
-            Ok(_) => {}
-            Err(e) => {
-                let why = text::untrusted(&e.to_string());
-                return Err(error(format!("{} is not valid PEM: {why}", shown(&path))));
-            }
-        }
-    }
-    if certs.is_empty() {
-        return Err(error(format!(
-            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            shown(&path)
-        )));
-    }
-    // ureq would skip certificates it cannot use; we would rather say so now.
-    let mut store = rustls::RootCertStore::empty();
-    for (i, cert) in certs.iter().enumerate() {
-        let der = rustls::pki_types::CertificateDer::from(cert.der().to_vec());
-        store.add(der).map_err(|e| {
-            error(format!(
-                "certificate {} in {} cannot be used as a CA: {e}",
-                i + 1,
-                shown(&path)
-            ))
-        })?;
-    }
-    Ok(Setting {
-        value: CaBundle {
-            path,
-            certs: std::sync::Arc::new(certs),
-        },
-        source: raw.source.clone(),
-    })
-}
-
-fn warn_if_world_readable(path: &Path, what: &str) {
-    if let Ok(meta) = fs::metadata(path) {
-        let mode = meta.permissions().mode();
-        if mode & 0o004 != 0 {
-            log::warn!(
-                "{what} {} is readable by every user (mode {:04o}); chmod 600 it",
-                shown(path),
-                mode & 0o7777
-            );
-        }
-    }
-}
-
-/// Whoever can write the config file can point `api_url` and `token_file`
-/// anywhere.
-fn warn_if_writable_by_others(path: &Path) {
-    if let Ok(meta) = fs::metadata(path) {
-        let mode = meta.permissions().mode();
-        if mode & 0o022 != 0 {
-            log::warn!(
-                "config file {} is writable by {} (mode {:04o}): whoever can write it can send \
-                 the token anywhere; chmod go-w it",
-                shown(path),
-                if mode & 0o002 != 0 {
-                    "every user"
-                } else {
-                    "its group"
-                },
-                mode & 0o7777
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,7 +525,7 @@ mod tests {
         assert_eq!(r.timeout.value, DEFAULT_TIMEOUT);
         assert!(r.splay.value);
         assert_eq!(r.token, None);
-        assert_eq!(r.server_id.source, file_source());
+        assert_eq!(r.server_id.unwrap().source, file_source());
     }
 
     #[test]
@@ -740,15 +553,24 @@ mod tests {
             .with(Key::ApiUrl, "ftp://x", Source::Env("STACKSENSE_API_URL"));
         let errs = resolve(&Layer::default(), &env, &Layer::default(), &loaded()).unwrap_err();
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        assert_eq!(text.len(), 3, "{text:?}");
-        assert!(text[0].starts_with("server_id: not set; expected --server-id, env STACKSENSE_SERVER_ID or \"server_id\" in /f"));
+        assert_eq!(text.len(), 2, "{text:?}");
         assert!(
-            text[1]
+            text[0]
                 .starts_with("api_url (from env STACKSENSE_API_URL): \"ftp://x\" has scheme ftp:")
         );
         assert!(
-            text[2].starts_with("interval (from env STACKSENSE_INTERVAL): \"abc\" is not a number")
+            text[1].starts_with("interval (from env STACKSENSE_INTERVAL): \"abc\" is not a number")
         );
+        let errs = resolve(
+            &Layer::default(),
+            &Layer::default(),
+            &Layer::default(),
+            &loaded(),
+        )
+        .unwrap_err();
+        assert!(errs[0].to_string().starts_with(
+            "api_url: not set; expected --api-url, env STACKSENSE_API_URL (or STACKSENSE_URL) or \"api_url\" in /f"
+        ));
     }
 
     #[test]
@@ -779,20 +601,6 @@ mod tests {
         let errs = resolve(&Layer::default(), &env, &Layer::default(), &loaded()).unwrap_err();
         assert!(errs[0].to_string().contains("set only one"));
         assert!(!errs[0].to_string().contains("s3cret"));
-    }
-
-    #[test]
-    fn bad_tokens_are_reported_without_their_text() {
-        let e = read_token(TokenSpec::Inline(Raw::new(
-            "s3cret with space",
-            Source::Env("STACKSENSE_TOKEN"),
-        )))
-        .unwrap_err();
-        assert!(!e.to_string().contains("s3cret"), "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("token (from env STACKSENSE_TOKEN)")
-        );
     }
 
     #[test]

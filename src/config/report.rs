@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::{Config, ConfigFile, Key, Proxying};
 use crate::body::CheckResult;
-use crate::cli::VERSION;
 use crate::clock::format_duration;
 use crate::text;
+use crate::version::VERSION;
 
 /// The one line the agent logs when it starts; `phase` is the splay phase
 /// it drew (None without splay).
@@ -15,23 +15,30 @@ pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
         Some(t) => format!("token from {}", t.source),
         None => "no token".into(),
     };
-    let ca = match &config.ca {
-        Some(ca) => format!("CA {}", ca.value.path.display()),
-        None => "bundled CA roots".into(),
-    };
     let splay = match phase {
         Some(phase) => format!("phase {}", format_duration(phase)),
         None => "no splay".into(),
     };
     format!(
-        "stacksense-heartbeat {VERSION} starting: POST {} every {} ({splay}, timeout {}, {token}, {ca}{})",
+        "stacksense-heartbeat {VERSION} starting: {} API, POST {} every {} ({splay}, timeout {}, {token}, {}{})",
+        config.api.value.word(),
         config.heartbeat_url,
         format_duration(config.interval.value),
         format_duration(config.timeout.value),
+        trust_words(config),
         proxy_words(&config.proxy)
             .map(|p| format!(", {p}"))
             .unwrap_or_default(),
     )
+}
+
+/// How the server's certificate is judged, in a few words.
+fn trust_words(config: &Config) -> String {
+    match (&config.pins, &config.ca) {
+        (Some(pins), _) => format!("{} pinned key(s)", pins.value.len()),
+        (None, Some(ca)) => format!("CA {}", ca.value.path.display()),
+        (None, None) => "bundled CA roots".into(),
+    }
 }
 
 fn on_off(on: bool) -> String {
@@ -49,18 +56,45 @@ fn proxy_words(proxying: &Proxying) -> Option<String> {
 
 /// `--check`: each effective value and where it came from; the token only as "set".
 pub fn check_report(config: &Config) -> String {
-    let file = match &config.file {
-        ConfigFile::Loaded(p) => (p.display().to_string(), "(read)"),
-        ConfigFile::Missing(p) => (p.display().to_string(), "(not present; fine)"),
-        ConfigFile::Unreadable(p) => (p.display().to_string(), "(not readable; skipped)"),
-        ConfigFile::NoneLookedFor => ("none".into(), "(no home directory)"),
-    };
+    let mut file = vec![match &config.file {
+        ConfigFile::Loaded(p) => ("config file", p.display().to_string(), "(read)".to_string()),
+        ConfigFile::Missing(_) => ("config file", "none".into(), "(none of these; fine)".into()),
+        ConfigFile::Unreadable(p) => (
+            "config file",
+            p.display().to_string(),
+            "(not readable; skipped)".into(),
+        ),
+    }];
+    if let ConfigFile::Missing(paths) = &config.file {
+        for path in paths {
+            file.push(("", format!("  {}", path.display()), String::new()));
+        }
+    }
     // (setting, value, where it came from); the last is shown as "from ...".
     let mut rows: Vec<(&str, String, String)> = Vec::new();
+    let unset = |rows: &mut Vec<(&str, String, String)>, key: Key, what: &str| {
+        rows.push((key.name(), what.into(), String::new()));
+    };
     for key in Key::ALL {
         let (value, source) = match key {
-            Key::ServerId => (config.server_id.value.clone(), &config.server_id.source),
+            Key::ServerId => match &config.server_id {
+                Some(id) => (id.value.clone(), &id.source),
+                None => {
+                    unset(&mut rows, key, "not set");
+                    continue;
+                }
+            },
             Key::ApiUrl => (config.api_url.value.clone(), &config.api_url.source),
+            Key::Api => {
+                let value = config.api.value.word().to_string();
+                match config.api_why {
+                    Some(why) => rows.push((key.name(), value, format!("({why})"))),
+                    None => rows.push((key.name(), value, config.api.source.to_string())),
+                }
+                let post = format!("POST {}", config.heartbeat_url);
+                rows.push(("heartbeat", post, String::new()));
+                continue;
+            }
             Key::Interval => (
                 format_duration(config.interval.value),
                 &config.interval.source,
@@ -71,6 +105,14 @@ pub fn check_report(config: &Config) -> String {
             ),
             Key::Splay => (on_off(config.splay.value), &config.splay.source),
             Key::Keepalive => (on_off(config.keepalive.value), &config.keepalive.source),
+            Key::VerifyTls => {
+                let value = if config.verify_tls.value {
+                    "on"
+                } else {
+                    "on (false is ignored)"
+                };
+                (value.to_string(), &config.verify_tls.source)
+            }
             Key::Report => (
                 config.report.value.words().to_string(),
                 &config.report.source,
@@ -78,7 +120,7 @@ pub fn check_report(config: &Config) -> String {
             Key::Health => {
                 let checks = &config.health.value;
                 if checks.is_empty() {
-                    rows.push((key.name(), "none".into(), String::new()));
+                    unset(&mut rows, key, "none");
                     continue;
                 }
                 let count = format!("{} check(s)", checks.len());
@@ -94,7 +136,7 @@ pub fn check_report(config: &Config) -> String {
             Key::Token => match &config.token {
                 Some(t) => ("set".into(), &t.source),
                 None => {
-                    rows.push((key.name(), "not set".into(), String::new()));
+                    unset(&mut rows, key, "not set");
                     continue;
                 }
             },
@@ -108,17 +150,19 @@ pub fn check_report(config: &Config) -> String {
                     &ca.source,
                 ),
                 None => {
-                    let roots = "not set (bundled Mozilla roots)";
-                    rows.push((key.name(), roots.into(), String::new()));
+                    unset(&mut rows, key, "not set (bundled Mozilla roots)");
+                    continue;
+                }
+            },
+            Key::PinnedPubkey => match &config.pins {
+                Some(pins) => (pins.value.to_string(), &pins.source),
+                None => {
+                    unset(&mut rows, key, "not set");
                     continue;
                 }
             },
         };
         rows.push((key.name(), value, source.to_string()));
-        if key == Key::ApiUrl {
-            let post = format!("POST {}", config.heartbeat_url);
-            rows.push(("heartbeat", post, String::new()));
-        }
     }
 
     rows.push((
@@ -129,7 +173,6 @@ pub fn check_report(config: &Config) -> String {
 
     // Sources line up in a column, kept within 80 columns: a value too long
     // for the column puts its source on the next line.
-    const NAME: usize = 12;
     const MAX_VALUE: usize = 30;
     let width = rows
         .iter()
@@ -138,31 +181,39 @@ pub fn check_report(config: &Config) -> String {
         .max()
         .unwrap_or(0);
     let mut out = String::new();
-    let (path, state) = file;
-    let mut lines = vec![("config file", path, state.to_string())];
+    let mut lines = file;
     for (name, value, source) in rows {
-        let trailer = if source.is_empty() || source.starts_with("timeout ") {
-            source
-        } else {
-            format!("from {source}")
-        };
+        let trailer =
+            if source.is_empty() || source.starts_with("timeout ") || source.starts_with('(') {
+                source
+            } else {
+                format!("from {source}")
+            };
         lines.push((name, value, trailer));
     }
     for (name, value, trailer) in lines {
-        let line = if trailer.is_empty() {
-            format!("{name:<NAME$} {value}")
-        } else if value.len() <= width.max(4) && NAME + 1 + width + 2 + trailer.len() <= 80 {
-            format!("{name:<NAME$} {value:<width$}  {trailer}")
-        } else if NAME + 1 + value.len() + 2 + trailer.len() <= 80 {
-            format!("{name:<NAME$} {value}  {trailer}")
-        } else {
-            format!("{name:<NAME$} {value}\n{:<NAME$}   {trailer}", "")
-        };
-        out.push_str(line.trim_end());
-        out.push('\n');
+        out.push_str(&aligned(name, &value, &trailer, width));
     }
     out.push_str("config OK\n");
     out
+}
+
+/// Width of the name column of `--check`.
+pub const NAME: usize = 12;
+
+/// One `--check` line: name, value and trailer in columns within 80
+/// characters where they fit.
+pub fn aligned(name: &str, value: &str, trailer: &str, width: usize) -> String {
+    let line = if trailer.is_empty() {
+        format!("{name:<NAME$} {value}")
+    } else if value.len() <= width.max(4) && NAME + 1 + width + 2 + trailer.len() <= 80 {
+        format!("{name:<NAME$} {value:<width$}  {trailer}")
+    } else if NAME + 1 + value.len() + 2 + trailer.len() <= 80 {
+        format!("{name:<NAME$} {value}  {trailer}")
+    } else {
+        format!("{name:<NAME$} {value}\n{:<NAME$}   {trailer}", "")
+    };
+    format!("{}\n", line.trim_end())
 }
 
 /// `--check`'s account of running every check once.

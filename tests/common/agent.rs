@@ -49,6 +49,12 @@ impl AgentCmd {
 
     /// The binary run through `runner` (e.g. `qemu-arm-static -cpu arm1176`), if any.
     pub fn via(runner: &[String], binary: &Path) -> AgentCmd {
+        // The agent reads it when HOME holds no config: every test would
+        // run with that machine's settings.
+        assert!(
+            !Path::new("/etc/stacksense/heartbeat.conf").exists(),
+            "the tests need a machine without /etc/stacksense/heartbeat.conf"
+        );
         let home = TempDir::new();
         let mut cmd = match runner.split_first() {
             Some((program, args)) => {
