@@ -404,9 +404,20 @@ fn tls_failure(e: &rustls::Error, route: Route) -> Failure {
 fn certificate_words(why: &rustls::CertificateError, trust: Trusting) -> (String, String) {
     use rustls::CertificateError as C;
     let pin = format!("pin the server's key with pinned_pubkey ({PIN_HINT})");
+    // rustls shows each as `DnsName("host")` or `IpAddress(1.2.3.4)`.
     let names = |presented: &[String]| match presented {
         [] => "it names no host".to_string(),
-        names => format!("it names {}", text::untrusted(&names.join(", "))),
+        names => {
+            let bare: Vec<&str> = names
+                .iter()
+                .map(|n| {
+                    n.split_once('(')
+                        .map_or(n.as_str(), |(_, rest)| rest.trim_end_matches(')'))
+                        .trim_matches('"')
+                })
+                .collect();
+            format!("it names {}", text::untrusted(&bare.join(", ")))
+        }
     };
     match why {
         C::Other(other) if other.0.downcast_ref::<crate::tls::PinMismatch>().is_some() => (

@@ -95,11 +95,11 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         env: &|name| env::var_os(name),
         home: directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf()),
         system_file: PathBuf::from(config::SYSTEM_FILE),
-    })
-    .map_err(StartupError::Config)?;
+    });
     for warning in warnings {
         log::warn!("{warning}");
     }
+    let config = config.map_err(StartupError::Config)?;
     if cli.mode == Mode::Check {
         let (text, status) = checkup::run(&config, cli.offline);
         let printed = print(&text);

@@ -142,3 +142,90 @@ fn writable_by_others(path: &Path) -> Option<String> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let path = std::env::temp_dir().join(format!("locate-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).unwrap();
+            Dir(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn inputs<'a>(
+        home: &Path,
+        system: &Path,
+        env: &'a dyn Fn(&str) -> Option<OsString>,
+    ) -> Inputs<'a> {
+        Inputs {
+            flags: Layer::default(),
+            config_flag: None,
+            env,
+            home: Some(home.to_path_buf()),
+            system_file: system.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn the_per_user_file_wins_then_the_system_file_then_none() {
+        let dir = Dir::new("order");
+        let home = dir.0.join("home");
+        fs::create_dir(&home).unwrap();
+        let system = dir.0.join("heartbeat.conf");
+        let none = |_: &str| None;
+        let (_, file, _) = read(&inputs(&home, &system, &none)).unwrap();
+        assert_eq!(
+            file,
+            ConfigFile::Missing(vec![home.join(DEFAULT_FILE_NAME), system.clone()])
+        );
+
+        fs::write(&system, r#"{"interval": 7}"#).unwrap();
+        let (layer, file, _) = read(&inputs(&home, &system, &none)).unwrap();
+        assert_eq!(file, ConfigFile::Loaded(system.clone()));
+        assert_eq!(layer.get(Key::Interval).unwrap().text, "7");
+
+        fs::write(home.join(DEFAULT_FILE_NAME), r#"{"interval": 9}"#).unwrap();
+        let (layer, file, _) = read(&inputs(&home, &system, &none)).unwrap();
+        assert_eq!(file, ConfigFile::Loaded(home.join(DEFAULT_FILE_NAME)));
+        assert_eq!(layer.get(Key::Interval).unwrap().text, "9");
+
+        // Named outright, it wins over both, and must exist.
+        let named = |name: &str| {
+            (name == "STACKSENSE_CONFIG").then(|| OsString::from("/nonexistent/x.conf"))
+        };
+        let errs = read(&inputs(&home, &system, &named)).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("config file (from env STACKSENSE_CONFIG): cannot read")
+        );
+    }
+
+    #[test]
+    fn the_python_agents_file_is_pointed_out_when_nothing_else_is_there() {
+        let dir = Dir::new("python");
+        let system = dir.0.join("heartbeat.conf");
+        let none = |_: &str| None;
+        let (_, _, warnings) = read(&inputs(&dir.0, &system, &none)).unwrap();
+        assert!(warnings.is_empty());
+        fs::write(dir.0.join(SERVER_AGENT_FILE_NAME), "{}").unwrap();
+        let (_, _, warnings) = read(&inputs(&dir.0, &system, &none)).unwrap();
+        assert!(
+            warnings[0].contains("is not read unless named"),
+            "{warnings:?}"
+        );
+    }
+}

@@ -113,10 +113,18 @@ pub struct Inputs<'a> {
 
 /// Reads the environment and the files the settings point at, and
 /// validates all. Warnings (unknown keys, loose file permissions,
-/// surprising combinations) come back with the config, for the caller to log.
-pub fn load(inputs: Inputs) -> Result<(Config, Vec<String>), Vec<ConfigError>> {
+/// surprising combinations) come back either way, for the caller to log:
+/// one can be why the config is incomplete.
+pub fn load(inputs: Inputs) -> (Result<Config, Vec<ConfigError>>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let config = load_into(inputs, &mut warnings);
+    (config, warnings)
+}
+
+fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<ConfigError>> {
     let env = env::layer(inputs.env)?;
-    let (file_layer, file, mut warnings) = locate::read(&inputs)?;
+    let (file_layer, file, found) = locate::read(&inputs)?;
+    warnings.extend(found);
     let mut r = resolve(&inputs.flags, &env, &file_layer, &file)?;
     // systemd sets an absolute CREDENTIALS_DIRECTORY; an empty or relative
     // one (inherited, or a typo) would read ./token from wherever we run.
@@ -167,29 +175,26 @@ pub fn load(inputs: Inputs) -> Result<(Config, Vec<String>), Vec<ConfigError>> {
         ca.as_ref(),
     ));
     let id = r.server_id.as_ref().map(|s| s.value.as_str());
-    Ok((
-        Config {
-            heartbeat_url: api::beat_url(api.value, &r.api_url.value, id),
-            ping_url: (api.value == Api::Agent).then(|| api::ping_url(&r.api_url.value)),
-            api,
-            api_why,
-            server_id: r.server_id,
-            api_url: r.api_url,
-            interval: r.interval,
-            timeout: r.timeout,
-            token,
-            ca,
-            pins: r.pins,
-            verify_tls: r.verify_tls,
-            splay: r.splay,
-            keepalive: r.keepalive,
-            health: r.health,
-            report: r.report,
-            proxy,
-            file,
-        },
-        warnings,
-    ))
+    Ok(Config {
+        heartbeat_url: api::beat_url(api.value, &r.api_url.value, id),
+        ping_url: (api.value == Api::Agent).then(|| api::ping_url(&r.api_url.value)),
+        api,
+        api_why,
+        server_id: r.server_id,
+        api_url: r.api_url,
+        interval: r.interval,
+        timeout: r.timeout,
+        token,
+        ca,
+        pins: r.pins,
+        verify_tls: r.verify_tls,
+        splay: r.splay,
+        keepalive: r.keepalive,
+        health: r.health,
+        report: r.report,
+        proxy,
+        file,
+    })
 }
 
 /// A path for a message: it came from outside, so it is escaped.

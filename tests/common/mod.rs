@@ -8,6 +8,7 @@ mod hung;
 mod proxy;
 mod receiver;
 mod relay;
+pub mod stacksense;
 mod tempdir;
 mod tls;
 
@@ -16,5 +17,6 @@ pub use hung::HungMount;
 pub use proxy::TunnelProxy;
 pub use receiver::*;
 pub use relay::Relay;
+pub use stacksense::StackSense;
 pub use tempdir::TempDir;
-pub use tls::TlsFixture;
+pub use tls::{TlsFixture, pin_of};

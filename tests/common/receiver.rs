@@ -52,7 +52,8 @@ pub fn status(code: u16) -> Reply {
     Reply::Status(code, vec![], format!("status {code}").into_bytes())
 }
 
-type Script = dyn Fn(usize) -> Reply + Send + Sync;
+/// The reply to the n-th request (0-based), which it may look at.
+type Script = dyn Fn(usize, &Request) -> Reply + Send + Sync;
 
 pub struct Receiver {
     pub addr: SocketAddr,
@@ -105,6 +106,17 @@ impl Receiver {
         tls: Option<Arc<rustls::ServerConfig>>,
         how: Serve,
         script: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> Receiver {
+        Receiver::answering(listener, tls, how, move |n, _| script(n))
+    }
+
+    /// A receiver whose replies depend on the request itself (a server
+    /// that follows a contract: paths, methods, headers, bodies).
+    pub fn answering(
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        how: Serve,
+        script: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static,
     ) -> Receiver {
         let addr = listener.local_addr().unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -252,7 +264,7 @@ fn serve(tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, shared: &Shared
             all.push(request.clone());
             all.len() - 1
         };
-        let reply = (shared.script)(index);
+        let reply = (shared.script)(index, &request);
         if let Some(hook) = &shared.how.on_request {
             let code = match &reply {
                 Reply::Status(code, ..) => *code,

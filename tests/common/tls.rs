@@ -4,12 +4,19 @@ use std::sync::Arc;
 
 pub struct TlsFixture {
     pub ca_pem: String,
+    /// The server key's SubjectPublicKeyInfo, DER: what a pin hashes.
+    pub spki: Vec<u8>,
     cert: rustls::pki_types::CertificateDer<'static>,
     key_der: Vec<u8>,
 }
 
 impl TlsFixture {
     pub fn new() -> TlsFixture {
+        TlsFixture::for_names(&["127.0.0.1", "localhost"])
+    }
+
+    /// A server certificate for `names`, signed by a CA made for it.
+    pub fn for_names(names: &[&str]) -> TlsFixture {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -18,12 +25,14 @@ impl TlsFixture {
             .push(rcgen::DnType::CommonName, "stacksense test CA");
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
         let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let leaf = CertificateParams::new(names)
             .unwrap()
             .signed_by(&key, &ca)
             .unwrap();
         TlsFixture {
             ca_pem: ca.pem(),
+            spki: rcgen::PublicKeyData::subject_public_key_info(&key),
             cert: leaf.der().clone(),
             key_der: key.serialize_der(),
         }
@@ -39,6 +48,7 @@ impl TlsFixture {
         let cert = params.self_signed(&key).unwrap();
         TlsFixture {
             ca_pem: cert.pem(),
+            spki: rcgen::PublicKeyData::subject_public_key_info(&key),
             cert: cert.der().clone(),
             key_der: key.serialize_der(),
         }
@@ -55,4 +65,29 @@ impl TlsFixture {
             .unwrap();
         Arc::new(config)
     }
+}
+
+/// The pin of `spki` as curl's --pinnedpubkey and the agent take it:
+/// sha256// and the base64 of its SHA-256.
+pub fn pin_of(spki: &[u8]) -> String {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let hash = ring::digest::digest(&ring::digest::SHA256, spki);
+    let bytes = hash.as_ref();
+    let mut out = String::from("sha256//");
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -1,0 +1,463 @@
+//! The StackSense agent API against a test server that follows the
+//! server's contract: beats the server records, `--check` that asks it,
+//! pinned self-signed servers, and failures said in words.
+
+mod common;
+
+use std::time::Duration;
+
+use common::stacksense::{BOX_ID, TOKEN};
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A box set up as the server's own installer sets up its Python agent.
+fn like_the_python_agent(server: &StackSense) -> AgentCmd {
+    AgentCmd::new()
+        .env("STACKSENSE_URL", server.url())
+        .env("STACKSENSE_TOKEN", TOKEN)
+}
+
+fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+#[test]
+fn the_server_agents_settings_get_a_beat_the_server_records() {
+    let server = StackSense::start();
+    let out = like_the_python_agent(&server).args(["--once"]).finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr, "", "--once is silent on success");
+    let beats = server.beats(BOX_ID);
+    assert_eq!(beats.len(), 1);
+    assert_eq!(beats[0].version.as_deref(), Some(version().as_str()));
+    let request = &server.rx.requests()[0];
+    assert_eq!(request.path, "/api/agent/heartbeat/");
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    let body = format!(r#"{{"agent_version":"{}"}}"#, version());
+    assert_eq!(String::from_utf8_lossy(&request.body), body);
+}
+
+#[test]
+fn every_name_of_the_url_and_the_token_reaches_the_agent_api() {
+    let server = StackSense::start();
+    let dir = TempDir::new();
+    let token_file = dir.write("token", &format!("{TOKEN}\n"));
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let token_path = token_file.to_str().unwrap().to_string();
+    let credentials = TempDir::new();
+    credentials.write("token", TOKEN);
+    let url = server.url();
+    let runs: Vec<(&str, AgentCmd)> = vec![
+        (
+            "flag --api-url + flag --token-file",
+            AgentCmd::new().args(["--api-url", &url, "--token-file", &token_path]),
+        ),
+        (
+            "env STACKSENSE_API_URL + env STACKSENSE_TOKEN_FILE",
+            AgentCmd::new()
+                .env("STACKSENSE_API_URL", &url)
+                .env("STACKSENSE_TOKEN_FILE", &token_path),
+        ),
+        (
+            "env STACKSENSE_URL + a systemd credential",
+            AgentCmd::new()
+                .env("STACKSENSE_URL", &url)
+                .env("CREDENTIALS_DIRECTORY", credentials.path()),
+        ),
+        ("file api_url + token_file", {
+            let cmd = AgentCmd::new();
+            let text = format!("{{\"api_url\": \"{url}\", \"token_file\": \"{token_path}\"}}");
+            cmd.home.write(".stacksense_heartbeat.conf", &text);
+            cmd
+        }),
+        (
+            "the Python agent's file keys url + token, named with --config",
+            {
+                let cmd = AgentCmd::new();
+                let text = format!(
+                    "{{\"url\": \"{url}\", \"token\": \"{TOKEN}\", \"interval\": 30, \"verify_tls\": true}}"
+                );
+                let conf = cmd.home.write(".stacksense_agent.conf", &text);
+                std::fs::set_permissions(
+                    &conf,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+                cmd.arg_path(std::path::Path::new("--config"))
+                    .arg_path(&conf)
+            },
+        ),
+    ];
+    for (i, (how, cmd)) in runs.into_iter().enumerate() {
+        let out = cmd.args(["--once"]).finish();
+        assert_eq!(out.code(), Some(0), "{how}: {}", out.stderr);
+        assert_eq!(server.beats(BOX_ID).len(), i + 1, "{how}");
+        assert!(!out.stderr.contains(TOKEN), "{how}: {}", out.stderr);
+    }
+    // --check names where each value came from.
+    let out = like_the_python_agent(&server)
+        .args(["--check", "--offline"])
+        .finish();
+    let row = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row("api_url").ends_with("from env STACKSENSE_URL"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        row("token").ends_with("from env STACKSENSE_TOKEN"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        row("api ").contains("agent") && row("api ").contains("auto"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("POST ") && out.stdout.contains("/api/agent/heartbeat/"));
+}
+
+#[test]
+fn the_python_agents_own_file_is_pointed_out_not_silently_read() {
+    let server = StackSense::start();
+    let cmd = AgentCmd::new();
+    cmd.home.write(
+        ".stacksense_agent.conf",
+        &format!("{{\"url\": \"{}\", \"token\": \"{TOKEN}\"}}", server.url()),
+    );
+    let out = cmd.args(["--check", "--offline"]).finish();
+    assert_eq!(out.code(), Some(2), "nothing else configures it");
+    assert!(
+        out.stderr.contains(
+            ".stacksense_agent.conf (the StackSense Python agent's file) is not read unless named"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn check_authenticates_with_ping_which_is_not_a_beat() {
+    let server = StackSense::start();
+    let out = like_the_python_agent(&server).args(["--check"]).finish();
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("authenticated as server 3 \"web-1\" (GET /api/agent/ping/ in "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("server OK"), "{}", out.stdout);
+    assert_eq!(server.pings(), 1);
+    assert!(server.beats(BOX_ID).is_empty(), "a ping is not a heartbeat");
+
+    // --offline asks nothing.
+    let out = like_the_python_agent(&server)
+        .args(["--check", "--offline"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(!out.stdout.contains("server "), "{}", out.stdout);
+    assert_eq!(server.rx.requests().len(), 1);
+}
+
+#[test]
+fn check_fails_with_exit_3_and_the_reason_for_a_rejected_token_or_no_server() {
+    let server = StackSense::start();
+    let out = AgentCmd::new()
+        .env("STACKSENSE_URL", server.url())
+        .env("STACKSENSE_TOKEN", "not-the-token")
+        .args(["--check"])
+        .finish();
+    assert_eq!(out.code(), Some(3), "{}\n{}", out.stdout, out.stderr);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("server "))
+        .unwrap();
+    assert!(
+        line.contains("FAIL: HTTP 401 Unauthorized for GET ")
+            && line.contains("server says \"invalid or disabled token\"")
+            && line.contains("create_agent_token"),
+        "{line}"
+    );
+    assert!(!out.stdout.contains("not-the-token") && !out.stderr.contains("not-the-token"));
+
+    // Nothing listens there.
+    let port = free_port();
+    let out = AgentCmd::new()
+        .env("STACKSENSE_URL", format!("http://127.0.0.1:{port}"))
+        .env("STACKSENSE_TOKEN", TOKEN)
+        .args(["--check", "--timeout", "2"])
+        .finish();
+    assert_eq!(out.code(), Some(3), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("FAIL: connection refused by 127.0.0.1:{port}")),
+        "{}",
+        out.stdout
+    );
+
+    // A name that does not resolve.
+    let out = AgentCmd::new()
+        .env("STACKSENSE_URL", "http://stacksense-test.invalid:8000")
+        .env("STACKSENSE_TOKEN", TOKEN)
+        .args(["--check", "--timeout", "5"])
+        .finish();
+    assert_eq!(out.code(), Some(3), "{}", out.stdout);
+    assert!(out.stdout.contains("FAIL: DNS"), "{}", out.stdout);
+}
+
+#[test]
+fn the_legacy_endpoints_csrf_refusal_is_explained_and_not_retried() {
+    let server = StackSense::start();
+    let out = AgentCmd::new()
+        .args(["--once", "--server-id", "3", "--api-url", &server.url()])
+        .finish();
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("HTTP 403 Forbidden for POST ")
+            && out
+                .stderr
+                .contains("the server refuses anonymous POSTs to the legacy endpoint")
+            && out.stderr.contains("use the agent API")
+            && out.stderr.contains("create_agent_token"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("<!DOCTYPE"), "{}", out.stderr);
+    assert_eq!(server.rx.requests().len(), 1, "a refusal is not retried");
+
+    // --check with the legacy API says it cannot ask without a beat.
+    let out = AgentCmd::new()
+        .args(["--check", "--server-id", "3", "--api-url", &server.url()])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("connected to 127.0.0.1:"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("--once"), "{}", out.stdout);
+    assert_eq!(
+        server.rx.requests().len(),
+        1,
+        "--check sent nothing to the legacy route"
+    );
+
+    // A name as server_id: StackSense routes numbers only.
+    let out = AgentCmd::new()
+        .args([
+            "--check",
+            "--offline",
+            "--server-id",
+            "web-1",
+            "--api-url",
+            &server.url(),
+        ])
+        .finish();
+    assert!(
+        out.stderr.contains("StackSense routes only numeric ids"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_rejected_token_costs_one_request_per_slot_and_one_error_line() {
+    let server = StackSense::start();
+    let agent = AgentCmd::new()
+        .env("STACKSENSE_URL", server.url())
+        .env("STACKSENSE_TOKEN", "revoked-token")
+        .args(["--interval", "1", "--no-splay"])
+        .spawn();
+    let line = agent.wait_for_line("heartbeat rejected", WAIT);
+    assert!(
+        line.contains("server says \"invalid or disabled token\""),
+        "{line}"
+    );
+    assert!(line.contains("ERROR"), "{line}");
+    server.rx.wait_for(3, WAIT);
+    let requests = server.rx.requests();
+    let gaps = gaps(&requests);
+    assert!(
+        gaps.iter().all(|g| *g > 0.7),
+        "retried within a slot: {gaps:?}"
+    );
+    let errors = agent
+        .log()
+        .iter()
+        .filter(|l| l.contains("rejected"))
+        .count();
+    assert_eq!(errors, 1, "{:?}", agent.log());
+}
+
+#[test]
+fn no_token_with_the_agent_api_says_none_is_configured() {
+    let server = StackSense::start();
+    let out = AgentCmd::new()
+        .args(["--once", "--api", "agent", "--api-url", &server.url()])
+        .finish();
+    assert_eq!(out.code(), Some(2));
+    assert!(
+        out.stderr
+            .contains("api (from flag --api): is agent, which needs a token")
+            && out.stderr.contains("create_agent_token"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_pinned_self_signed_ca_certificate_is_trusted_and_a_wrong_pin_is_not() {
+    // What `openssl req -x509` makes: self-signed and CA:TRUE.
+    let tls = TlsFixture::self_signed_ca_as_server();
+    let server = StackSense::start_tls(&tls);
+    let pin = pin_of(&tls.spki);
+
+    // Unpinned, --check shows the key and the line to add.
+    let out = like_the_python_agent(&server).args(["--check"]).finish();
+    assert_eq!(out.code(), Some(3), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("STACKSENSE_PINNED_PUBKEY={pin}")),
+        "{}",
+        out.stdout
+    );
+
+    let out = like_the_python_agent(&server)
+        .env("STACKSENSE_PINNED_PUBKEY", &pin)
+        .args(["--check"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("authenticated as server 3"),
+        "{}",
+        out.stdout
+    );
+    let out = like_the_python_agent(&server)
+        .args(["--once", "--pinned-pubkey", &pin])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(server.beats(BOX_ID).len(), 1);
+
+    // Another key: refused, not retried, and the line says which key it saw.
+    let other = pin_of(&TlsFixture::new().spki);
+    let out = like_the_python_agent(&server)
+        .args(["--once", "--pinned-pubkey", &other])
+        .finish();
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr
+            .contains(&format!("the server's key {pin} is not pinned")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.beats(BOX_ID).len(), 1);
+
+    // A malformed pin is a config error naming the setting.
+    let out = like_the_python_agent(&server)
+        .args(["--once", "--pinned-pubkey", "sha256//short"])
+        .finish();
+    assert_eq!(out.code(), Some(2));
+    assert!(
+        out.stderr
+            .contains("pinned_pubkey (from flag --pinned-pubkey)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn verify_tls_false_is_refused_loudly_and_verification_stays_on() {
+    let tls = TlsFixture::self_signed_ca_as_server();
+    let server = StackSense::start_tls(&tls);
+    let out = like_the_python_agent(&server)
+        .env("STACKSENSE_VERIFY_TLS", "false")
+        .args(["--once", "--interval", "1"])
+        .finish();
+    assert_eq!(out.code(), Some(1), "no silent downgrade");
+    assert!(
+        out.stderr
+            .contains("verify_tls (from env STACKSENSE_VERIFY_TLS) is false: ignored")
+            && out.stderr.contains("pinned_pubkey"),
+        "{}",
+        out.stderr
+    );
+    assert!(server.beats(BOX_ID).is_empty());
+}
+
+#[test]
+fn tls_and_scheme_mistakes_are_said_in_words() {
+    // A certificate for another name, from a CA the agent trusts.
+    let tls = TlsFixture::for_names(&["monitor.example.com"]);
+    let dir = TempDir::new();
+    let ca = dir.write("ca.pem", &tls.ca_pem);
+    let server = StackSense::start_tls(&tls);
+    let out = like_the_python_agent(&server)
+        .args(["--once", "--interval", "1", "--ca-file"])
+        .arg_path(&ca)
+        .finish();
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr
+            .contains("it is not for 127.0.0.1 (it names monitor.example.com)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("NotValidForName"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("--ca-file"),
+        "it was given: {}",
+        out.stderr
+    );
+
+    // http:// to a TLS port.
+    let url = server.url().replace("https://", "http://");
+    let out = AgentCmd::new()
+        .env("STACKSENSE_URL", &url)
+        .env("STACKSENSE_TOKEN", TOKEN)
+        .args(["--check", "--timeout", "2"])
+        .finish();
+    assert_eq!(out.code(), Some(3), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("did not answer in HTTP") && out.stdout.contains("use https://"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn the_service_keeps_the_box_online() {
+    let server = StackSense::start();
+    let agent = like_the_python_agent(&server)
+        .args(["--interval", "0.5", "--no-splay"])
+        .spawn();
+    let line = agent.wait_for_line("starting:", WAIT);
+    assert!(
+        line.contains("agent API, POST ") && line.contains("/api/agent/heartbeat/"),
+        "{line}"
+    );
+    agent.wait_for_line("first heartbeat accepted", WAIT);
+    server.rx.wait_for(4, WAIT);
+    assert!(server.beats(BOX_ID).len() >= 4);
+    let warnings: Vec<String> = agent
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
