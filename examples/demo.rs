@@ -1,9 +1,10 @@
 //! See it run: `cargo run --example demo`.
 //!
-//! Builds the agent, starts a receiver on 127.0.0.1, runs the agent at a
-//! 2 s interval for a dozen seconds and prints both sides as they happen.
-//! The receiver answers 503 to requests 4 to 6, so you also see a failure,
-//! the retries and the recovery in the log.
+//! Builds the agent, starts a receiver on 127.0.0.1 that answers as a
+//! StackSense server's agent API does, runs the agent at a 2 s interval for
+//! a dozen seconds with a token, and prints both sides as they happen. The
+//! receiver answers 503 to requests 4 to 6, so you also see a failure, the
+//! retries and the recovery in the log.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{AgentCmd, Receiver, SIGTERM, Serve, bind, build_agent, ok_json, status};
+use common::{AgentCmd, Receiver, Reply, SIGTERM, Serve, bind, build_agent, status};
 
 fn main() {
     println!("demo: building the agent (cargo build; the first time takes a minute)");
@@ -37,7 +38,11 @@ fn main() {
         if (3..6).contains(&n) {
             status(503)
         } else {
-            ok_json()
+            Reply::Status(
+                200,
+                vec![("Content-Type", "application/json".into())],
+                br#"{"status":"ok","heartbeat_received":true}"#.to_vec(),
+            )
         }
     });
     println!(
@@ -46,14 +51,9 @@ fn main() {
     );
 
     let mut agent = AgentCmd::with_binary(&binary)
-        .args([
-            "--server-id",
-            "demo-1",
-            "--api-url",
-            &rx.url(),
-            "--interval",
-            "2",
-        ])
+        .env("STACKSENSE_URL", rx.url())
+        .env("STACKSENSE_TOKEN", "demo-token-from-create_agent_token")
+        .args(["--interval", "2"])
         .echo_log()
         .spawn();
     thread::sleep(Duration::from_secs(12).saturating_sub(started.elapsed()));

@@ -8,14 +8,17 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Receiver, Request, Serve, TlsFixture, ok_json, status};
+use common::{Receiver, Reply, Request, Serve, StackSense, TlsFixture, ok_json, status};
 
 const HELP: &str = "\
 receiver: a StackSense heartbeat server for trying the agent, on 127.0.0.1 only.
 
 It answers every request 200 with the JSON a StackSense server sends
-({\"heartbeat_received\": true, ...}), or with a failure you ask for, and prints
-one line per request to stdout as it arrives:
+({\"heartbeat_received\": true, ...}; GET /api/agent/ping/ with any bearer
+token: \"authenticated\": true), or with a failure you ask for. With --token it
+follows the real server's agent contract instead: only that token, the
+agent API's answers and errors, the legacy endpoint's CSRF refusal. It
+prints one line per request to stdout as it arrives:
 
     <unix time> <METHOD> <path> auth=<Authorization header or -> -> <status>
 
@@ -29,11 +32,12 @@ Options:
   --for N          ... to N requests (default: all of them) ...
   --after M        ... after answering the first M normally (default 0)
   --keep-alive     keep connections open (as most servers do)
+  --token TOKEN    follow the StackSense contract, accepting only TOKEN
   -h, --help       this text
 
 Example: see the agent retry and recover (beats 3-5 get a 503):
     cargo run --example receiver -- --port 8080 --fail 503 --for 3 --after 2
-    stacksense-heartbeat --server-id 1 --api-url http://127.0.0.1:8080 --interval 2
+    STACKSENSE_TOKEN=t stacksense-heartbeat --api-url http://127.0.0.1:8080 --interval 2
 ";
 
 struct Options {
@@ -43,6 +47,7 @@ struct Options {
     count: usize,
     after: usize,
     keep_alive: bool,
+    token: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -53,6 +58,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         count: usize::MAX,
         after: 0,
         keep_alive: false,
+        token: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -83,6 +89,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--for" => o.count = number(value("a count")?, "a count")? as usize,
             "--after" => o.after = number(value("a count")?, "a count")? as usize,
             "--keep-alive" => o.keep_alive = true,
+            "--token" => o.token = Some(value("a token")?),
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -120,14 +127,44 @@ fn main() {
         ..Serve::default()
     };
     let (fail, failing) = (o.fail, o.after..o.after.saturating_add(o.count));
-    let rx = Receiver::serving(listener, tls, how, move |n| match fail {
-        Some(code) if failing.contains(&n) => status(code),
-        _ => ok_json(),
-    });
-    println!("listening {}", rx.url());
+    // Held until the process ends: dropping either stops it serving.
+    let (_contract, _lenient, url) = match &o.token {
+        Some(token) => {
+            let server = StackSense::serving(listener, tls, how, token);
+            let url = server.url();
+            (Some(server), None, url)
+        }
+        None => {
+            let rx = Receiver::answering(listener, tls, how, move |n, r| match fail {
+                Some(code) if failing.contains(&n) => status(code),
+                _ if r.path.ends_with("/api/agent/ping/") => ping(r),
+                _ => ok_json(),
+            });
+            let url = rx.url();
+            (None, Some(rx), url)
+        }
+    };
+    println!("listening {url}");
     let _ = std::io::stdout().flush();
     loop {
         std::thread::park();
+    }
+}
+
+/// The agent API's ping, for any bearer token.
+fn ping(r: &Request) -> Reply {
+    match r.header("authorization") {
+        Some(auth) if auth.starts_with("Bearer ") => Reply::Status(
+            200,
+            vec![("Content-Type", "application/json".into())],
+            br#"{"status":"ok","server_id":1,"server_name":"receiver","authenticated":true}"#
+                .to_vec(),
+        ),
+        _ => Reply::Status(
+            401,
+            vec![("Content-Type", "application/json".into())],
+            br#"{"error":"missing or malformed Authorization header"}"#.to_vec(),
+        ),
     }
 }
 

@@ -137,8 +137,12 @@ build_receiver() {
 
 # A host process in the container's network namespace: the agent inside
 # reaches it on the container's own 127.0.0.1.
+# start_receiver [ARGS...]: the receiver example on $PORT; the arguments
+# (e.g. --token T) are kept for later restarts.
+# shellcheck disable=SC2120 # called with and without arguments
 start_receiver() {
-  nsenter -t "$LEADER" -n "$RECEIVER" --port "$PORT" >>"$WORK/receiver.log" 2>&1 &
+  [ $# -eq 0 ] || RECEIVER_ARGS=("$@")
+  nsenter -t "$LEADER" -n "$RECEIVER" --port "$PORT" "${RECEIVER_ARGS[@]}" >>"$WORK/receiver.log" 2>&1 &
   RECEIVER_PID=$!
   wait_for 5 grep -q listening "$WORK/receiver.log" || die "receiver did not start: $(cat "$WORK/receiver.log")"
 }
@@ -149,5 +153,6 @@ stop_receiver() {
   RECEIVER_PID=""
 }
 
-beats() { grep -c "POST /api/heartbeat/" "$WORK/receiver.log" || true; }
+RECEIVER_ARGS=()
+beats() { grep -cE "POST /api/(agent/)?heartbeat/" "$WORK/receiver.log" || true; }
 beats_at_least() { [ "$(beats)" -ge "$1" ]; }

@@ -4,16 +4,30 @@
 # binary, a config template and the systemd unit or OpenRC script (else
 # prints the nohup line). POSIX sh: runs on busybox ash. Safe to re-run.
 #
-#   sh install.sh [--from DIR|URL] [--server-id ID --api-url URL] [--prefix /usr/local]
+#   sh install.sh [--from DIR|URL] [--url URL --token TOKEN|- [--interval SECS]]
 #   sh install.sh --uninstall [--purge]
+#
+# The StackSense server's installer takes the same --url, --token and
+# --interval: make the token on the server first,
+#   python manage.py create_agent_token <server id or name>
 #
 # --from DIR      where the .tar.gz archives and SHA256SUMS are
 #                 (default: next to this script, or the repo's dist/out)
 # --from URL      a release's download URL (http:// or https://): fetches
 #                 SHA256SUMS and this machine's archive with curl or wget
 #                 (busybox wget is enough), then verifies as above
-# --server-id, --api-url
-#                 write them into a new config and start the service now
+# --url URL       the StackSense server's base URL (--api-url is the same)
+# --token TOKEN   the agent token; "-" reads it from stdin (it then shows in
+#                 no process list). Written to /etc/stacksense/token (0600,
+#                 root), handed to systemd as a credential (OpenRC: readable
+#                 by the stacksense group), never to the config, the unit or
+#                 a command line. Given again, it replaces the old one.
+# --token-file F  copy the token from file F instead
+# --interval SECS seconds between beats (default 30)
+# --server-id ID  the legacy API instead (POST /api/heartbeat/ID/), for
+#                 servers that serve it; StackSense itself wants a token
+#                 With --url, a new config is written, the server asked
+#                 (stacksense-heartbeat --check) and the service started.
 # --prefix DIR    install the binary to DIR/bin (default /usr/local)
 # --init systemd|openrc|none
 #                 override the detected init system
@@ -30,6 +44,9 @@ ROOT=""
 INIT=""
 SERVER_ID=""
 API_URL=""
+INTERVAL=""
+TOKEN=""
+TOKEN_FROM=""
 UNINSTALL=""
 PURGE=""
 
@@ -43,7 +60,10 @@ while [ $# -gt 0 ]; do
 	--root) ROOT=${2:?--root needs a directory}; shift 2 ;;
 	--init) INIT=${2:?--init needs systemd, openrc or none}; shift 2 ;;
 	--server-id) SERVER_ID=${2:?--server-id needs a value}; shift 2 ;;
-	--api-url) API_URL=${2:?--api-url needs a value}; shift 2 ;;
+	--api-url | --url) API_URL=${2:?--url needs the base URL of the server}; shift 2 ;;
+	--interval) INTERVAL=${2:?--interval needs seconds}; shift 2 ;;
+	--token) TOKEN_FROM=${2:?--token needs the token, or - to read it from stdin}; shift 2 ;;
+	--token-file) TOKEN_FROM=file:${2:?--token-file needs a file}; shift 2 ;;
 	--uninstall) UNINSTALL=1; shift ;;
 	--purge) PURGE=1; shift ;;
 	-h | --help) sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
@@ -55,6 +75,8 @@ BIN="$ROOT$PREFIX/bin/$PKG"
 MAN="$ROOT$PREFIX/share/man/man1/$PKG.1"
 CONF_DIR="$ROOT/etc/stacksense"
 CONF="$CONF_DIR/heartbeat.conf"
+TOKEN_FILE="$CONF_DIR/token"
+DROPIN="$ROOT/etc/systemd/system/$PKG.service.d/token.conf"
 UNIT="$ROOT/etc/systemd/system/$PKG.service"
 OPENRC="$ROOT/etc/init.d/$PKG"
 CONFD="$ROOT/etc/conf.d/$PKG"
@@ -81,7 +103,8 @@ uninstall() {
 		rc-service "$PKG" stop >/dev/null 2>&1 || true
 		rc-update del "$PKG" default >/dev/null 2>&1 || true
 	fi
-	rm -f "$UNIT" "$OPENRC" "$BIN" "$MAN"
+	rm -f "$UNIT" "$DROPIN" "$OPENRC" "$BIN" "$MAN"
+	rmdir "$(dirname "$DROPIN")" 2>/dev/null || true
 	if [ "$INIT" = systemd ] && live; then systemctl daemon-reload || true; fi
 	if [ -n "$PURGE" ]; then
 		rm -rf "$CONF_DIR" "$CONFD"
@@ -148,15 +171,52 @@ sha256() {
 	fi
 }
 
+# read_token: the token from --token, stdin (-) or --token-file, into
+# TOKEN; only shell builtins touch it, so it shows in no process list.
+read_token() {
+	case "$TOKEN_FROM" in
+	"") return ;;
+	-) IFS= read -r TOKEN || [ -n "$TOKEN" ] || die "--token -: no token on stdin" ;;
+	file:*)
+		[ -r "${TOKEN_FROM#file:}" ] || die "--token-file ${TOKEN_FROM#file:}: cannot read it"
+		IFS= read -r TOKEN <"${TOKEN_FROM#file:}" || [ -n "$TOKEN" ] || die "--token-file: the file is empty"
+		;;
+	*) TOKEN=$TOKEN_FROM ;;
+	esac
+	TOKEN_FROM=given
+	[ -n "$TOKEN" ] || die "the token is empty; make one on the server: python manage.py create_agent_token <server>"
+}
+
+# write_token: the token to a root-only file (OpenRC: readable by the
+# service's group), written under umask 077 so it is never readable by
+# others, not even for a moment.
+write_token() {
+	[ -n "$TOKEN" ] || return 0
+	mkdir -p "$CONF_DIR"
+	(umask 077 && printf '%s\n' "$TOKEN" >"$TOKEN_FILE.new")
+	mv -f "$TOKEN_FILE.new" "$TOKEN_FILE"
+	say "wrote the token to $TOKEN_FILE (mode 0600)"
+}
+
 write_config() {
 	mkdir -p "$CONF_DIR"
 	if [ -f "$CONF" ]; then
 		say "kept existing $CONF"
+		[ -z "$API_URL" ] || say "  (--url was not written into it; edit api_url there if it changed)"
 		return
 	fi
-	if [ -n "$SERVER_ID" ] && [ -n "$API_URL" ]; then
-		# No token here: this file is world-readable.
-		printf '{\n    "server_id": "%s",\n    "api_url": "%s"\n}\n' "$SERVER_ID" "$API_URL" >"$CONF"
+	if [ -n "$API_URL" ]; then
+		# No token here: this file is world-readable. The service finds the
+		# token as a systemd credential; elsewhere token_file names it.
+		{
+			printf '{\n    "api_url": "%s"' "$API_URL"
+			[ -z "$SERVER_ID" ] || printf ',\n    "server_id": "%s"' "$SERVER_ID"
+			[ -z "$INTERVAL" ] || printf ',\n    "interval": %s' "$INTERVAL"
+			if [ "$INIT" != systemd ] && { [ -n "$TOKEN" ] || [ -f "$TOKEN_FILE" ]; }; then
+				printf ',\n    "token_file": "%s"' "/etc/stacksense/token"
+			fi
+			printf '\n}\n'
+		} >"$CONF"
 	else
 		cp "$1/packaging/heartbeat.conf" "$CONF"
 	fi
@@ -164,8 +224,17 @@ write_config() {
 	say "wrote $CONF"
 }
 
+# configured: the config is complete and the server takes it (--check asks
+# it: GET /api/agent/ping/, not a beat). Its words go to the screen.
 configured() {
-	"$BIN" --check --config "$CONF" >/dev/null 2>&1
+	set -- --check --config "$CONF"
+	[ ! -f "$TOKEN_FILE" ] || set -- "$@" --token-file "$TOKEN_FILE"
+	if out=$("$BIN" "$@" 2>&1); then
+		printf '%s\n' "$out" | grep '^server ' || true
+		return 0
+	fi
+	printf '%s\n' "$out" | grep -E '^server |error:|WARN' >&2 || true
+	return 1
 }
 
 install_systemd() {
@@ -173,6 +242,14 @@ install_systemd() {
 	sed "s#/usr/bin/$PKG#$PREFIX/bin/$PKG#g" "$1/packaging/systemd/$PKG.service" >"$UNIT"
 	chmod 0644 "$UNIT"
 	say "installed $UNIT"
+	if [ -f "$TOKEN_FILE" ]; then
+		# The token reaches the service as a credential only its dynamic
+		# user can read; the unit itself never holds it.
+		mkdir -p "$(dirname "$DROPIN")"
+		printf '[Service]\nLoadCredential=token:/etc/stacksense/token\n' >"$DROPIN"
+		chmod 0644 "$DROPIN"
+		say "installed $DROPIN"
+	fi
 	live || return 0
 	systemctl daemon-reload
 	systemctl enable "$PKG.service" >/dev/null 2>&1
@@ -180,9 +257,10 @@ install_systemd() {
 		systemctl restart "$PKG.service"
 		say "started: systemctl status $PKG; journalctl -u $PKG"
 	else
-		say "enabled, not started: edit $CONF, check it with"
+		say "enabled, not started: fix what the lines above say (in $CONF), check it with"
 		say "  $PREFIX/bin/$PKG --check --config /etc/stacksense/heartbeat.conf"
 		say "then: systemctl start $PKG"
+		NOT_STARTED=1
 	fi
 }
 
@@ -197,11 +275,15 @@ install_openrc() {
 		if command -v adduser >/dev/null 2>&1 && adduser -S -D -H -s /sbin/nologin stacksense >/dev/null 2>&1; then :
 		else useradd --system --no-create-home --shell /usr/sbin/nologin stacksense; fi
 	fi
+	if [ -f "$TOKEN_FILE" ]; then
+		chown root:stacksense "$TOKEN_FILE" && chmod 0640 "$TOKEN_FILE"
+	fi
 	rc-update add "$PKG" default >/dev/null
 	if configured; then
 		rc-service "$PKG" restart
 	else
-		say "added to the default runlevel, not started: edit $CONF, then: rc-service $PKG start"
+		say "added to the default runlevel, not started: fix what the lines above say (in $CONF), then: rc-service $PKG start"
+		NOT_STARTED=1
 	fi
 }
 
@@ -217,6 +299,8 @@ if [ -n "$UNINSTALL" ]; then
 	exit 0
 fi
 
+read_token
+NOT_STARTED=""
 triple=$(target_triple)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -255,5 +339,9 @@ if [ -f "$src/packaging/$PKG.1" ]; then
 	cp "$src/packaging/$PKG.1" "$MAN"
 	chmod 0644 "$MAN"
 fi
+write_token
 write_config "$src"
 "install_$INIT" "$src"
+# Like the server's own installer: a server that refuses the settings is
+# an error, though everything is installed and enabled.
+[ -z "$NOT_STARTED" ] || exit 1

@@ -213,6 +213,11 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
 
     /// Sends one beat, retrying until `deadline`.
     fn beat(&mut self, deadline: Duration) -> BeatEnd {
+        // As a container's PID 1, zombies of processes whose parents died
+        // (a check's `sleep &`, anything `exec` started) are ours to reap.
+        if crate::process::adopts_orphans() {
+            crate::process::reap_orphans();
+        }
         let mut report = None;
         if let Some(gate) = self.gate.as_mut() {
             self.notifier.watchdog();
@@ -331,10 +336,12 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         let origin = self.transport.origin();
         // Built inside the log macros, so only when the line is shown: a
         // routine beat's debug line costs nothing at the default level.
+        // The agent API's reply names no server (the token did); the
+        // legacy one does.
         let server = || match (&reply.server_name, &reply.server_id) {
-            (Some(name), _) => format!("\"{}\"", text::untrusted(name)),
-            (None, Some(id)) => format!("id {}", text::untrusted(&id.to_string())),
-            (None, None) => "(no name in reply)".into(),
+            (Some(name), _) => format!(": server \"{}\"", text::untrusted(name)),
+            (None, Some(id)) => format!(": server id {}", text::untrusted(&id.to_string())),
+            (None, None) => String::new(),
         };
         let now = self.clock.elapsed();
         let h = &mut self.streak;
@@ -346,19 +353,22 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             );
         } else if !h.delivered_once && self.role == Role::Service {
             log::info!(
-                "first heartbeat accepted by {origin}: server {} ({})",
+                "first heartbeat accepted by {origin}{} ({})",
                 server(),
                 format_duration(took)
             );
         } else {
             log::debug!(
-                "heartbeat accepted by {origin}: server {} ({})",
+                "heartbeat accepted by {origin}{} ({})",
                 server(),
                 format_duration(took)
             );
         }
         if reply.heartbeat_received == Some(false) {
-            log::warn!("{origin} answered 2xx but says heartbeat_received=false; check server_id");
+            log::warn!(
+                "{origin} answered 2xx but says heartbeat_received=false: it did not record the \
+                 beat; check api_url and the token (legacy API: server_id)"
+            );
         }
         h.failures = 0;
         h.missed = 0;

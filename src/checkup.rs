@@ -8,8 +8,7 @@
 //! while the network is down (OpenRC's start_pre at boot).
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::checks::Preflight;
@@ -197,29 +196,19 @@ fn connect(config: &Config, budget: Duration) -> Result<String, (Failure, Option
     Ok(format!("TLS to {addr}: the certificate is trusted"))
 }
 
-/// The first address of `host`, or the resolver's error, within `budget`
-/// (the system resolver has no timeout of its own we can set).
+/// The first address of `host`, or the resolver's error, within `budget`.
 fn resolve(host: &str, port: u16, budget: Duration) -> std::io::Result<SocketAddr> {
-    let (tx, rx) = mpsc::sync_channel(1);
-    let name = host.trim_matches(['[', ']']).to_string();
-    std::thread::Builder::new()
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let first = (name.as_str(), port)
-                .to_socket_addrs()
-                .map(|mut addrs| addrs.next());
-            let _ = tx.send(first);
-        })?;
-    match rx.recv_timeout(budget) {
-        Ok(Ok(Some(addr))) => Ok(addr),
-        Ok(Ok(None)) => Err(std::io::Error::other(format!(
-            "failed to lookup address information: {} has no address",
-            text::untrusted(host)
-        ))),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(std::io::Error::other(format!(
-            "failed to lookup address information: no answer within {}",
-            format_duration(budget)
-        ))),
+    let name = host.trim_matches(['[', ']']);
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
     }
+    crate::wire::lookup_within(name, port, budget)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "failed to lookup address information: {} has no address",
+                text::untrusted(host)
+            ))
+        })
 }

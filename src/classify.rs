@@ -334,6 +334,30 @@ pub fn io_failure(e: &io::Error, route: Route, budget: Duration) -> Failure {
     {
         return tls_failure(tls, route);
     }
+    // The name, not the server: the route and firewall are not the question.
+    if let Some(late) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::wire::LookupTimedOut>())
+    {
+        return Failure::retryable(format!(
+            "the name {} did not resolve within {} (the DNS server does not answer; check \
+             /etc/resolv.conf, or use an IP address in api_url)",
+            text::untrusted(&late.host),
+            // The attempt's own limit: what ureq had left of it is a hair less.
+            clock::format_duration(budget.max(late.within))
+        ));
+    }
+    if let Some(stuck) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::wire::LookupStuck>())
+    {
+        return Failure::retryable(format!(
+            "the name {} did not resolve (a lookup begun {} ago has not returned: the DNS \
+             server does not answer; check /etc/resolv.conf, or use an IP address in api_url)",
+            text::untrusted(&stuck.host),
+            clock::format_duration(stuck.for_)
+        ));
+    }
     let hop = route.first_hop();
     use io::ErrorKind as K;
     let reason = match e.kind() {

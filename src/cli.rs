@@ -26,9 +26,11 @@ USAGE
 OPTIONS                        ENV VAR                  FILE KEY     DEFAULT
 ";
 
-const MORE_OPTIONS: &str = "    --config PATH              STACKSENSE_CONFIG        -            ~/.stacksense_heartbeat.conf
-        JSON file with the keys above. A missing default file is fine;
-        a missing file named here is an error.
+const MORE_OPTIONS: &str =
+    "    --config PATH              STACKSENSE_CONFIG        -            see below
+        JSON file with the keys above. Without one named, the first that
+        exists of ~/.stacksense_heartbeat.conf and /etc/stacksense/heartbeat.conf
+        (none is fine); a missing file named here is an error.
     --once                     Send one heartbeat (retrying within one interval) and exit.
     --check                    Validate the config, print each value and its source, ask
                                the server (agent API: GET /api/agent/ping/ with the token,

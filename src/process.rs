@@ -96,6 +96,9 @@ pub fn spawn(args: &[CString], stdio: Stdio) -> io::Result<libc::pid_t> {
     let Some(program) = args.first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
     };
+    // Held across the spawn, so the orphan reaper never takes a child of
+    // ours for an orphan in the instant before it is on the list.
+    let mut ours = children();
     let mut argv: Vec<*mut libc::c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(ptr::null_mut());
     let env = child_environment();
@@ -165,6 +168,7 @@ pub fn spawn(args: &[CString], stdio: Stdio) -> io::Result<libc::pid_t> {
         libc::posix_spawn_file_actions_destroy(&mut actions);
         libc::posix_spawnattr_destroy(&mut attr);
         if rc == 0 {
+            ours.push(pid);
             Ok(pid)
         } else {
             Err(io::Error::from_raw_os_error(rc))
@@ -190,6 +194,89 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// How a wait ends for the child, and what it does with a stopped one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Waiting {
+    /// When the child exits, SIGKILL what is left of its process group
+    /// (a check's `sleep 123 &` must not outlive it, one per beat).
+    pub end_group: bool,
+    /// Log once each time the child is stopped (SIGSTOP, SIGTSTP): a `run`
+    /// job that waits for SIGCONT would otherwise hang the wrapper silently.
+    pub notice_stops: bool,
+}
+
+/// What a look at the child found.
+enum Seen {
+    Running,
+    Stopped(i32),
+    Exited,
+}
+
+/// The child's state, without reaping it (WNOWAIT): its pid, and so its
+/// process group's id, stay reserved until [`reap`], so the group can be
+/// signalled without hitting another process that took the number.
+fn look(pid: libc::pid_t, hang: bool) -> io::Result<Seen> {
+    let mut options = libc::WEXITED | libc::WSTOPPED | libc::WNOWAIT;
+    if !hang {
+        options |= libc::WNOHANG;
+    }
+    loop {
+        // SAFETY: waitid writes into the zeroed siginfo we own.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, options) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: si_pid and si_status are set by waitid for these events.
+        let (who, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if who == 0 {
+            return Ok(Seen::Running);
+        }
+        return Ok(match info.si_code {
+            libc::CLD_STOPPED | libc::CLD_TRAPPED => {
+                // Consume the stop report, or every look would see it again.
+                let mut again: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: as above; WNOHANG, the report is there.
+                unsafe {
+                    libc::waitid(
+                        libc::P_PID,
+                        pid as libc::id_t,
+                        &mut again,
+                        libc::WSTOPPED | libc::WNOHANG,
+                    )
+                };
+                Seen::Stopped(status)
+            }
+            _ => Seen::Exited,
+        });
+    }
+}
+
+/// Reaps an exited child.
+fn reap(pid: libc::pid_t) -> io::Result<End> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid out pointer.
+        match unsafe { libc::waitpid(pid, &mut status, 0) } {
+            got if got == pid => {
+                forget_child(pid);
+                return Ok(end_of(status));
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    forget_child(pid);
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 fn end_of(status: libc::c_int) -> End {
     if libc::WIFEXITED(status) {
         End::Exited(libc::WEXITSTATUS(status))
@@ -200,27 +287,92 @@ fn end_of(status: libc::c_int) -> End {
     }
 }
 
-/// Waits for the child; `hang` false returns None while it still runs.
-fn waitpid(pid: libc::pid_t, hang: bool) -> io::Result<Option<End>> {
-    let mut status: libc::c_int = 0;
-    let options = if hang { 0 } else { libc::WNOHANG };
-    loop {
-        // SAFETY: `status` is a valid out pointer.
-        match unsafe { libc::waitpid(pid, &mut status, options) } {
-            0 => return Ok(None),
-            got if got == pid => return Ok(Some(end_of(status))),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
+/// A look that acts on what it sees: a stop is logged (when asked), an
+/// exit ends the group (when asked) and is reaped.
+fn check_on(pid: libc::pid_t, hang: bool, how: Waiting) -> io::Result<Option<End>> {
+    match look(pid, hang)? {
+        Seen::Running => Ok(None),
+        Seen::Stopped(signal) => {
+            if how.notice_stops {
+                log::warn!(
+                    "the job was stopped by signal {signal}; it does nothing until it gets \
+                     SIGCONT (kill -CONT -{pid}; a SIGTERM to the wrapper sends both)"
+                );
             }
+            Ok(None)
+        }
+        Seen::Exited => {
+            if how.end_group {
+                kill_group(pid);
+            }
+            reap(pid).map(Some)
         }
     }
 }
 
-pub fn wait(pid: libc::pid_t) -> io::Result<End> {
-    waitpid(pid, true).map(|end| end.unwrap_or(End::Exited(1)))
+/// Waits for the child to end.
+pub fn wait(pid: libc::pid_t, how: Waiting) -> io::Result<End> {
+    loop {
+        if let Some(end) = check_on(pid, true, how)? {
+            return Ok(end);
+        }
+    }
+}
+
+/// The children we spawned and have not reaped: theirs to wait for, never
+/// the orphan reaper's.
+static CHILDREN: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+fn children() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
+    // Held only briefly: a poisoned lock still has a good list.
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn forget_child(pid: libc::pid_t) {
+    children().retain(|p| *p != pid);
+}
+
+/// Whether orphans are handed to us: as PID 1 (a container's init) or a
+/// subreaper, processes whose parent died become our children, and their
+/// zombies stay until we reap them.
+pub fn adopts_orphans() -> bool {
+    static ADOPTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ADOPTS.get_or_init(|| {
+        let mut subreaper: libc::c_int = 0;
+        // SAFETY: getpid has no preconditions; PR_GET_CHILD_SUBREAPER
+        // writes an int into the one we own.
+        unsafe {
+            libc::getpid() == 1
+                || (libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut subreaper) == 0
+                    && subreaper != 0)
+        }
+    })
+}
+
+/// Reaps every exited child that is not one of ours (see [`adopts_orphans`]),
+/// without blocking; our own children's exit statuses are left to their
+/// waiters. Reads the child list from /proc (each thread's `children`).
+pub fn reap_orphans() {
+    let ours = children();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in list
+            .split_whitespace()
+            .filter_map(|p| p.parse::<libc::pid_t>().ok())
+        {
+            if ours.contains(&pid) {
+                continue;
+            }
+            let mut status = 0;
+            // SAFETY: WNOHANG on a child that is not ours to wait for otherwise.
+            unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        }
+    }
 }
 
 /// SIGKILL to the child's whole process group: what it started dies with it.
@@ -343,11 +495,12 @@ pub fn collect(
     pipes: &mut Vec<(OwnedFd, Option<RawFd>)>,
     tail: &mut Tail,
     deadline: Option<Instant>,
+    how: Waiting,
 ) -> io::Result<Collected> {
     let mut buf = [0u8; 4096];
     loop {
         if pipes.is_empty() && deadline.is_none() {
-            return wait(pid).map(Collected::Ended);
+            return wait(pid, how).map(Collected::Ended);
         }
         // Output wakes us at once; the timeout is for noticing the end (a
         // process the child started may hold the pipes open) and the
@@ -360,13 +513,13 @@ pub fn collect(
         }
         .as_millis() as libc::c_int;
         read_ready(pipes, tail, &mut buf, wait_ms);
-        if let Some(end) = waitpid(pid, false)? {
+        if let Some(end) = check_on(pid, false, how)? {
             drain(pipes, tail, &mut buf);
             return Ok(Collected::Ended(end));
         }
         if deadline.is_some_and(|at| Instant::now() >= at) {
             kill_group(pid);
-            wait(pid)?;
+            wait(pid, how)?;
             return Ok(Collected::Killed);
         }
     }

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ureq::http::Uri;
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, TcpConnector,
     Transport,
@@ -32,7 +32,7 @@ fn connector(tls: Arc<rustls::ClientConfig>) -> impl Connector<(), Out = impl Tr
 
 /// Answers IP literals without a thread (see [`LiteralFirst`]).
 fn resolver() -> impl Resolver {
-    LiteralFirst::default()
+    LiteralFirst
 }
 
 /// The receive buffer. Response headers may fill at most
@@ -93,24 +93,126 @@ pub fn client(options: ClientOptions) -> Result<(ureq::Agent, Arc<Rejected>), ru
 /// ureq resolves every host on a fresh thread so that DNS can time out,
 /// even an IP address that needs no lookup. An agent configured with an IP
 /// (common for a monitoring server on a LAN) then starts a thread per beat;
-/// this resolver answers IP literals directly and leaves names to ureq.
+/// this resolver answers IP literals directly, and looks names up one at a
+/// time with errors that say a lookup timed out (ureq's says only that the
+/// attempt did).
 #[derive(Debug, Default)]
-struct LiteralFirst(DefaultResolver);
+struct LiteralFirst;
 
 impl Resolver for LiteralFirst {
     fn resolve(
         &self,
         uri: &Uri,
-        config: &ureq::config::Config,
+        _config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        match literal_addr(uri) {
-            Some(addr) => {
-                let mut addrs = self.empty();
-                addrs.push(addr);
-                Ok(addrs)
+        if let Some(addr) = literal_addr(uri) {
+            let mut addrs = self.empty();
+            addrs.push(addr);
+            return Ok(addrs);
+        }
+        let host = uri.host().unwrap_or_default().to_string();
+        let mut addrs = self.empty();
+        for addr in lookup(&host, port_of(uri), &timeout)? {
+            if addrs.try_push(addr).is_err() {
+                break;
             }
-            None => self.0.resolve(uri, config, timeout),
+        }
+        if addrs.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(addrs)
+    }
+}
+
+/// A name lookup that did not answer within the attempt's time.
+#[derive(Debug)]
+pub struct LookupTimedOut {
+    pub host: String,
+    pub within: Duration,
+}
+
+impl fmt::Display for LookupTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DNS lookup of {} timed out", self.host)
+    }
+}
+
+impl std::error::Error for LookupTimedOut {}
+
+/// A name lookup refused because an earlier one still hangs.
+#[derive(Debug)]
+pub struct LookupStuck {
+    pub host: String,
+    /// How long ago the hanging lookup began.
+    pub for_: Duration,
+}
+
+impl fmt::Display for LookupStuck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an earlier DNS lookup of {} has not returned", self.host)
+    }
+}
+
+impl std::error::Error for LookupStuck {}
+
+/// The lookup still running on its thread, if one is: the system resolver
+/// cannot be told to give up, so a resolver that drops queries would
+/// otherwise leave one thread per attempt behind (12 -> 61 in 30 s).
+static IN_FLIGHT: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+fn in_flight() -> std::sync::MutexGuard<'static, Option<std::time::Instant>> {
+    IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lookup(host: &str, port: u16, timeout: &NextTimeout) -> Result<Vec<SocketAddr>, ureq::Error> {
+    use std::net::ToSocketAddrs;
+    if timeout.after.is_not_happening() {
+        let found = (host, port).to_socket_addrs().map_err(ureq::Error::Io)?;
+        return Ok(found.collect());
+    }
+    lookup_within(host, port, *timeout.after).map_err(ureq::Error::Io)
+}
+
+/// `host`'s addresses from the system resolver, on a thread of its own so
+/// that it can be given up after `within`; at most one at a time. The
+/// errors [`LookupTimedOut`] and [`LookupStuck`] ride inside the io::Error.
+pub fn lookup_within(host: &str, port: u16, within: Duration) -> std::io::Result<Vec<SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    {
+        let mut running = in_flight();
+        if let Some(since) = *running {
+            let stuck = LookupStuck {
+                host: host.to_string(),
+                for_: since.elapsed(),
+            };
+            return Err(std::io::Error::other(stuck));
+        }
+        *running = Some(std::time::Instant::now());
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let name = host.to_string();
+    let spawned = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let found = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|addrs| addrs.collect::<Vec<_>>());
+            *in_flight() = None;
+            let _ = tx.send(found);
+        });
+    if let Err(e) = spawned {
+        *in_flight() = None;
+        return Err(e);
+    }
+    match rx.recv_timeout(within) {
+        Ok(found) => found,
+        Err(_) => {
+            let late = LookupTimedOut {
+                host: host.to_string(),
+                within,
+            };
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, late))
         }
     }
 }

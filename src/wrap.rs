@@ -146,15 +146,67 @@ pub fn run(command: &[OsString], tail: Option<&mut Tail>) -> Result<JobEnd, io::
         }
     };
     JOB_GROUP.store(pid, Ordering::SeqCst);
+    let terminal = Terminal::hand_to(pid);
+    // The job's own background processes are its business (a daemon it
+    // starts may be the point); a stopped job is said, not waited on silently.
+    let how = process::Waiting {
+        end_group: false,
+        notice_stops: true,
+    };
     let status = match tail {
-        Some(tail) => process::collect(pid, &mut pipes, tail, None).map(|c| match c {
+        Some(tail) => process::collect(pid, &mut pipes, tail, None, how).map(|c| match c {
             process::Collected::Ended(end) => end,
             process::Collected::Killed => JobEnd::Signalled(libc::SIGKILL),
         }),
-        None => process::wait(pid),
+        None => process::wait(pid, how),
     };
+    drop(terminal);
     JOB_GROUP.store(0, Ordering::SeqCst);
     status
+}
+
+/// The controlling terminal, lent to the job's process group while it
+/// runs: the job has a group of its own (so signals reach what it starts),
+/// and a background group that reads the terminal is stopped by SIGTTIN,
+/// which would hang the wrapper. Given back when dropped.
+struct Terminal {
+    ours: libc::pid_t,
+}
+
+impl Terminal {
+    /// Lends the terminal on stdin to `job`'s group, if we hold it (a
+    /// wrapper started in the background, or from cron, has none to lend).
+    fn hand_to(job: libc::pid_t) -> Option<Terminal> {
+        // SAFETY: plain calls on fd 0 and our own ids; no memory is shared.
+        unsafe {
+            let ours = libc::getpgrp();
+            if libc::isatty(0) != 1 || libc::tcgetpgrp(0) != ours {
+                return None;
+            }
+            if libc::tcsetpgrp(0, job) != 0 {
+                return None;
+            }
+            // It may have tried to read in the instant before, and stopped.
+            libc::kill(-job, libc::SIGCONT);
+            Some(Terminal { ours })
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        // SAFETY: SIGTTOU is blocked in this thread around the call, so
+        // taking the terminal back from the background does not stop us.
+        unsafe {
+            let mut ttou: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut ttou);
+            libc::sigaddset(&mut ttou, libc::SIGTTOU);
+            let mut before: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &ttou, &mut before);
+            libc::tcsetpgrp(0, self.ours);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+        }
+    }
 }
 
 /// Passes `signal` to the running job's whole process group; false when no
@@ -171,6 +223,12 @@ pub fn forward(signal: libc::c_int) -> bool {
     }
     // SAFETY: kill() with a negative pid signals that process group; no memory is touched.
     unsafe { libc::kill(-group, signal) };
+    // A stopped job cannot act on a terminating signal until it runs
+    // again: follow it with SIGCONT, as shells and systemd do.
+    if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGHUP) {
+        // SAFETY: as above.
+        unsafe { libc::kill(-group, libc::SIGCONT) };
+    }
     true
 }
 

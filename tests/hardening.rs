@@ -463,3 +463,56 @@ fn children_never_see_the_token_and_nothing_they_say_shows_it() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "[]\n");
 }
+
+/// A resolver that drops queries is said to be the trouble (not the route
+/// to the server), and lookups do not pile up on threads while it hangs.
+#[test]
+fn a_dns_server_that_does_not_answer_is_named_and_lookups_do_not_pile_up() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: a mount namespace for resolv.conf needs root");
+        return;
+    }
+    // A DNS server on loopback that reads every query and never answers.
+    let Ok(silent) = std::net::UdpSocket::bind("127.53.0.1:53") else {
+        eprintln!("SKIPPED: cannot bind 127.53.0.1:53");
+        return;
+    };
+    let dir = TempDir::new();
+    let resolv = dir.write(
+        "resolv.conf",
+        "nameserver 127.53.0.1\noptions timeout:30 attempts:1\n",
+    );
+    let in_namespace = |args: &[&str]| {
+        AgentCmd::with_binary(std::path::Path::new("unshare"))
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"",
+            ])
+            .arg_path(&resolv)
+            .args([BIN.unwrap(), "--server-id", "7"])
+            .args(["--api-url", "http://stacksense-dns-test.invalid:8080"])
+            .args(args)
+    };
+    let out = in_namespace(&["--once", "--timeout", "1", "--interval", "2"]).finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the name stacksense-dns-test.invalid did not resolve"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("no answer from"), "{}", out.stderr);
+
+    let agent = in_namespace(&["--interval", "0.5", "--timeout", "0.3", "--no-splay"]).spawn();
+    let line = agent.wait_for_line("did not resolve", WAIT);
+    assert!(line.contains("did not resolve within 300ms"), "{line}");
+    thread::sleep(Duration::from_secs(5));
+    let threads = agent.proc_status("Threads");
+    assert!(
+        threads <= 6,
+        "{threads} threads after 10 beats with a silent resolver"
+    );
+    drop(silent);
+}

@@ -555,3 +555,79 @@ fn a_hung_filesystem_costs_a_check_its_timeout_not_the_beats() {
     }
     assert!(agent.is_running());
 }
+
+/// A cmd check that starts something in the background ends it when it
+/// ends: one `sleep` per beat piled up, and outlived the agent.
+#[test]
+fn a_cmd_checks_background_processes_end_with_it() {
+    let rx = Receiver::start(|_| ok_json());
+    // A duration no other process here sleeps: how its processes are found.
+    let marker = format!("9{}", std::process::id());
+    let check = format!("cmd sh -c 'sleep {marker} & exit 0'");
+    let mut agent = AgentCmd::posting_to(&rx.url())
+        .args(["--interval", "0.3", "--no-splay", "--health", &check])
+        .spawn();
+    rx.wait_for(5, WAIT);
+    let left = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+            })
+            .count()
+    };
+    assert_eq!(
+        left(),
+        0,
+        "background processes of finished checks are still running"
+    );
+    agent.stop_with(SIGTERM);
+    assert_eq!(left(), 0);
+}
+
+/// As PID 1 (the container image) the agent reaps what is re-parented to it.
+#[test]
+fn as_pid_1_orphans_are_reaped() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: a PID namespace needs root");
+        return;
+    }
+    let rx = Receiver::start(|_| ok_json());
+    let agent = AgentCmd::with_binary(std::path::Path::new("unshare"))
+        .args(["--pid", "--fork", "--mount-proc", BIN.unwrap()])
+        .args(["--server-id", "7", "--api-url", &rx.url()])
+        .args(["--interval", "0.2", "--no-splay"])
+        .args(["--health", "cmd sh -c 'sleep 0.05 & exit 0'"])
+        .spawn();
+    rx.wait_for(20, WAIT);
+    // unshare's child is the agent, PID 1 inside; its children's states.
+    let unshare = agent.pid();
+    let children = |pid: u32| -> Vec<u32> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        tasks
+            .flat_map(|t| {
+                std::fs::read_to_string(t.path().join("children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect()
+    };
+    let init = *children(unshare).first().expect("the agent under unshare");
+    let zombies = children(init)
+        .into_iter()
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/stat")).is_ok_and(|s| {
+                s.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z'))
+            })
+        })
+        .count();
+    assert!(zombies <= 2, "{zombies} zombies after 20 beats");
+}

@@ -341,7 +341,7 @@ fn a_reply_saying_not_received_is_a_warning() {
     let running = agent(&rx.url(), "30").spawn();
     let line = running.wait_for_line("heartbeat_received=false", WAIT);
     assert!(
-        line.contains("WARN") && line.contains("check server_id"),
+        line.contains("WARN") && line.contains("did not record the beat"),
         "{line}"
     );
 }

@@ -183,3 +183,56 @@ fn run_with_report_status_passes_everything_through_to_a_slow_reader() {
     let tail = body["job"]["tail"].as_str().unwrap();
     assert!(tail.ends_with("END\n"), "{tail:?}");
 }
+
+/// A job that stops itself is said, and a SIGTERM still ends it: the
+/// wrapper follows the forwarded signal with SIGCONT.
+#[test]
+fn a_stopped_job_is_noticed_and_sigterm_still_ends_it() {
+    let rx = Receiver::start(|_| ok_json());
+    let mut agent = wrapping(&rx.url(), "kill -STOP $$; sleep 60").spawn();
+    agent.wait_for_line("the job was stopped by signal 19", WAIT);
+    agent.signal(SIGTERM);
+    let status = agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("the wrapper ends");
+    assert_eq!(status.code(), Some(128 + SIGTERM), "{:?}", agent.log());
+}
+
+/// From a terminal, the job gets the terminal: a job that reads stdin
+/// reads it instead of stopping with SIGTTIN (and hanging the wrapper).
+#[test]
+fn run_from_a_terminal_gives_the_job_the_terminal() {
+    let rx = Receiver::start(|_| ok_json());
+    let home = TempDir::new();
+    // `script` runs the wrapper on a pseudo-terminal, its stdin fed by us.
+    let inner = format!(
+        "{} --server-id 7 --api-url {} run -- sh -c 'read x; echo got:$x'",
+        BIN.unwrap(),
+        rx.url()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.env_clear()
+        .env("HOME", home.path())
+        .env("PATH", "/usr/bin:/bin")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = ChildGuard::spawn(&mut cmd);
+    {
+        use std::io::Write;
+        let mut stdin = child.0.stdin.take().unwrap();
+        stdin.write_all(b"hello\n").unwrap();
+        // Kept open until the job has read it; script ends with the job.
+        std::thread::sleep(Duration::from_millis(500));
+        drop(stdin);
+    }
+    let status = child
+        .wait_within(WAIT)
+        .expect("the job read its line and ended");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(out.contains("got:hello"), "{out:?}");
+    assert!(status.success(), "{status:?}: {out}");
+    assert_eq!(rx.requests().len(), 1);
+}

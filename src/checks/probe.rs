@@ -217,7 +217,13 @@ fn cmd(argv: &[String], limit: Duration) -> Verdict {
     let mut tail = Tail::new(CMD_OUTPUT_TAIL);
     let mut pipes = vec![(read, None)];
     process::track(pid);
-    let collected = process::collect(pid, &mut pipes, &mut tail, Some(Instant::now() + limit));
+    // What the check started in the background ends with it.
+    let how = process::Waiting {
+        end_group: true,
+        notice_stops: false,
+    };
+    let deadline = Some(Instant::now() + limit);
+    let collected = process::collect(pid, &mut pipes, &mut tail, deadline, how);
     process::untrack(pid);
     let output = tail.text();
     let last_line = output

@@ -55,14 +55,24 @@ impl StackSense {
     }
 
     pub fn on(tls: Option<Arc<rustls::ServerConfig>>, how: Serve) -> StackSense {
+        StackSense::serving(bind(), tls, how, TOKEN)
+    }
+
+    /// On `listener`, with one box whose token is `token`.
+    pub fn serving(
+        listener: std::net::TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        how: Serve,
+        token: &str,
+    ) -> StackSense {
         let state = Arc::new(Mutex::new(State::default()));
         state
             .lock()
             .unwrap()
             .tokens
-            .insert(TOKEN.into(), (BOX_ID, BOX_NAME.into()));
+            .insert(token.into(), (BOX_ID, BOX_NAME.into()));
         let shared = Arc::clone(&state);
-        let rx = Receiver::answering(bind(), tls, how, move |_, request| {
+        let rx = Receiver::answering(listener, tls, how, move |_, request| {
             answer(&mut shared.lock().unwrap(), request)
         });
         StackSense { rx, state }
