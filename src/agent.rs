@@ -75,6 +75,14 @@ struct Failing {
     summary: Cadence,
 }
 
+/// How much of the `left` before the next slot the health checks may use:
+/// all but the beat's share, which is its timeout or half of what is left,
+/// whichever is less. A slow check then costs its own verdict, not the beat
+/// (a 10 s `cmd` with 3 s left used to leave the beat 100 ms).
+fn checks_share(left: Duration, timeout: Duration) -> Duration {
+    left.saturating_sub(timeout.min(left / 2))
+}
+
 /// "Still failing" summaries come when the missed beats reach 10, 100,
 /// 1,000, ... and at least this often: a day-long outage at 30 s logs
 /// about 27 lines, not 2,880.
@@ -219,11 +227,14 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             crate::process::reap_orphans();
         }
         let mut report = None;
+        let mut checks_took = Duration::ZERO;
         if let Some(gate) = self.gate.as_mut() {
             self.notifier.watchdog();
             let notifier = self.notifier;
-            let limit = deadline.saturating_sub(self.clock.elapsed());
+            let before = self.clock.elapsed();
+            let limit = checks_share(deadline.saturating_sub(before), self.timeout);
             let assessment = gate.assess(limit, &|| notifier.watchdog());
+            checks_took = self.clock.elapsed().saturating_sub(before);
             self.on_assessed(&assessment);
             if assessment.withhold {
                 return BeatEnd {
@@ -260,7 +271,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
                     let next = backoff::plan(&failed, deadline, |t| {
                         self.schedule.first_slot_at_or_after(t)
                     });
-                    self.on_failed(&failure, next, attempt, now, budget);
+                    self.on_failed(&failure, next, attempt, now, budget, checks_took);
                     match next {
                         Next::RetryAt(at) => {
                             self.wait_until(at);
@@ -394,6 +405,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         attempt: u32,
         now: Duration,
         budget: Duration,
+        checks_took: Duration,
     ) {
         let what_next = match next {
             Next::RetryAt(at) => format!(
@@ -412,15 +424,22 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             .as_deref()
             .map(|h| format!(" - {h}"))
             .unwrap_or_default();
-        let cut = if failure.timed_out && budget < self.timeout {
-            format!(
+        let cut = match () {
+            _ if !failure.timed_out || budget >= self.timeout => String::new(),
+            // What used the slot is named, with the numbers of this attempt.
+            _ if !checks_took.is_zero() => format!(
+                " (the attempt had {} of its {} timeout: the health checks took {} of the \
+                 slot before the next beat)",
+                format_duration(budget),
+                format_duration(self.timeout),
+                format_duration(checks_took)
+            ),
+            _ => format!(
                 " (the attempt was cut to {} by the schedule: timeout {} is longer than the \
                  time left before the next beat)",
                 format_duration(budget),
                 format_duration(self.timeout)
-            )
-        } else {
-            String::new()
+            ),
         };
         let verb = match failure.class {
             Class::Retryable => "failed",
@@ -686,6 +705,15 @@ mod tests {
     }
 
     #[test]
+    fn checks_leave_the_beat_its_timeout_or_half_the_slot() {
+        let s = Duration::from_secs;
+        assert_eq!(checks_share(s(30), s(10)), s(20));
+        assert_eq!(checks_share(s(3), s(10)), Duration::from_millis(1500));
+        assert_eq!(checks_share(s(30), s(60)), s(15));
+        assert_eq!(checks_share(Duration::ZERO, s(10)), Duration::ZERO);
+    }
+
+    #[test]
     fn failing_checks_withhold_beats_in_their_slots_and_passing_ones_resume_them() {
         let (a, rig) = agent(10.0, 5.0, None, vec![], 0.1, Role::Service);
         let (g, limits) = gate(&rig, 1.0, vec![true, false, false, true], false);
@@ -700,8 +728,8 @@ mod tests {
             a.streak.missed, 0,
             "withheld beats are not delivery failures"
         );
-        // Each run may take up to the next slot; the beat gets what is left.
-        assert_eq!(limits.borrow()[1], S(10.0));
+        // Each run may take the slot less the beat's share: its 5 s timeout.
+        assert_eq!(limits.borrow()[1], S(5.0));
         assert!(rig.budgets().iter().all(|b| *b == S(5.0)));
         assert!(
             rig.bodies
@@ -717,9 +745,10 @@ mod tests {
         let (g, _) = gate(&rig, 1.5, vec![], false);
         let mut a = a.with_gate(g);
         beats(&mut a, 3);
-        assert!(close(&rig.times(), &[1.5, 3.5, 5.5]), "{:?}", rig.times());
-        // Beat zero's slot runs to 2 s: 0.5 s left after the checks.
-        assert_eq!(rig.budgets()[1], S(0.5));
+        // Checks that would take 1.5 s of a 2 s slot get 1 s: the beat keeps
+        // half the slot (less than its 10 s timeout).
+        assert!(close(&rig.times(), &[1.0, 3.0, 5.0]), "{:?}", rig.times());
+        assert_eq!(rig.budgets()[1], S(1.0));
     }
 
     #[test]

@@ -60,6 +60,28 @@ pub mod fuzz {
         }
     }
 
+    /// The reply headers that decide reuse (`Connection`, `Keep-Alive`),
+    /// split from one input at its first newline: never panics (a huge
+    /// `timeout=` once aborted the agent), and never keeps a connection
+    /// longer than the cap.
+    pub fn reply_headers(text: &str) {
+        let (connection, keep_alive) = text.split_once('\n').unwrap_or((text, ""));
+        let limit = crate::reuse::idle_limit(Some(connection), Some(keep_alive));
+        assert!(limit.is_none_or(|l| l <= crate::reuse::MAX_IDLE));
+        let t0 = std::time::Instant::now();
+        let kept =
+            crate::reuse::Kept::after_reply(t0, Duration::MAX, Some(connection), Some(keep_alive));
+        let _ = kept.reuse_at(t0, Duration::from_secs(10));
+    }
+
+    /// A pin setting: never panics; what it accepts prints back as given.
+    pub fn pins(text: &str) {
+        if let Ok(pins) = crate::tls::parse_pins(text) {
+            let again = crate::tls::parse_pins(&pins.to_string());
+            assert!(again.is_ok_and(|p| p == pins));
+        }
+    }
+
     /// The reply parser: never panics on any body.
     pub fn reply(body: &[u8]) {
         let _ = crate::heartbeat::Reply::parse(body);

@@ -93,6 +93,9 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         flags: cli.flags,
         config_flag: cli.config,
         env: &|name| env::var_os(name),
+        env_names: env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect(),
         home: directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf()),
         system_file: PathBuf::from(config::SYSTEM_FILE),
     });

@@ -420,3 +420,24 @@ fn once_exits_0_when_delivered_and_1_when_not() {
         "--once is bounded by one interval"
     );
 }
+
+#[test]
+fn a_mistyped_variable_is_pointed_out() {
+    let out = AgentCmd::new()
+        .env("STACKSENSE_SERVERID", "7")
+        .args([
+            "--check",
+            "--offline",
+            "--api-url",
+            "http://127.0.0.1:9",
+            "--server-id",
+            "7",
+        ])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("env STACKSENSE_SERVERID is not a setting of this agent and is ignored (did you mean STACKSENSE_SERVER_ID?)"),
+        "{}",
+        out.stderr
+    );
+}

@@ -631,3 +631,27 @@ fn as_pid_1_orphans_are_reaped() {
         .count();
     assert!(zombies <= 2, "{zombies} zombies after 20 beats");
 }
+
+/// In report mode a check slower than the slot leaves the beat a fair
+/// share (its timeout or half the slot): the beat to a server answering in
+/// 0.3 s arrives, and the check is reported as what was slow.
+#[test]
+fn a_slow_check_leaves_the_beat_its_share_of_the_slot() {
+    let how = Serve {
+        answer_after: Some(std::sync::Arc::new(|_| Duration::from_millis(300))),
+        ..Serve::default()
+    };
+    let rx = Receiver::serving(bind(), None, how, |_| ok_json());
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--once", "--interval", "3", "--report", "status"])
+        .args(["--health", "cmd sleep 10"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let body = body_of(&rx.requests()[0]);
+    assert_eq!(body["status"], "fail");
+    let detail = body["checks"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("still running after 1."),
+        "about half of the 3 s slot: {detail}"
+    );
+}

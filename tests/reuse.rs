@@ -122,13 +122,19 @@ fn a_connection_closed_as_the_beat_arrives_is_replaced_at_once() {
         _ => ok_json(),
     });
     let agent = beating(&rx.url(), "1").args(["-v"]).spawn();
-    let reqs = rx.wait_for(3, WAIT);
-    // The replacement went out at once, not a retry delay later.
-    let gap = (reqs[2].at - reqs[1].at).as_secs_f64();
-    assert!(gap < 0.5, "replacement {gap:.2}s after the lost request");
+    rx.wait_for(3, WAIT);
     assert_eq!(rx.connections(), 2);
+    // The replacement went out at once as part of the same beat, not as a
+    // retry after a failure: told by what the agent says, not by a time
+    // window a busy machine could miss.
     agent.wait_for_line("was dead", WAIT);
-    assert!(warnings(&agent).is_empty(), "{:#?}", agent.log());
+    let log = agent.log();
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("heartbeat failed") || l.contains("retry")),
+        "{log:#?}"
+    );
+    assert!(warnings(&agent).is_empty(), "{log:#?}");
 }
 
 #[test]

@@ -51,6 +51,52 @@ pub fn layer(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Layer, Vec<Config
     }
 }
 
+/// The StackSense Python agent's variables this agent has no setting for.
+const PYTHON_AGENT_ONLY: [&str; 2] = [
+    "STACKSENSE_SERVICES_INTERVAL",
+    "STACKSENSE_INSPECT_INTERVAL",
+];
+
+/// Variables the agent reads that are not settings of the table.
+const OTHERS: [&str; 1] = ["STACKSENSE_CONFIG"];
+
+/// A warning for each `STACKSENSE_*` variable in `names` that the agent
+/// does not know: a mistyped `STACKSENSE_SERVERID` would otherwise be
+/// ignored in silence, while a mistyped file key is pointed out.
+pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let known = |name: &str| {
+        OTHERS.contains(&name) || Key::ALL.iter().any(|k| k.env_names().any(|n| n == name))
+    };
+    let mut warnings = Vec::new();
+    for name in names {
+        if !name.starts_with("STACKSENSE_") || known(name) {
+            continue;
+        }
+        let shown = crate::text::untrusted_max(name, 60);
+        if PYTHON_AGENT_ONLY.contains(&name) {
+            warnings.push(format!(
+                "env {shown} is the StackSense Python agent's; this agent has no such setting \
+                 (ignored)"
+            ));
+            continue;
+        }
+        let closest = Key::ALL
+            .iter()
+            .flat_map(|k| k.env_names())
+            .chain(OTHERS)
+            .map(|known| (super::file::edit_distance(name, known), known))
+            .filter(|(d, _)| *d <= 3)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, known)| format!(" (did you mean {known}?)"))
+            .unwrap_or_default();
+        warnings.push(format!(
+            "env {shown} is not a setting of this agent and is ignored{closest}; \
+             stacksense-heartbeat --help lists them"
+        ));
+    }
+    warnings
+}
+
 /// A list variable's entries, one per line: they are separated by `;` or
 /// a newline, except inside quotes (`cmd sh -c 'a; b'` is one entry).
 fn split_list(text: &str) -> String {
@@ -78,6 +124,27 @@ fn split_list(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mistyped_variable_is_pointed_out_like_a_mistyped_key() {
+        let names = [
+            "STACKSENSE_SERVERID",
+            "STACKSENSE_API_URL",
+            "STACKSENSE_URL",
+            "STACKSENSE_CONFIG",
+            "PATH",
+            "STACKSENSE_SERVICES_INTERVAL",
+            "STACKSENSE_COLOUR",
+        ];
+        let warnings = unknown_variables(names);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(
+            warnings[0].contains("STACKSENSE_SERVERID")
+                && warnings[0].contains("did you mean STACKSENSE_SERVER_ID?")
+        );
+        assert!(warnings[1].contains("Python agent's"));
+        assert!(!warnings[2].contains("did you mean"), "{}", warnings[2]);
+    }
 
     #[test]
     fn list_variables_split_on_semicolons_outside_quotes() {

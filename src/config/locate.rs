@@ -174,6 +174,7 @@ mod tests {
             flags: Layer::default(),
             config_flag: None,
             env,
+            env_names: Vec::new(),
             home: Some(home.to_path_buf()),
             system_file: system.to_path_buf(),
         }

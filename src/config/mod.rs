@@ -106,6 +106,8 @@ pub struct Inputs<'a> {
     /// `--config PATH`.
     pub config_flag: Option<PathBuf>,
     pub env: &'a dyn Fn(&str) -> Option<OsString>,
+    /// The names of every environment variable, for unknown `STACKSENSE_*` ones.
+    pub env_names: Vec<String>,
     pub home: Option<PathBuf>,
     /// The file looked at when there is no per-user one ([`SYSTEM_FILE`]).
     pub system_file: PathBuf,
@@ -122,6 +124,9 @@ pub fn load(inputs: Inputs) -> (Result<Config, Vec<ConfigError>>, Vec<String>) {
 }
 
 fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<ConfigError>> {
+    warnings.extend(env::unknown_variables(
+        inputs.env_names.iter().map(String::as_str),
+    ));
     let env = env::layer(inputs.env)?;
     let (file_layer, file, found) = locate::read(&inputs)?;
     warnings.extend(found);

@@ -77,6 +77,9 @@ pub struct Serve {
     /// Called with each request and the status it gets (0: no status),
     /// before the reply goes out, so a printed line precedes the agent's.
     pub on_request: Option<Arc<OnRequest>>,
+    /// Wait this long (asked anew for each request, by its index) before a
+    /// status reply: a slow server.
+    pub answer_after: Option<Arc<dyn Fn(usize) -> Duration + Send + Sync>>,
 }
 
 pub type OnRequest = dyn Fn(&Request, u16) + Send + Sync;
@@ -273,6 +276,9 @@ fn serve(tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, shared: &Shared
             hook(&request, code);
         }
         let stream = reader.get_mut();
+        if let (Some(after), Reply::Status(..)) = (&shared.how.answer_after, &reply) {
+            thread::sleep(after(index));
+        }
         match reply {
             Reply::Status(code, headers, body) => {
                 let connection = if shared.how.keep_alive {
