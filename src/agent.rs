@@ -61,7 +61,37 @@ struct Streak {
     down_since: Option<Duration>,
     /// Beats that did not land since `down_since`.
     missed: u64,
+    /// This outage has been logged as one (it lasted long enough to matter).
+    warned: bool,
     summary: Cadence,
+    /// Short interruptions not worth a line each, summarised hourly.
+    blips: Blips,
+}
+
+/// Interruptions that ended before they mattered (see [`matters`]).
+#[derive(Default)]
+struct Blips {
+    count: u64,
+    missed: u64,
+    /// When the last summary was logged (or the agent started).
+    since: Duration,
+}
+
+/// An outage matters, and is logged as a warning, once it has missed this
+/// many beats in a row...
+const WARN_AFTER_MISSED: u64 = 3;
+/// ...or lasted this long, whichever comes first: a third of the 180 s
+/// after which StackSense shows a box offline. A lossy link's single
+/// missed beat, or one that needed a retry, is a debug line and counts
+/// toward an hourly summary instead (at 30 s with half the packets lost,
+/// that was hundreds of WARN/INFO pairs a day about blips the server never
+/// noticed).
+const WARN_AFTER_DOWN: Duration = Duration::from_secs(60);
+
+/// Whether an outage that has missed `missed` beats over `down_for` (or
+/// failed for a reason retrying cannot fix) is worth a warning.
+fn matters(fatal: bool, missed: u64, down_for: Duration) -> bool {
+    fatal || missed >= WARN_AFTER_MISSED || down_for >= WARN_AFTER_DOWN
 }
 
 /// Failing checks, while they fail.
@@ -357,11 +387,21 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         let now = self.clock.elapsed();
         let h = &mut self.streak;
         if let Some(since) = h.down_since.take() {
-            log::info!(
-                "heartbeat delivered again to {origin}: down for {}, {} beat(s) missed",
-                format_duration(now.saturating_sub(since)),
-                h.missed
-            );
+            let down_for = format_duration(now.saturating_sub(since));
+            if h.warned {
+                log::info!(
+                    "heartbeat delivered again to {origin}: down for {down_for}, {} beat(s) missed",
+                    h.missed
+                );
+            } else {
+                log::debug!(
+                    "heartbeat delivered again to {origin} after a short interruption: down \
+                     for {down_for}, {} beat(s) missed",
+                    h.missed
+                );
+                h.blips.count += 1;
+                h.blips.missed += h.missed;
+            }
         } else if !h.delivered_once && self.role == Role::Service {
             log::info!(
                 "first heartbeat accepted by {origin}{} ({})",
@@ -375,6 +415,21 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
                 format_duration(took)
             );
         }
+        if h.blips.count > 0 && now.saturating_sub(h.blips.since) >= SUMMARY_EVERY {
+            log::info!(
+                "{} short interruption(s) of delivery in the last {} ({} beat(s) missed), \
+                 each over within {} beats and {}",
+                h.blips.count,
+                format_duration(now.saturating_sub(h.blips.since)),
+                h.blips.missed,
+                WARN_AFTER_MISSED,
+                format_duration(WARN_AFTER_DOWN)
+            );
+            h.blips = Blips {
+                since: now,
+                ..Blips::default()
+            };
+        }
         if reply.heartbeat_received == Some(false) {
             log::warn!(
                 "{origin} answered 2xx but says heartbeat_received=false: it did not record the \
@@ -383,6 +438,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
         }
         h.failures = 0;
         h.missed = 0;
+        h.warned = false;
         h.summary = Cadence::default();
         h.delivered_once = true;
         let failing = match self.failing.names.len() {
@@ -449,11 +505,20 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             "heartbeat {verb}: {}{cut}{hint}; {what_next}",
             failure.reason
         );
-        let first_of_outage = self.streak.failures == 1;
-        // The service says when an outage starts; --once says how it ended.
+        let down_for = now.saturating_sub(self.streak.down_since.unwrap_or(now));
+        let missed = self.streak.missed + u64::from(matches!(next, Next::Slot(_)));
+        let fatal = failure.class == Class::Fatal;
+        // The service says when an outage starts to matter; --once says how it ended.
         let shown = match self.role {
-            Role::Service => first_of_outage,
+            Role::Service => !self.streak.warned && matters(fatal, missed, down_for),
             Role::Once => matches!(next, Next::Slot(_)),
+        };
+        let line = match (self.role, fatal) {
+            (Role::Service, false) if shown => format!(
+                "{line} (failing for {}, {missed} beat(s) missed)",
+                format_duration(down_for)
+            ),
+            _ => line,
         };
         let level = match (shown, failure.class) {
             (false, _) => log::Level::Debug,
@@ -461,10 +526,10 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
             (true, Class::Fatal) => log::Level::Error,
         };
         log::log!(level, "{line}");
-        if first_of_outage {
+        if shown && self.role == Role::Service {
+            self.streak.warned = true;
             self.streak.summary.start(now);
         }
-        let down_for = now.saturating_sub(self.streak.down_since.unwrap_or(now));
         self.notifier.status(&format!(
             "failing since {} UTC: {}",
             format_time_of_day(self.clock.wall() - down_for),
@@ -475,7 +540,7 @@ impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
     /// After a beat is given up: a "still failing" line when the missed
     /// count reaches the next power of ten, or an hour after the last line.
     fn maybe_summarise(&mut self, failure: &Failure, now: Duration) {
-        if self.role == Role::Once {
+        if self.role == Role::Once || !self.streak.warned {
             return;
         }
         let h = &mut self.streak;
@@ -995,6 +1060,73 @@ mod tests {
     }
 
     #[test]
+    fn a_lossy_link_logs_an_hourly_summary_not_a_line_per_blip() {
+        logged();
+        // Every third beat needs one retry, every seventh is lost altogether:
+        // a flaky LTE link, for three hours at 30 s.
+        let mut script = Vec::new();
+        for beat in 0..360 {
+            if beat % 7 == 3 {
+                // Five attempts fill a 30 s slot (backoff 1, 2, 4, 8, 16 s).
+                script.extend(vec![unavailable(); 5]);
+            } else if beat % 3 == 1 {
+                script.push(unavailable());
+            }
+            script.push(Ok(()));
+        }
+        let (mut a, rig) = agent(30.0, 5.0, None, script, 0.0, Role::Service);
+        while rig.clock.elapsed() < S(3.0 * 3600.0) {
+            a.next_beat();
+        }
+        let lines = logged();
+        let loud = shown(&lines);
+        let warnings = lines.iter().filter(|(l, _)| *l <= log::Level::Warn).count();
+        assert_eq!(warnings, 0, "{loud:#?}");
+        let summaries: Vec<&&str> = loud
+            .iter()
+            .filter(|l| l.contains("short interruption"))
+            .collect();
+        assert!((2..=3).contains(&summaries.len()), "{loud:#?}");
+        assert!(summaries[0].contains("beat(s) missed"), "{}", summaries[0]);
+    }
+
+    #[test]
+    fn an_outage_is_a_warning_once_it_misses_three_beats_or_a_minute() {
+        // At 2 s three missed beats come first; at 30 s the minute does.
+        for (interval, says) in [(2.0, "3 beat(s) missed)"), (30.0, "(failing for 1m,")] {
+            logged();
+            let script = vec![unavailable(); 200];
+            let (mut a, rig) = agent(interval, 1.0, None, script, 0.0, Role::Service);
+            let mut ends = Vec::new();
+            while ends.len() < 6 && rig.clock.elapsed() < S(600.0) {
+                ends.push(a.next_beat());
+                if !logged_loud_is_empty() {
+                    break;
+                }
+            }
+            let lines = logged();
+            let loud = shown(&lines);
+            assert_eq!(loud.len(), 1, "{interval}: {loud:#?}");
+            assert!(
+                loud[0].starts_with("heartbeat failed: test;"),
+                "{}",
+                loud[0]
+            );
+            assert!(loud[0].contains(says), "{interval}: {}", loud[0]);
+        }
+    }
+
+    /// Whether anything at info or above was logged since the last `logged()`,
+    /// without taking the lines.
+    fn logged_loud_is_empty() -> bool {
+        LINES.with(|l| {
+            l.borrow()
+                .iter()
+                .all(|(level, _)| *level > log::Level::Info)
+        })
+    }
+
+    #[test]
     fn a_day_long_outage_logs_a_few_lines_not_one_per_beat() {
         logged();
         let script = (0..20_000).map(|_| unavailable()).collect();
@@ -1074,8 +1206,10 @@ mod tests {
         let (mut a, _) = agent(1.0, 10.0, None, vec![timeout], 0.0, Role::Service);
         a.next_beat();
         let lines = logged();
+        // A single blip is a debug line; its words are what is checked.
         assert!(
-            shown(&lines)[0].contains("(the attempt was cut to 1s by the schedule: timeout 10s"),
+            lines.iter().any(|(_, l)| l
+                .contains("(the attempt was cut to 1s by the schedule: timeout 10s")),
             "{lines:#?}"
         );
     }

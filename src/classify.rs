@@ -363,6 +363,13 @@ pub fn io_failure(e: &io::Error, route: Route, budget: Duration) -> Failure {
     let reason = match e.kind() {
         K::ConnectionRefused => format!("connection refused by {hop}"),
         K::ConnectionReset | K::ConnectionAborted => format!("connection reset by {hop}"),
+        // Some TLS servers (gunicorn) close a plain-HTTP connection at once.
+        K::UnexpectedEof if !route.https => {
+            return Failure {
+                hint: Some("if the server speaks TLS on that port, use https:// in api_url".into()),
+                ..Failure::retryable(format!("{hop} closed the connection before answering"))
+            };
+        }
         K::UnexpectedEof => format!("{hop} closed the connection before answering"),
         K::TimedOut | K::WouldBlock => {
             return Failure::timed_out(format!(

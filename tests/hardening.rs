@@ -87,7 +87,7 @@ fn an_error_body_cannot_forge_a_log_line_either() {
             b"down\r<3>fake error\x1b]0;title\x07".to_vec(),
         )
     });
-    let agent = AgentCmd::posting_to(&rx.url()).spawn();
+    let agent = AgentCmd::posting_to(&rx.url()).args(["-v"]).spawn();
     let line = agent.wait_for_line("heartbeat failed: HTTP 503", WAIT);
     assert!(
         line.contains(r#""down\r<3>fake error\u{1b}]0;title\u{7}""#),
@@ -505,7 +505,8 @@ fn a_dns_server_that_does_not_answer_is_named_and_lookups_do_not_pile_up() {
     );
     assert!(!out.stderr.contains("no answer from"), "{}", out.stderr);
 
-    let agent = in_namespace(&["--interval", "0.5", "--timeout", "0.3", "--no-splay"]).spawn();
+    let agent =
+        in_namespace(&["--interval", "0.5", "--timeout", "0.3", "--no-splay", "-v"]).spawn();
     let line = agent.wait_for_line("did not resolve", WAIT);
     assert!(line.contains("did not resolve within 300ms"), "{line}");
     thread::sleep(Duration::from_secs(5));

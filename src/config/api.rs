@@ -50,7 +50,7 @@ pub const AUTO_LEGACY: &str = "auto: server_id is set";
 
 /// Where to make a token, for every message that asks for one.
 pub const MAKE_A_TOKEN: &str =
-    "make one on the server with `python manage.py create_agent_token <server id or name>`";
+    "make a token on the server with `python manage.py create_agent_token <server id or name>`";
 
 /// The API beats use, and why when auto chose it. `server_id` and
 /// `has_token` say what the other settings give.
