@@ -206,13 +206,14 @@ write_config() {
 		return
 	fi
 	if [ -n "$API_URL" ]; then
-		# No token here: this file is world-readable. The service finds the
-		# token as a systemd credential; elsewhere token_file names it.
+		# No token here: this file is world-readable. token_file names it
+		# for root's --check and for OpenRC and nohup; under systemd the
+		# service gets it as a credential, which wins over this file.
 		{
 			printf '{\n    "api_url": "%s"' "$API_URL"
 			[ -z "$SERVER_ID" ] || printf ',\n    "server_id": "%s"' "$SERVER_ID"
 			[ -z "$INTERVAL" ] || printf ',\n    "interval": %s' "$INTERVAL"
-			if [ "$INIT" != systemd ] && { [ -n "$TOKEN" ] || [ -f "$TOKEN_FILE" ]; }; then
+			if [ -n "$TOKEN" ] || [ -f "$TOKEN_FILE" ]; then
 				printf ',\n    "token_file": "%s"' "/etc/stacksense/token"
 			fi
 			printf '\n}\n'

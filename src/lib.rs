@@ -19,6 +19,8 @@ pub mod process;
 mod reuse;
 mod schedule;
 pub mod signals;
+pub mod startup;
+pub mod stop;
 mod text;
 mod tls;
 mod version;

@@ -227,12 +227,17 @@ impl Filter {
         };
         for directive in rust_log.unwrap_or("").split(',').map(str::trim) {
             match directive.split_once('=') {
-                None => {
-                    if let Ok(level) = directive.parse() {
+                None if directive.is_empty() => {}
+                None => match directive.parse() {
+                    Ok(level) => {
                         filter.ours = level;
                         filter.theirs = level;
                     }
-                }
+                    // A module alone means all of its lines, as env_logger reads it.
+                    Err(_) => filter
+                        .targets
+                        .push((directive.to_string(), LevelFilter::Trace)),
+                },
                 Some((target, level)) => {
                     if let Ok(level) = level.trim().parse() {
                         filter.targets.push((target.trim().to_string(), level));
@@ -297,6 +302,15 @@ fn priority(level: Level) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_module_alone_in_rust_log_shows_all_of_its_lines() {
+        let f = Filter::new(0, Some("ureq"));
+        assert_eq!(f.level_for("ureq::run"), LevelFilter::Trace);
+        assert_eq!(f.level_for("rustls::client"), LevelFilter::Warn);
+        assert_eq!(f.level_for(env!("CARGO_CRATE_NAME")), LevelFilter::Info);
+        assert_eq!(Filter::new(0, Some("")).targets, Vec::new());
+    }
 
     #[test]
     fn a_journal_stream_that_is_not_our_stderr_is_ignored() {

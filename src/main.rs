@@ -2,7 +2,6 @@
 //! one heartbeat -> outcome. This file only wires those together.
 
 use std::env;
-use std::fmt;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,12 +9,14 @@ use std::sync::Arc;
 
 use stacksense_heartbeat::agent::{Agent, Role};
 use stacksense_heartbeat::checks::Preflight;
-use stacksense_heartbeat::cli::{self, Mode, UsageError};
+use stacksense_heartbeat::cli::{self, Mode};
 use stacksense_heartbeat::clock::{self, SystemClock};
-use stacksense_heartbeat::config::{self, ConfigError};
+use stacksense_heartbeat::config;
 use stacksense_heartbeat::heartbeat::Client;
 use stacksense_heartbeat::notify::Notifier;
-use stacksense_heartbeat::{checkup, logging, process, signals, wrap};
+use stacksense_heartbeat::startup::StartupError;
+use stacksense_heartbeat::stop::{self, OnStop};
+use stacksense_heartbeat::{checkup, logging, signals, wrap};
 
 fn main() -> ExitCode {
     let journald = logging::stderr_is_journal(env::var("JOURNAL_STREAM").ok());
@@ -27,38 +28,6 @@ fn main() -> ExitCode {
         }
         ExitCode::from(e.exit_code())
     })
-}
-
-/// Why the agent could not start. Each is printed as one `error:` line per
-/// problem, at journald's error priority when the journal is listening.
-enum StartupError {
-    Usage(UsageError),
-    Config(Vec<ConfigError>),
-    Signals(io::Error),
-    Client(String),
-}
-
-impl StartupError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            StartupError::Usage(_) | StartupError::Config(_) | StartupError::Client(_) => 2,
-            StartupError::Signals(_) => 1,
-        }
-    }
-}
-
-impl fmt::Display for StartupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartupError::Usage(e) => write!(f, "{e}; see --help"),
-            StartupError::Config(errors) => {
-                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                f.write_str(&lines.join("\n"))
-            }
-            StartupError::Signals(e) => write!(f, "cannot set up SIGTERM/SIGINT handling: {e}"),
-            StartupError::Client(e) => f.write_str(e),
-        }
-    }
 }
 
 fn run(journald: bool) -> Result<ExitCode, StartupError> {
@@ -87,7 +56,7 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         _ => signals::STOP,
     };
     signals::block(handled).map_err(StartupError::Signals)?;
-    stop_on_signal(handled, Arc::clone(&notifier), on_stop)?;
+    stop::on_signal(handled, Arc::clone(&notifier), on_stop).map_err(StartupError::Signals)?;
 
     let (config, warnings) = config::load(config::Inputs {
         flags: cli.flags,
@@ -155,43 +124,6 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
             agent.run()
         }
     }
-}
-
-/// What a stop signal makes the process exit with.
-#[derive(Clone, Copy)]
-enum OnStop {
-    Exit(i32),
-    /// 128+N for signal N.
-    AsAShellWould,
-}
-
-/// SIGTERM/SIGINT end the process from the signal thread, whatever the
-/// main thread is doing, unless a `run` job is running: then they (and
-/// SIGHUP) are passed to the job, and the wrapper ends with it. Nothing on
-/// this path can block: the log line and the STOPPING=1 datagram are
-/// non-blocking writes, and `_exit` runs no exit handlers that could wait
-/// on a lock the main thread holds.
-fn stop_on_signal(
-    handled: &'static [signals::Signal],
-    notifier: Arc<Notifier>,
-    on_stop: OnStop,
-) -> Result<(), StartupError> {
-    signals::on_each(handled, move |signal, name| {
-        if wrap::forward(signal) {
-            log::debug!("{name} received, passed to the job");
-            return;
-        }
-        log::info!("{name} received, stopping");
-        notifier.stopping();
-        process::kill_checks();
-        let code = match on_stop {
-            OnStop::Exit(code) => code,
-            OnStop::AsAShellWould => 128 + signal,
-        };
-        // SAFETY: ends the process at once; nothing after it runs.
-        unsafe { libc::_exit(code) }
-    })
-    .map_err(StartupError::Signals)
 }
 
 fn print(text: &str) -> ExitCode {

@@ -461,3 +461,39 @@ fn the_service_keeps_the_box_online() {
         .collect();
     assert!(warnings.is_empty(), "{warnings:?}");
 }
+
+/// The layout install.sh writes for systemd: the config names the
+/// root-only token file (for root's `--check`), and the unit hands the
+/// same token to the service as a credential, which wins over the file.
+#[test]
+fn a_systemd_credential_wins_over_the_config_files_token_file() {
+    let server = StackSense::start();
+    let credentials = TempDir::new();
+    credentials.write("token", TOKEN);
+    let cmd = AgentCmd::new();
+    let text = format!(
+        "{{\"api_url\": \"{}\", \"token_file\": \"/nonexistent/token\"}}",
+        server.url()
+    );
+    cmd.home.write(".stacksense_heartbeat.conf", &text);
+    let out = cmd
+        .env("CREDENTIALS_DIRECTORY", credentials.path())
+        .args(["--once"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(server.beats(BOX_ID).len(), 1);
+    // A variable still wins over the credential.
+    let out = AgentCmd::new()
+        .env("STACKSENSE_URL", server.url())
+        .env("STACKSENSE_TOKEN", "from-the-environment")
+        .env("CREDENTIALS_DIRECTORY", credentials.path())
+        .args(["--check", "--offline"])
+        .finish();
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("token "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(row.ends_with("from env STACKSENSE_TOKEN"), "{row}");
+}

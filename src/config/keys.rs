@@ -175,8 +175,8 @@ const SETTINGS: [Spec; 14] = [
         kind: Kind::Text,
         default: "(none)",
         help: "A file holding the token. Under systemd a credential named\n\
-               \"token\" (LoadCredential=token:PATH) is used when nothing else\n\
-               sets a token.",
+               \"token\" (LoadCredential=token:PATH) is used unless a flag or\n\
+               an environment variable sets one (it wins over the config file).",
     },
     Spec {
         key: Key::Api,

@@ -131,9 +131,16 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
     let (file_layer, file, found) = locate::read(&inputs)?;
     warnings.extend(found);
     let mut r = resolve(&inputs.flags, &env, &file_layer, &file)?;
-    // systemd sets an absolute CREDENTIALS_DIRECTORY; an empty or relative
-    // one (inherited, or a typo) would read ./token from wherever we run.
-    if r.token.is_none()
+    // A systemd credential is the unit's own word, so it wins over the
+    // config file (whose token_file, /etc/stacksense/token, is for root's
+    // `--check`: the service's dynamic user may not read it) but not over
+    // a flag or a variable. systemd sets an absolute CREDENTIALS_DIRECTORY;
+    // an empty or relative one (inherited, or a typo) would read ./token
+    // from wherever we run.
+    let from_file = |spec: &TokenSpec| match spec {
+        TokenSpec::Inline(raw) | TokenSpec::File(raw) => matches!(raw.source, Source::File { .. }),
+    };
+    if r.token.as_ref().is_none_or(from_file)
         && let Some(dir) = (inputs.env)("CREDENTIALS_DIRECTORY").map(PathBuf::from)
         && dir.is_absolute()
     {

@@ -212,8 +212,21 @@ impl Collector {
 pub struct ChildGuard(pub Child);
 
 impl ChildGuard {
-    /// Spawns `cmd` as the leader of a new process group.
+    /// Spawns `cmd` as the leader of a new process group, with the
+    /// signals the tests send at their default dispositions: a suite run
+    /// from a background shell (`cmd &`) inherits SIGINT ignored, which the
+    /// agent and its jobs would inherit in turn (an ignored signal stays
+    /// ignored across exec, and a shell cannot trap one).
     pub fn spawn(cmd: &mut Command) -> ChildGuard {
+        // SAFETY: only async-signal-safe calls (signal) between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
         ChildGuard(
             cmd.process_group(0)
                 .spawn()
