@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::classify::{self, Failure, Route, Sent, Trusting};
 use crate::config::{Api, Config, Proxying};
 use crate::reuse::{self, Kept};
+use crate::tcp::Watch;
 use crate::text;
 use crate::tls::Rejected;
 use crate::version::user_agent;
@@ -69,6 +70,8 @@ impl Reply {
 
 pub struct Client {
     agent: ureq::Agent,
+    /// Sets the first-byte deadline on the kept connection.
+    watch: Arc<Watch>,
     /// The connection the last beat left open, if any (always none without keep-alive).
     kept: Kept,
     url: String,
@@ -97,7 +100,7 @@ impl Client {
             Proxying::Via(p) => (ureq::Proxy::new(&p.url).ok(), Some(p.hop.clone())),
             Proxying::Direct | Proxying::Bypassed { .. } => (None, None),
         };
-        let (agent, rejected) = wire::client(ClientOptions {
+        let wired = wire::client(ClientOptions {
             trust: &config.trust(),
             timeout: Some(config.timeout.value),
             keepalive: config.keepalive.value,
@@ -111,7 +114,8 @@ impl Client {
             (None, None) => Trusting::Bundled,
         };
         Ok(Client {
-            agent,
+            agent: wired.agent,
+            watch: wired.watch,
             kept: Kept::none(),
             origin: origin_of(&config.api_url.value),
             proxy: proxy_hop,
@@ -125,7 +129,7 @@ impl Client {
                 .get(..6)
                 .is_some_and(|s| s.eq_ignore_ascii_case("https:")),
             trust,
-            rejected,
+            rejected: wired.rejected,
         })
     }
 
@@ -136,7 +140,7 @@ impl Client {
         let url = self.ping_url.clone()?;
         let started = Instant::now();
         self.rejected.take();
-        let result = self.attempt(&url, None, budget, Duration::ZERO, None);
+        let result = self.attempt(&url, None, budget, Duration::ZERO);
         Some(self.outcome(result, started, budget, "GET", &url))
     }
 
@@ -152,15 +156,21 @@ impl Transport for Client {
     }
 
     /// One beat: on the kept connection when the server may still hold it
-    /// open (with a short first-byte deadline), and on a new connection if
-    /// that one turns out dead, all within `budget`.
+    /// open (with a short first-byte deadline unless the server
+    /// acknowledged the beat), and on a new connection if that one turns
+    /// out dead, all within `budget`: the failure names `budget`, the time
+    /// the schedule gave the beat.
     fn send(&mut self, budget: Duration, body: &str) -> Outcome {
         let started = Instant::now();
         let url = std::mem::take(&mut self.url);
         let mut left = budget;
         let mut result = None;
         if let Some((idle, first_byte)) = self.kept.reuse_at(started, budget) {
-            match self.attempt(&url, Some(body), budget, idle, Some(first_byte)) {
+            let watch = Arc::clone(&self.watch);
+            let armed = watch.arm(first_byte);
+            let tried = self.attempt(&url, Some(body), budget, idle);
+            drop(armed);
+            match tried {
                 Err(e) if reuse::dead_connection(&e) => {
                     // Not a failure: the server or a NAT let an idle connection go.
                     log::debug!(
@@ -175,9 +185,8 @@ impl Transport for Client {
                 done => result = Some(done),
             }
         }
-        let result =
-            result.unwrap_or_else(|| self.attempt(&url, Some(body), left, Duration::ZERO, None));
-        let outcome = self.outcome(result, started, left, "POST", &url);
+        let result = result.unwrap_or_else(|| self.attempt(&url, Some(body), left, Duration::ZERO));
+        let outcome = self.outcome(result, started, budget, "POST", &url);
         self.url = url;
         outcome
     }
@@ -193,15 +202,13 @@ struct Answer {
 
 impl Client {
     /// One request: a POST of `body`, or a GET without one. `idle` is how
-    /// old a pooled connection may be to carry it (zero: a new connection);
-    /// `first_byte` limits the wait for the reply to start.
+    /// old a pooled connection may be to carry it (zero: a new connection).
     fn attempt(
         &mut self,
         url: &str,
         body: Option<&str>,
         budget: Duration,
         idle: Duration,
-        first_byte: Option<Duration>,
     ) -> Result<Answer, ureq::Error> {
         let sent = Instant::now();
         let auth = self.authorization.as_deref();
@@ -217,7 +224,6 @@ impl Client {
                 request
                     .config()
                     .timeout_global(Some(budget))
-                    .timeout_recv_response(first_byte)
                     .max_idle_age(idle)
                     .build()
                     .send(body.as_bytes())

@@ -21,6 +21,7 @@ mod schedule;
 pub mod signals;
 pub mod startup;
 pub mod stop;
+mod tcp;
 mod text;
 mod tls;
 mod version;

@@ -9,6 +9,9 @@
 //! write succeeds and nothing ever comes back. Such an attempt gets a short
 //! first-byte deadline and, when it fails the way a dead connection fails,
 //! the beat goes out at once on a new connection: no failure, no backoff.
+//! A server that is only slow fails no such way: its TCP acknowledged the
+//! beat, so the attempt waits for the answer and the beat is not sent
+//! twice (tcp.rs asks the socket).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -121,6 +124,27 @@ pub fn dead_connection(err: &ureq::Error) -> bool {
     }
 }
 
+/// What a kept connection's silence past the first-byte deadline means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// The request was not acknowledged: nothing at the other end has it.
+    /// The beat goes out again on a new connection.
+    Dead,
+    /// The server's TCP has every byte of the request: the server is slow,
+    /// and sending the beat again would record it twice.
+    Acknowledged,
+}
+
+/// From the bytes of the request still unacknowledged (SIOCOUTQ); when the
+/// socket cannot say, the connection is taken for dead, as before the
+/// question could be asked.
+pub fn after_silence(unacknowledged: &io::Result<u64>) -> Silence {
+    match unacknowledged {
+        Ok(0) => Silence::Acknowledged,
+        _ => Silence::Dead,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +210,14 @@ mod tests {
         assert_eq!(first_byte, Duration::from_secs(3));
         let (_, first_byte) = kept.reuse_at(t0, Duration::from_secs(2)).unwrap();
         assert_eq!(first_byte, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_silent_server_that_has_the_beat_is_waited_for() {
+        assert_eq!(after_silence(&Ok(0)), Silence::Acknowledged);
+        assert_eq!(after_silence(&Ok(310)), Silence::Dead);
+        let closed = Err(io::Error::from_raw_os_error(libc::EBADF));
+        assert_eq!(after_silence(&closed), Silence::Dead);
     }
 
     #[test]

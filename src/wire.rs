@@ -13,19 +13,23 @@ use std::sync::Arc;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, TcpConnector,
-    Transport,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, Transport,
 };
 
 use std::time::Duration;
 
+use crate::tcp::{Tcp, Watch};
 use crate::tls::{self, Rejected, TlsConnector, Trust};
 
-/// The connector chain beats and http checks use: ureq's CONNECT proxy
-/// and TCP, our TLS with `tls`, and writes coalesced.
-fn connector(tls: Arc<rustls::ClientConfig>) -> impl Connector<(), Out = impl Transport> {
+/// The connector chain beats and http checks use: ureq's CONNECT proxy,
+/// our TCP (which can tell whether the server acknowledged a request),
+/// our TLS with `tls`, and writes coalesced.
+fn connector(
+    tls: Arc<rustls::ClientConfig>,
+    watch: Arc<Watch>,
+) -> impl Connector<(), Out = impl Transport> {
     ().chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
+        .chain(Tcp(watch))
         .chain(TlsConnector(tls))
         .chain(OneWrite)
 }
@@ -60,9 +64,17 @@ pub struct ClientOptions<'a> {
     pub output_buffer: usize,
 }
 
-/// The one way the agent makes an HTTP client, and where its TLS records
-/// the key of a server it rejects.
-pub fn client(options: ClientOptions) -> Result<(ureq::Agent, Arc<Rejected>), rustls::Error> {
+/// An HTTP client and its handles.
+pub struct Wired {
+    pub agent: ureq::Agent,
+    /// Where its TLS records the key of a server it rejects.
+    pub rejected: Arc<Rejected>,
+    /// The first-byte deadline of an attempt on a kept connection.
+    pub watch: Arc<Watch>,
+}
+
+/// The one way the agent makes an HTTP client.
+pub fn client(options: ClientOptions) -> Result<Wired, rustls::Error> {
     let (tls, rejected) = tls::client_config(options.trust)?;
     let keep = usize::from(options.keepalive);
     let config = ureq::Agent::config_builder()
@@ -86,8 +98,13 @@ pub fn client(options: ClientOptions) -> Result<(ureq::Agent, Arc<Rejected>), ru
         .max_response_header_size(MAX_REPLY_HEADER_BYTES)
         .proxy(options.proxy)
         .build();
-    let agent = ureq::Agent::with_parts(config, connector(tls), resolver());
-    Ok((agent, rejected))
+    let watch = Arc::new(Watch::default());
+    let agent = ureq::Agent::with_parts(config, connector(tls, Arc::clone(&watch)), resolver());
+    Ok(Wired {
+        agent,
+        rejected,
+        watch,
+    })
 }
 
 /// ureq resolves every host on a fresh thread so that DNS can time out,

@@ -155,7 +155,66 @@ fn a_silently_dropped_connection_is_replaced_within_the_short_deadline() {
     );
     assert_eq!(relay.connections(), 2);
     assert!(warnings(&agent).is_empty(), "{:#?}", agent.log());
+    let line = agent.wait_for_line("was dead", WAIT);
+    assert!(line.contains("not acknowledged"), "{line}");
+}
+
+#[test]
+fn a_kept_connection_whose_server_turns_slow_gets_each_beat_once() {
+    // The server answered at once, then takes 2 s: past the first-byte
+    // deadline of a kept connection (1.5 s). Its TCP acknowledged each
+    // beat, so the agent waits for the answer instead of sending the beat
+    // again on a new connection (v0.1: 6 POSTs for 5 beats).
+    let slow = Serve {
+        answer_after: Some(Arc::new(|n| {
+            Duration::from_millis(if n == 0 { 0 } else { 2000 })
+        })),
+        ..keep(None)
+    };
+    let rx = Receiver::serving(bind(), None, slow, |_| ok_json());
+    let agent = beating(&rx.url(), "3").args(["-v"]).spawn();
+    // Five POSTs: four beats and the start of the fifth, or (v0.1) a
+    // beat sent twice within them.
+    let reqs = rx.wait_for(5, WAIT);
+    assert_eq!(rx.connections(), 1, "a beat went out on a new connection");
+    for pair in reqs.windows(2) {
+        let gap = (pair[1].at - pair[0].at).as_secs_f64();
+        assert!(gap > 2.0, "two POSTs {gap:.2}s apart at a 3 s interval");
+    }
+    agent.wait_for_line_count("acknowledged the beat", 3, WAIT);
+    let log = agent.log();
+    assert!(!log.iter().any(|l| l.contains("was dead")), "{log:#?}");
+    assert!(warnings(&agent).is_empty(), "{log:#?}");
+}
+
+#[test]
+fn a_beat_that_fails_after_a_dead_kept_connection_names_one_time_limit() {
+    // At a 1 s interval each attempt is cut to the slot. The kept
+    // connection is dead (half the slot is its first-byte deadline), and
+    // the server is too slow on the new one: the line's two numbers are
+    // the same slot (v0.1: "within 468ms (the attempt was cut to 999ms").
+    let slow = Serve {
+        answer_after: Some(Arc::new(|n| {
+            Duration::from_secs(if n == 0 { 0 } else { 5 })
+        })),
+        ..keep(None)
+    };
+    let rx = Receiver::serving(bind(), None, slow, |_| ok_json());
+    let relay = Relay::start(rx.addr);
+    let agent = beating(&relay.url("http"), "1").args(["-v"]).spawn();
+    agent.wait_for_line("first heartbeat accepted", WAIT);
+    relay.blackhole_existing();
     agent.wait_for_line("was dead", WAIT);
+    let line = agent.wait_for_line("heartbeat failed", WAIT);
+    let number = |after: &str| {
+        let at = line.find(after).map(|i| i + after.len());
+        let rest = &line[at.unwrap_or_else(|| panic!("no {after:?} in {line}"))..];
+        rest.split([' ', ')'])
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(number(" within "), number("cut to "), "{line}");
 }
 
 #[test]

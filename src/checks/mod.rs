@@ -246,7 +246,7 @@ fn http_client(config: &Config) -> Option<ureq::Agent> {
         proxy: None,
         output_buffer: 4 * 1024,
     };
-    wire::client(options).ok().map(|(agent, _)| agent)
+    wire::client(options).ok().map(|wired| wired.agent)
 }
 
 /// How failing checks read in one log line: `check NAME failed: WHY`, joined.

@@ -316,6 +316,20 @@ impl Running {
         }
     }
 
+    /// Waits for `count` log lines containing `needle`.
+    pub fn wait_for_line_count(&self, needle: &str, count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.log().iter().filter(|l| l.contains(needle)).count() < count {
+            if Instant::now() > deadline {
+                panic!(
+                    "fewer than {count} log lines with {needle:?} within {within:?}; log:\n{}",
+                    self.log().join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.is_running()
     }

@@ -1,6 +1,7 @@
 //! A TCP relay on 127.0.0.1 in front of a receiver: counts connections and
 //! bytes both ways, and can silently blackhole the connections it already
-//! has (forward nothing more, close nothing), as a NAT or firewall that
+//! has (forward nothing more, close nothing, and drop what arrives before
+//! TCP sees it, so nothing is acknowledged), as a NAT or firewall that
 //! forgot an idle connection does.
 
 use std::io::{Read, Write};
@@ -13,9 +14,13 @@ pub struct Relay {
     pub addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     bytes: Arc<AtomicU64>,
-    /// One flag per connection so far: set, it forwards nothing more.
-    blackholes: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    /// One flag per connection so far: set, it forwards nothing more;
+    /// with the agent's side of it, to drop its packets.
+    blackholes: Arc<Mutex<Vec<Hole>>>,
 }
+
+/// A connection's "forward nothing" flag and the agent's side of it.
+type Hole = (Arc<AtomicBool>, TcpStream);
 
 impl Relay {
     /// Relays to `target` (which must be on loopback).
@@ -39,7 +44,10 @@ impl Relay {
                     };
                     connections.fetch_add(1, Ordering::SeqCst);
                     let hole = Arc::new(AtomicBool::new(false));
-                    blackholes.lock().unwrap().push(hole.clone());
+                    blackholes
+                        .lock()
+                        .unwrap()
+                        .push((hole.clone(), client.try_clone().unwrap()));
                     pump(
                         client.try_clone().unwrap(),
                         server.try_clone().unwrap(),
@@ -73,8 +81,9 @@ impl Relay {
 
     /// Every connection open now stops forwarding, silently; new ones work.
     pub fn blackhole_existing(&self) {
-        for hole in self.blackholes.lock().unwrap().iter() {
+        for (hole, client) in self.blackholes.lock().unwrap().iter() {
             hole.store(true, Ordering::SeqCst);
+            drop_everything_arriving(client);
         }
     }
 }
@@ -100,4 +109,39 @@ fn pump(mut from: TcpStream, mut to: TcpStream, bytes: &Arc<AtomicU64>, hole: &A
             let _ = to.shutdown(std::net::Shutdown::Write);
         }
     });
+}
+
+/// Attaches a socket filter that drops every packet arriving on `socket`
+/// before TCP processes it: the agent's bytes are never acknowledged, as
+/// when a NAT on the way has forgotten the connection (a userspace relay
+/// that only stops forwarding still acknowledges everything).
+fn drop_everything_arriving(socket: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    // One classic BPF instruction: return 0 (keep 0 bytes: drop).
+    let mut program = [libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let fprog = libc::sock_fprog {
+        len: 1,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: the socket is open, and the kernel copies the program.
+    let done = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        done,
+        0,
+        "SO_ATTACH_FILTER: {}",
+        std::io::Error::last_os_error()
+    );
 }
