@@ -1,33 +1,42 @@
 //! stacksense-heartbeat's engine: args/env/file -> validated `Config` ->
-//! agent loop -> one heartbeat -> outcome. `main.rs` wires it together; the
-//! library exists so that wiring stays thin and the parsers can be fuzzed.
+//! agent loop -> one heartbeat -> outcome, wired in `app.rs`. The crate
+//! exports only [`main`] and what `fuzz/` needs; every module is private,
+//! so rustc reports what nothing uses (`pub` inside them means "for the
+//! rest of the crate").
+//!
+//! A newcomer reads `app.rs` (the wiring), then `config/mod.rs` (what a
+//! `Config` holds and how it is loaded), `agent.rs` (the loop) and
+//! `heartbeat.rs` (one beat).
 
-pub mod agent;
+mod agent;
+mod app;
 mod backoff;
-pub mod body;
-pub mod checks;
-pub mod checkup;
+mod body;
+mod checks;
+mod checkup;
 mod classify;
-pub mod cli;
-pub mod clock;
-pub mod config;
+mod cli;
+mod clock;
+mod config;
 mod files;
-pub mod heartbeat;
-pub mod logging;
-pub mod notify;
-pub mod process;
+mod heartbeat;
+mod logging;
+mod notify;
+mod process;
 mod reuse;
 mod schedule;
-pub mod signals;
-pub mod startup;
-pub mod stop;
+mod signals;
+mod startup;
+mod stop;
 mod tcp;
 mod text;
 mod tls;
 mod version;
-pub mod vitals;
+mod vitals;
 mod wire;
-pub mod wrap;
+mod wrap;
+
+pub use app::main;
 
 /// Entry points for `fuzz/` (cargo-fuzz): the parsers that read outside
 /// input, each checked for the promises the rest of the agent relies on.

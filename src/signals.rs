@@ -34,16 +34,10 @@ fn signal_set(signals: &[Signal]) -> libc::sigset_t {
 }
 
 /// Blocks `signals` in the calling thread and every thread it starts
-/// afterwards. Call before any thread exists. A child process inherits
-/// the mask too: see [`unblock`].
+/// afterwards. Call before any thread exists. A child process would
+/// inherit the mask: process.rs spawns children with an empty one.
 pub fn block(signals: &[Signal]) -> io::Result<()> {
     mask(libc::SIG_BLOCK, signals)
-}
-
-/// Undoes [`block`] in the calling thread; async-signal-safe, for a child
-/// between fork and exec.
-pub fn unblock(signals: &[Signal]) -> io::Result<()> {
-    mask(libc::SIG_UNBLOCK, signals)
 }
 
 fn mask(how: libc::c_int, signals: &[Signal]) -> io::Result<()> {

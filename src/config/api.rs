@@ -133,6 +133,17 @@ pub fn ping_url(api_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn beat_urls_never_double_the_slash() {
+        let legacy = beat_url(Api::Legacy, "http://h/mon/", Some("web-1"));
+        assert_eq!(legacy, "http://h/mon/api/heartbeat/web-1/");
+        assert_eq!(
+            beat_url(Api::Agent, "http://h/", None),
+            "http://h/api/agent/heartbeat/"
+        );
+        assert_eq!(ping_url("https://h/x/"), "https://h/x/api/agent/ping/");
+    }
     use crate::config::Source;
 
     fn set<T>(value: T) -> Setting<T> {

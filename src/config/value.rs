@@ -108,14 +108,6 @@ pub fn sends_in_clear(api_url: &str) -> bool {
     !loopback
 }
 
-/// `{api_url}/api/heartbeat/{server_id}/`.
-pub fn heartbeat_url(api_url: &str, server_id: &str) -> String {
-    format!(
-        "{}/api/heartbeat/{server_id}/",
-        api_url.trim_end_matches('/')
-    )
-}
-
 /// Seconds as a decimal number within `min..=max`.
 pub fn seconds(text: &str, min: f64, max: f64) -> Result<Duration, String> {
     let expected = format!("expected a number of seconds from {min} to {max}, e.g. 30");
@@ -218,15 +210,6 @@ mod tests {
         assert!(!sends_in_clear("http://127.0.0.1:9"));
         assert!(!sends_in_clear("http://[::1]:9"));
         assert!(!sends_in_clear("http://localhost:8080"));
-    }
-
-    #[test]
-    fn heartbeat_url_never_doubles_the_slash() {
-        assert_eq!(heartbeat_url("http://h", "7"), "http://h/api/heartbeat/7/");
-        assert_eq!(
-            heartbeat_url("http://h/mon/", "web-1"),
-            "http://h/mon/api/heartbeat/web-1/"
-        );
     }
 
     #[test]
