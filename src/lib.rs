@@ -21,6 +21,7 @@ mod config;
 mod files;
 mod heartbeat;
 mod logging;
+mod narrate;
 mod notify;
 mod process;
 mod reuse;
