@@ -25,7 +25,7 @@ pub const SERVER_FAILED: u8 = 3;
 
 /// Everything `--check` prints, and its exit status.
 pub fn run(config: &Config, offline: bool) -> (String, u8) {
-    let mut text = config::check_report(config);
+    let mut text = config::check_settings(config);
     let mut status = 0;
     if !offline {
         let (line, ok) = ask_server(config);

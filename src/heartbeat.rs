@@ -1,5 +1,5 @@
 //! One heartbeat over HTTP(S): send the POST, read a little of the answer.
-//! The agent loop sees it through [`Transport`], so its timing is tested
+//! The agent loop sees it through [`Courier`], so its timing is tested
 //! without a network.
 
 use std::io::Read;
@@ -29,8 +29,9 @@ pub enum Outcome {
     Failed(Failure),
 }
 
-/// One beat's round trip, as the agent loop needs it.
-pub trait Transport {
+/// One beat's round trip, as the agent loop needs it (not ureq's
+/// `Transport`, the byte stream below a request).
+pub trait Courier {
     /// Sends one beat with `body`, giving it at most `budget` from start to finish.
     fn send(&mut self, budget: Duration, body: &str) -> Outcome;
     /// `host:port` of the server, for log lines.
@@ -150,7 +151,7 @@ impl Client {
     }
 }
 
-impl Transport for Client {
+impl Courier for Client {
     fn origin(&self) -> &str {
         &self.origin
     }

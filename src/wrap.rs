@@ -17,13 +17,13 @@ use crate::process::{self, Tail};
 /// delivered: sysexits' EX_TEMPFAIL, "try again later".
 pub const BEAT_UNDELIVERED: u8 = 75;
 
-use crate::process::End as JobEnd;
+use crate::process::End;
 
 /// The job's end in words, for the one line that says no beat was sent.
-pub fn describe(job: JobEnd) -> String {
+pub fn describe(job: End) -> String {
     match job {
-        JobEnd::Exited(code) => format!("the job failed with exit status {code}"),
-        JobEnd::Signalled(signal) => format!(
+        End::Exited(code) => format!("the job failed with exit status {code}"),
+        End::Signalled(signal) => format!(
             "the job was ended by signal {signal} (exit status {})",
             job.status()
         ),
@@ -33,7 +33,7 @@ pub fn describe(job: JobEnd) -> String {
 /// What the wrapper exits with: the job's own status, except that a
 /// successful job whose beat was not delivered gets [`BEAT_UNDELIVERED`]
 /// (`delivered` is None when no beat was due).
-pub fn exit_status(job: JobEnd, delivered: Option<bool>) -> u8 {
+pub fn exit_status(job: End, delivered: Option<bool>) -> u8 {
     match (job.succeeded(), delivered) {
         (true, Some(false)) => BEAT_UNDELIVERED,
         _ => job.status(),
@@ -41,10 +41,10 @@ pub fn exit_status(job: JobEnd, delivered: Option<bool>) -> u8 {
 }
 
 /// The job's end as `--report status` sends it.
-pub fn report(job: JobEnd, took: std::time::Duration, tail: &Tail) -> crate::body::JobReport {
+pub fn job_report(job: End, took: std::time::Duration, tail: &Tail) -> crate::body::JobReport {
     let (exit_code, signal) = match job {
-        JobEnd::Exited(code) => (Some(code), None),
-        JobEnd::Signalled(signal) => (None, Some(signal)),
+        End::Exited(code) => (Some(code), None),
+        End::Signalled(signal) => (None, Some(signal)),
     };
     crate::body::JobReport {
         exit_code,
@@ -85,7 +85,7 @@ pub fn run_and_beat(
         };
         log::warn!("{}; {sent}", describe(job));
     }
-    let report = tail.map(|tail| report(job, started.elapsed(), &tail));
+    let report = tail.map(|tail| job_report(job, started.elapsed(), &tail));
     let delivered = (job.succeeded() || reporting).then(|| {
         let delivered = beat(report);
         if !delivered && job.succeeded() {
@@ -119,7 +119,7 @@ const STARTING: i32 = -1;
 /// [`forward`] (called from the signal thread). With `tail`, the job's
 /// stdout and stderr go through pipes: copied to ours as they come, and the
 /// last bytes kept for the report (the job then sees pipes, not a terminal).
-pub fn run(command: &[OsString], tail: Option<&mut Tail>) -> Result<JobEnd, io::Error> {
+pub fn run(command: &[OsString], tail: Option<&mut Tail>) -> Result<End, io::Error> {
     let args = process::c_args(command)?;
     let mut pipes = Vec::new();
     let mut stdio = process::Stdio::default();
@@ -156,7 +156,7 @@ pub fn run(command: &[OsString], tail: Option<&mut Tail>) -> Result<JobEnd, io::
     let status = match tail {
         Some(tail) => process::collect(pid, &mut pipes, tail, None, how).map(|c| match c {
             process::Collected::Ended(end) => end,
-            process::Collected::Killed => JobEnd::Signalled(libc::SIGKILL),
+            process::Collected::Killed => End::Signalled(libc::SIGKILL),
         }),
         None => process::wait(pid, how),
     };
@@ -238,21 +238,18 @@ mod tests {
 
     #[test]
     fn the_wrapper_exits_as_a_shell_would_report_the_job() {
-        assert_eq!(exit_status(JobEnd::Exited(0), Some(true)), 0);
-        assert_eq!(exit_status(JobEnd::Exited(3), None), 3);
-        assert_eq!(exit_status(JobEnd::Signalled(15), None), 143);
-        assert_eq!(exit_status(JobEnd::Signalled(9), None), 137);
-        assert_eq!(exit_status(JobEnd::Exited(256 + 4), None), 4);
+        assert_eq!(exit_status(End::Exited(0), Some(true)), 0);
+        assert_eq!(exit_status(End::Exited(3), None), 3);
+        assert_eq!(exit_status(End::Signalled(15), None), 143);
+        assert_eq!(exit_status(End::Signalled(9), None), 137);
+        assert_eq!(exit_status(End::Exited(256 + 4), None), 4);
     }
 
     #[test]
     fn a_success_whose_beat_was_lost_has_a_status_of_its_own() {
-        assert_eq!(
-            exit_status(JobEnd::Exited(0), Some(false)),
-            BEAT_UNDELIVERED
-        );
+        assert_eq!(exit_status(End::Exited(0), Some(false)), BEAT_UNDELIVERED);
         // A failed job's status is never replaced.
-        assert_eq!(exit_status(JobEnd::Exited(1), Some(false)), 1);
+        assert_eq!(exit_status(End::Exited(1), Some(false)), 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The heartbeat loop: keep the schedule and retry within a slot. Time and
-//! the network come in through [`Clock`] and [`Transport`], so every timing
+//! the network come in through [`Clock`] and [`Courier`], so every timing
 //! rule here is unit-tested against a fake clock; what to say about it is
 //! narrate.rs's, and this loop only passes its words on.
 
@@ -10,7 +10,7 @@ use crate::checks::Gate;
 use crate::classify::Class;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::heartbeat::{Outcome, Transport};
+use crate::heartbeat::{Courier, Outcome};
 use crate::narrate::{At, Attempt, Narrator, Said};
 use crate::notify::Notifier;
 use crate::schedule::Schedule;
@@ -29,7 +29,7 @@ pub struct BeatEnd {
 /// (tests keep it).
 pub type Voice<'a> = Box<dyn FnMut(Said) + 'a>;
 
-pub struct Agent<'a, C: Clock, T: Transport> {
+pub struct Agent<'a, C: Clock, T: Courier> {
     clock: C,
     transport: T,
     schedule: Schedule,
@@ -69,7 +69,7 @@ fn log_and_notify(notifier: &Notifier) -> Voice<'_> {
     })
 }
 
-impl<'a, C: Clock, T: Transport> Agent<'a, C, T> {
+impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
     pub fn new(
         config: &Config,
         clock: C,

@@ -5,13 +5,13 @@
 
 pub mod api;
 mod credentials;
+mod describe;
 mod env;
 mod error;
 mod file;
 mod keys;
 mod locate;
 mod proxy;
-mod report;
 mod resolve;
 mod source;
 pub mod value;
@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use api::Api;
+pub use describe::{aligned, check_settings, check_results, startup_line};
 pub use error::{About, ConfigError};
 pub use file::parse as parse_file;
 pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, Kind, help_rows};
 pub use locate::{ConfigFile, SYSTEM_FILE};
 pub use proxy::Proxying;
-pub use report::{aligned, check_report, check_results, startup_line};
 pub use source::{Layer, Raw, Setting, Source};
 
 use crate::body::Reporting;

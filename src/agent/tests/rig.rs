@@ -53,7 +53,7 @@ pub struct FakeServer {
     pub bodies: Rc<RefCell<Vec<String>>>,
 }
 
-impl Transport for FakeServer {
+impl Courier for FakeServer {
     fn send(&mut self, budget: Duration, body: &str) -> Outcome {
         let now = self.clock.elapsed();
         self.bodies.borrow_mut().push(body.to_string());
@@ -204,7 +204,7 @@ pub fn gate(
     (Box::new(gate), limits)
 }
 
-pub fn beats<C: Clock, T: Transport>(agent: &mut Agent<C, T>, n: usize) -> Vec<BeatEnd> {
+pub fn beats<C: Clock, T: Courier>(agent: &mut Agent<C, T>, n: usize) -> Vec<BeatEnd> {
     (0..n).map(|_| agent.next_beat()).collect()
 }
 

@@ -55,7 +55,7 @@ fn proxy_words(proxying: &Proxying) -> Option<String> {
 }
 
 /// `--check`: each effective value and where it came from; the token only as "set".
-pub fn check_report(config: &Config) -> String {
+pub fn check_settings(config: &Config) -> String {
     let mut file = vec![match &config.file {
         ConfigFile::Loaded(p) => ("config file", p.display().to_string(), "(read)".to_string()),
         ConfigFile::Missing(_) => ("config file", "none".into(), "(none of these; fine)".into()),
