@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use api::Api;
-pub use describe::{aligned, check_settings, check_results, startup_line};
+pub use describe::{aligned, check_results, check_settings, startup_line};
 pub use error::{About, ConfigError};
 pub use file::parse as parse_file;
 pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, Kind, help_rows};

@@ -1,5 +1,5 @@
 //! A test server that follows the StackSense server's agent contract as
-//! measured (../shared/notes/stacksense-server.md), to the byte where the
+//! measured (docs/design.md, "The StackSense agent API"), to the byte where the
 //! agent can tell: statuses, JSON bodies, `Authorization: Bearer` with that
 //! casing, 405 before auth, the 256 KiB limit, ping that is not a beat, and
 //! the legacy endpoint's CSRF refusal. Written from the contract, not from
