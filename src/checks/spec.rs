@@ -147,15 +147,11 @@ fn http(url: &str) -> Result<Probe, String> {
     // The same rules as api_url (scheme, host, port, no credentials),
     // except that a health endpoint may well carry a ?query.
     let base = url.split_once('?').map_or(url, |(base, _)| base);
-    value::api_url(base).map_err(|e| {
-        if e.contains("user:password@") {
-            "contains user:password@, which a check cannot send; use a cmd check with curl".into()
-        } else {
-            e.replace(
-                "https://monitor.example.com",
-                "http://127.0.0.1:8080/health",
-            )
-        }
+    value::base_url(base).map_err(|e| {
+        e.words(
+            "http://127.0.0.1:8080/health",
+            "a check cannot send it; use a cmd check with curl",
+        )
     })?;
     Ok(Probe::Http {
         url: url.to_string(),
@@ -295,6 +291,10 @@ mod tests {
         let c = parse("http timeout=2 http://127.0.0.1:8080/health?full=1").unwrap();
         assert_eq!(c.name, "http http://127.0.0.1:8080/health?full=1");
         assert_eq!(c.timeout, Duration::from_secs(2));
+        // api_url's rules in a check's words: its example, and curl for credentials.
+        let err = |text| parse(text).map(|_| ()).unwrap_err();
+        assert!(err("http ftp://h/x").contains("e.g. http://127.0.0.1:8080/health"));
+        assert!(err("http http://u:p@h/x").contains("use a cmd check with curl"));
         let c = parse("cmd  sh -c 'pg_isready -q; exit $?'").unwrap();
         assert_eq!(
             c.probe,

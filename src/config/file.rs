@@ -101,13 +101,16 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
             Ok(Some(text)) => layer.set(known, Raw::new(text, source)),
             // `null` reads as "not set here", like an absent key.
             Ok(None) => {}
-            Err(expected) => errors.push(ConfigError {
+            Err(mismatch) => errors.push(ConfigError {
                 about: About::Setting(known),
                 source: Some(source),
-                // A list's own words when the array is right but an item is not.
-                message: match expected.strip_prefix("item: ") {
-                    Some(problem) => problem.to_string(),
-                    None => format!("has the wrong type ({}); {expected}", type_name(&value)),
+                message: match mismatch {
+                    Mismatch::Type(expected) => {
+                        format!("has the wrong type ({}); {expected}", type_name(&value))
+                    }
+                    Mismatch::Item => "has an item that is not a one-line string; expected an \
+                                       array of one-line strings, e.g. [\"tcp 127.0.0.1:5432\"]"
+                        .to_string(),
                 },
             }),
         }
@@ -247,34 +250,44 @@ fn relax(text: &str) -> String {
     out.into_iter().collect()
 }
 
+/// Why a JSON value does not fit its key.
+enum Mismatch {
+    /// The value's type is wrong; what was expected.
+    Type(&'static str),
+    /// The array is right but one of its items is not a one-line string.
+    Item,
+}
+
 /// The value as text for the common validators, if its JSON type fits the key.
-fn text_of(key: Key, value: &Value) -> Result<Option<String>, &'static str> {
+fn text_of(key: Key, value: &Value) -> Result<Option<String>, Mismatch> {
+    use Mismatch::Type;
     match (key.spec().kind, value) {
         (_, Value::Null) => Ok(None),
         (Kind::Id, Value::Number(n)) if n.is_u64() => Ok(Some(n.to_string())),
         (Kind::Id, Value::String(s)) => Ok(Some(s.trim().to_string())),
-        (Kind::Id, _) => Err("expected a whole number or a string, e.g. 1 or \"web-01\""),
+        (Kind::Id, _) => Err(Type(
+            "expected a whole number or a string, e.g. 1 or \"web-01\"",
+        )),
         (Kind::Seconds { .. }, Value::Number(n)) => Ok(Some(n.to_string())),
-        (Kind::Seconds { .. }, _) => Err("expected a number of seconds, e.g. 30"),
+        (Kind::Seconds { .. }, _) => Err(Type("expected a number of seconds, e.g. 30")),
         (Kind::Bool, Value::Bool(b)) => Ok(Some(b.to_string())),
-        (Kind::Bool, _) => Err("expected true or false"),
+        (Kind::Bool, _) => Err(Type("expected true or false")),
         (Kind::Text, Value::String(s)) => Ok(Some(s.trim().to_string())),
-        (Kind::Text, _) => Err("expected a string"),
+        (Kind::Text, _) => Err(Type("expected a string")),
         (Kind::List, Value::String(s)) => Ok(Some(s.trim().to_string())),
         (Kind::List, Value::Array(items)) => {
             let mut lines = Vec::with_capacity(items.len());
             for item in items {
                 match item.as_str() {
                     Some(s) if !s.contains('\n') => lines.push(s.trim()),
-                    _ => {
-                        return Err("item: has an item that is not a one-line string; expected \
-                                    an array of one-line strings, e.g. [\"tcp 127.0.0.1:5432\"]");
-                    }
+                    _ => return Err(Mismatch::Item),
                 }
             }
             Ok(Some(lines.join("\n")))
         }
-        (Kind::List, _) => Err("expected an array of strings, e.g. [\"tcp 127.0.0.1:5432\"]"),
+        (Kind::List, _) => Err(Type(
+            "expected an array of strings, e.g. [\"tcp 127.0.0.1:5432\"]",
+        )),
     }
 }
 

@@ -46,29 +46,66 @@ pub fn api_url_base_guess(api_url: &str) -> Option<String> {
     Some(api_url[..cut].to_string())
 }
 
+/// Why a text is not a base URL. The words depend on who asks (the
+/// server's `api_url`, an http check), so the caller words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadUrl {
+    /// Not a URL at all (the parser's words).
+    Unparsable(String),
+    Scheme(Option<String>),
+    NoHost,
+    Credentials,
+    Port,
+    QueryOrFragment,
+}
+
+impl BadUrl {
+    /// "has no host; expected ..., e.g. `example`"; `credentials` says what
+    /// to do instead of user:password@.
+    pub fn words(&self, example: &str, credentials: &str) -> String {
+        let expected = format!("expected an http:// or https:// URL with a host, e.g. {example}");
+        match self {
+            BadUrl::Unparsable(why) => format!("is not a valid URL ({why}); {expected}"),
+            BadUrl::Scheme(Some(other)) => format!("has scheme {other}:; {expected}"),
+            BadUrl::Scheme(None) => format!("has no scheme; {expected}"),
+            BadUrl::NoHost => format!("has no host; {expected}"),
+            BadUrl::Credentials => format!("contains user:password@; {credentials}"),
+            BadUrl::Port => format!("has an invalid port; {expected}"),
+            BadUrl::QueryOrFragment => format!("must not carry a ?query or #fragment; {expected}"),
+        }
+    }
+}
+
+/// The monitoring server's base URL (see [`base_url`]), in `api_url`'s words.
+pub fn api_url(text: &str) -> Result<String, String> {
+    base_url(text).map_err(|e| {
+        e.words(
+            "https://monitor.example.com",
+            "put credentials in the token instead",
+        )
+    })
+}
+
 /// An `http://` or `https://` base URL with a host and an optional path
 /// prefix; returned without trailing slashes so joining never makes `//`.
 /// Not inlined: http checks validate their URLs with it too.
 #[inline(never)]
-pub fn api_url(text: &str) -> Result<String, String> {
-    const EXPECTED: &str =
-        "expected an http:// or https:// URL with a host, e.g. https://monitor.example.com";
+pub fn base_url(text: &str) -> Result<String, BadUrl> {
     let uri: ureq::http::Uri = text
         .parse()
-        .map_err(|e| format!("is not a valid URL ({e}); {EXPECTED}"))?;
+        .map_err(|e: ureq::http::uri::InvalidUri| BadUrl::Unparsable(e.to_string()))?;
     match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
         Some("http" | "https") => {}
-        Some(other) => return Err(format!("has scheme {other}:; {EXPECTED}")),
-        None => return Err(format!("has no scheme; {EXPECTED}")),
+        other => return Err(BadUrl::Scheme(other.map(str::to_string))),
     }
     let Some(authority) = uri.authority() else {
-        return Err(format!("has no host; {EXPECTED}"));
+        return Err(BadUrl::NoHost);
     };
     if authority.as_str().contains('@') {
-        return Err("contains user:password@; put credentials in the token instead".into());
+        return Err(BadUrl::Credentials);
     }
     if authority.host().is_empty() {
-        return Err(format!("has no host; {EXPECTED}"));
+        return Err(BadUrl::NoHost);
     }
     // The part after an IPv6 literal's `]`, where a port would be.
     let host_tail = authority
@@ -79,10 +116,10 @@ pub fn api_url(text: &str) -> Result<String, String> {
         .rsplit_once(':')
         .is_some_and(|(_, port)| port.parse::<u16>().is_err())
     {
-        return Err(format!("has an invalid port; {EXPECTED}"));
+        return Err(BadUrl::Port);
     }
     if uri.query().is_some() || text.contains('#') {
-        return Err(format!("must not carry a ?query or #fragment; {EXPECTED}"));
+        return Err(BadUrl::QueryOrFragment);
     }
     Ok(text.trim_end_matches('/').to_string())
 }
