@@ -11,6 +11,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::body::CheckResult;
 use crate::checks::Preflight;
 use crate::classify::{self, Failure, Route, Trusting};
 use crate::clock::format_duration;
@@ -38,7 +39,7 @@ pub fn run(config: &Config, offline: bool) -> (String, u8) {
         && let Some(mut preflight) = Preflight::new(config)
     {
         let results = preflight.run_checks(config.interval.value, &|| {});
-        text.push_str(&config::check_results(&results, config.report.value.status));
+        text.push_str(&check_results(&results, config.report.value.status));
     }
     (text, status)
 }
@@ -211,4 +212,43 @@ fn resolve(host: &str, port: u16, budget: Duration) -> std::io::Result<SocketAdd
                 text::untrusted(host)
             ))
         })
+}
+
+/// `--check`'s account of running every check once.
+pub fn check_results(results: &[CheckResult], reported: bool) -> String {
+    // Details line up after the names, within 80 columns: a line that
+    // would be longer puts its detail on the next line.
+    let names: Vec<String> = results.iter().map(|r| text::untrusted(&r.name)).collect();
+    let fits = |name: &str, detail: &str| 6 + name.len() + 2 + detail.len() <= 80;
+    let width = names
+        .iter()
+        .zip(results)
+        .filter(|(n, r)| fits(n, &r.detail))
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (name, r) in names.iter().zip(results) {
+        let verdict = if r.ok { "pass" } else { "FAIL" };
+        if fits(&format!("{name:<width$}"), &r.detail) {
+            out.push_str(&format!("{verdict}  {name:<width$}  {}\n", r.detail));
+        } else {
+            out.push_str(&format!("{verdict}  {name}\n      {}\n", r.detail));
+        }
+    }
+    let failing = results.iter().filter(|r| !r.ok).count();
+    let outcome = if reported {
+        "beats go out with \"status\": \"fail\""
+    } else {
+        "beats would be withheld"
+    };
+    if failing == 0 {
+        out.push_str("checks OK\n");
+    } else {
+        out.push_str(&format!(
+            "{failing} of {} check(s) failing: {outcome}\n",
+            results.len()
+        ));
+    }
+    out
 }

@@ -103,7 +103,7 @@ pub mod fuzz {
     /// A health check: never panics; what it accepts has a one-line name
     /// and a timeout within the documented range.
     pub fn health_check(text: &str) {
-        if let Ok(check) = crate::checks::spec::parse(text) {
+        if let Ok(check) = crate::config::health::parse(text) {
             assert!(!check.name.is_empty() && !check.name.contains('\n'));
             assert!(check.timeout >= Duration::from_millis(100));
             assert!(check.timeout <= Duration::from_secs(3600));

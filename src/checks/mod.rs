@@ -5,21 +5,21 @@
 //! beat path is what it was.
 
 pub mod probe;
-pub mod spec;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::body::{self, CheckResult, JobReport, Reporting};
+use crate::body::{self, CheckResult, JobReport};
 use crate::clock::format_duration;
 use crate::config::Config;
+use crate::config::Reporting;
 use crate::tls::Trust;
 use crate::wire;
 
+use crate::config::health::{Check, Probe};
 use probe::Verdict;
-use spec::{Check, Probe};
 
 /// What the checks decided for one beat.
 #[derive(Debug, Clone, PartialEq, Default)]

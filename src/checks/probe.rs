@@ -12,7 +12,7 @@ use crate::process::{self, Collected, End, Tail};
 use crate::text::{self, describe_io};
 use crate::vitals;
 
-use super::spec::{Check, MinMemory, Probe};
+use crate::config::health::{Check, MinMemory, Probe};
 
 /// A check's result: its verdict and, in a few words, why.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use super::{Config, ConfigFile, Key, Proxying};
-use crate::body::CheckResult;
 use crate::clock::format_duration;
 use crate::text;
 use crate::version::VERSION;
@@ -214,43 +213,4 @@ pub fn aligned(name: &str, value: &str, trailer: &str, width: usize) -> String {
         format!("{name:<NAME$} {value}\n{:<NAME$}   {trailer}", "")
     };
     format!("{}\n", line.trim_end())
-}
-
-/// `--check`'s account of running every check once.
-pub fn check_results(results: &[CheckResult], reported: bool) -> String {
-    // Details line up after the names, within 80 columns: a line that
-    // would be longer puts its detail on the next line.
-    let names: Vec<String> = results.iter().map(|r| text::untrusted(&r.name)).collect();
-    let fits = |name: &str, detail: &str| 6 + name.len() + 2 + detail.len() <= 80;
-    let width = names
-        .iter()
-        .zip(results)
-        .filter(|(n, r)| fits(n, &r.detail))
-        .map(|(n, _)| n.len())
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
-    for (name, r) in names.iter().zip(results) {
-        let verdict = if r.ok { "pass" } else { "FAIL" };
-        if fits(&format!("{name:<width$}"), &r.detail) {
-            out.push_str(&format!("{verdict}  {name:<width$}  {}\n", r.detail));
-        } else {
-            out.push_str(&format!("{verdict}  {name}\n      {}\n", r.detail));
-        }
-    }
-    let failing = results.iter().filter(|r| !r.ok).count();
-    let outcome = if reported {
-        "beats go out with \"status\": \"fail\""
-    } else {
-        "beats would be withheld"
-    };
-    if failing == 0 {
-        out.push_str("checks OK\n");
-    } else {
-        out.push_str(&format!(
-            "{failing} of {} check(s) failing: {outcome}\n",
-            results.len()
-        ));
-    }
-    out
 }

@@ -9,9 +9,11 @@ mod describe;
 mod env;
 mod error;
 mod file;
+pub mod health;
 mod keys;
 mod locate;
 mod proxy;
+mod reporting;
 mod resolve;
 mod source;
 pub mod value;
@@ -22,20 +24,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use api::Api;
-pub use describe::{aligned, check_results, check_settings, startup_line};
+pub use describe::{aligned, check_settings, startup_line};
 pub use error::{About, ConfigError};
 pub use file::parse as parse_file;
 pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, Kind, help_rows};
 pub use locate::{ConfigFile, SYSTEM_FILE};
 pub use proxy::Proxying;
+pub use reporting::Reporting;
 pub use source::{Layer, Raw, Setting, Source};
 
-use crate::body::Reporting;
-use crate::checks::spec::{self as check_spec, Check};
 use crate::clock::format_duration;
 use crate::text;
 use crate::tls::{self, Pins, Trust};
 use credentials::TokenSpec;
+use health::{self as check_spec, Check};
 use resolve::{Resolved, resolve};
 
 /// The file name `LoadCredential=token:...` gives the token under systemd.

@@ -1,6 +1,7 @@
-//! One check as written (`tcp 127.0.0.1:5432`, `disk /var 90%`, ...), read
-//! into what to probe. The same text comes from a flag, the environment or
-//! the file; the config layer adds where it came from to any error.
+//! The `health` setting: one check as written (`tcp 127.0.0.1:5432`,
+//! `disk /var 90%`, ...), read into what to probe. The same text comes from
+//! a flag, the environment or the file; the config layer adds where it
+//! came from to any error. checks/ runs what this reads.
 //!
 //! The parsers are `#[inline(never)]`: inlined into `config::load` they
 //! made the binary 700 bytes bigger.
@@ -8,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::value;
+use super::value;
 use crate::text;
 
 /// A check's limit when it names none: a local service that takes longer
