@@ -30,189 +30,170 @@ pub fn resolve(
     file: &Layer,
     file_status: &ConfigFile,
 ) -> Result<Resolved, Vec<ConfigError>> {
-    let layers = [flags, env, file];
-    let pick = |key: Key| layers.iter().find_map(|l| l.get(key).cloned());
-    let mut errors = Vec::new();
-
-    let file_hint = match file_status {
-        ConfigFile::Loaded(p) | ConfigFile::Unreadable(p) => format!(" in {}", shown(p)),
-        ConfigFile::Missing(paths) => match paths.last() {
-            Some(p) => format!(" in {}", shown(p)),
-            None => " in the config file".into(),
-        },
+    let mut p = Picking {
+        layers: [flags, env, file],
+        errors: Vec::new(),
     };
-    let api_url = match pick(Key::ApiUrl) {
-        Some(raw) => validate(Key::ApiUrl, raw, value::api_url, &mut errors),
-        None => {
-            errors.push(ConfigError {
+    // Fields in the order their errors are listed.
+    let resolved = Resolved {
+        api_url: p.api_url(file_status),
+        server_id: p.optional(Key::ServerId, value::server_id),
+        pins: p.optional(Key::PinnedPubkey, tls::parse_pins),
+        interval: p.seconds(Key::Interval, DEFAULT_INTERVAL),
+        timeout: p.seconds(Key::Timeout, DEFAULT_TIMEOUT),
+        splay: p.or_default(Key::Splay, true, value::boolean),
+        keepalive: p.or_default(Key::Keepalive, true, value::boolean),
+        verify_tls: p.or_default(Key::VerifyTls, true, value::boolean),
+        api: p.or_default(Key::Api, api::Choice::Auto, api::parse),
+        token: p.token(),
+        ca_file: p.raw(Key::CaFile),
+        health: p.checks(),
+        report: p.or_default(Key::Report, Reporting::default(), Reporting::parse),
+    };
+    if p.errors.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(p.errors)
+    }
+}
+
+/// The layers, highest first, and the errors found so far. A value that
+/// fails to parse is an error and reads as its default meanwhile: the
+/// load fails anyway, after every setting has been looked at.
+struct Picking<'a> {
+    layers: [&'a Layer; 3],
+    errors: Vec<ConfigError>,
+}
+
+impl Picking<'_> {
+    /// The value of the highest layer that has `key`.
+    fn raw(&self, key: Key) -> Option<Raw> {
+        self.layers.iter().find_map(|l| l.get(key).cloned())
+    }
+
+    /// `parse` of the highest layer's value, or `default` when none has one.
+    fn or_default<T>(
+        &mut self,
+        key: Key,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Setting<T> {
+        let Some(raw) = self.raw(key) else {
+            return Setting {
+                value: default,
+                source: Source::Default,
+            };
+        };
+        match parse(&raw.text) {
+            Ok(value) => Setting {
+                value,
+                source: raw.source,
+            },
+            Err(msg) => {
+                self.errors.push(ConfigError::value(key, &raw, msg));
+                Setting {
+                    value: default,
+                    source: raw.source,
+                }
+            }
+        }
+    }
+
+    /// A setting with no default: None when no layer has it, or it is wrong.
+    fn optional<T>(
+        &mut self,
+        key: Key,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Setting<T>> {
+        let raw = self.raw(key)?;
+        match parse(&raw.text) {
+            Ok(value) => Some(Setting {
+                value,
+                source: raw.source,
+            }),
+            Err(msg) => {
+                self.errors.push(ConfigError::value(key, &raw, msg));
+                None
+            }
+        }
+    }
+
+    /// Seconds within the range the settings table gives `key`.
+    fn seconds(&mut self, key: Key, default: Duration) -> Setting<Duration> {
+        let (min, max) = key.seconds_range().unwrap_or((0.0, f64::MAX));
+        self.or_default(key, default, |t| value::seconds(t, min, max))
+    }
+
+    /// The one required setting; its error says every way to give it.
+    fn api_url(&mut self, file_status: &ConfigFile) -> Setting<String> {
+        if let Some(url) = self.optional(Key::ApiUrl, value::api_url) {
+            return url;
+        }
+        if self.raw(Key::ApiUrl).is_none() {
+            let file = match file_status {
+                ConfigFile::Loaded(p) | ConfigFile::Unreadable(p) => format!(" in {}", shown(p)),
+                ConfigFile::Missing(paths) => match paths.last() {
+                    Some(p) => format!(" in {}", shown(p)),
+                    None => " in the config file".into(),
+                },
+            };
+            self.errors.push(ConfigError {
                 about: About::Setting(Key::ApiUrl),
                 source: None,
                 message: format!(
                     "not set; expected --api-url, env STACKSENSE_API_URL (or STACKSENSE_URL) \
-                     or \"api_url\"{file_hint}: the StackSense server's base URL"
+                     or \"api_url\"{file}: the StackSense server's base URL"
                 ),
             });
-            None
         }
-    };
-    let server_id = pick(Key::ServerId)
-        .and_then(|raw| validate(Key::ServerId, raw, value::server_id, &mut errors));
-    let pins = pick(Key::PinnedPubkey)
-        .and_then(|raw| validate(Key::PinnedPubkey, raw, tls::parse_pins, &mut errors));
-
-    let seconds = |key: Key| {
-        let (min, max) = key.seconds_range().unwrap_or((0.0, f64::MAX));
-        move |t: &str| value::seconds(t, min, max)
-    };
-    let mut setting = |key: Key, default, parse: &dyn Fn(&str) -> Result<_, String>| {
-        or_default(key, pick(key), default, &mut errors, parse)
-    };
-    let interval = setting(Key::Interval, DEFAULT_INTERVAL, &seconds(Key::Interval));
-    let timeout = setting(Key::Timeout, DEFAULT_TIMEOUT, &seconds(Key::Timeout));
-    let splay = or_default(
-        Key::Splay,
-        pick(Key::Splay),
-        true,
-        &mut errors,
-        value::boolean,
-    );
-    let keepalive = or_default(
-        Key::Keepalive,
-        pick(Key::Keepalive),
-        true,
-        &mut errors,
-        value::boolean,
-    );
-    let verify_tls = or_default(
-        Key::VerifyTls,
-        pick(Key::VerifyTls),
-        true,
-        &mut errors,
-        value::boolean,
-    );
-    let api = or_default(
-        Key::Api,
-        pick(Key::Api),
-        api::Choice::Auto,
-        &mut errors,
-        api::parse,
-    );
-
-    // The token and its file are one setting: the highest layer that gives
-    // either wins, and a layer that gives both is ambiguous.
-    let mut token = None;
-    for layer in layers {
-        match (layer.get(Key::Token), layer.get(Key::TokenFile)) {
-            (None, None) => continue,
-            (Some(t), Some(f)) => errors.push(ConfigError {
-                about: About::Setting(Key::Token),
-                source: None,
-                message: format!("both {} and {} are set; set only one", t.source, f.source),
-            }),
-            (Some(t), None) => token = Some(TokenSpec::Inline(t.clone())),
-            (None, Some(f)) => token = Some(TokenSpec::File(f.clone())),
-        }
-        break;
-    }
-
-    let health = checks(pick(Key::Health), &mut errors);
-    let report = or_default(
-        Key::Report,
-        pick(Key::Report),
-        Reporting::default(),
-        &mut errors,
-        Reporting::parse,
-    );
-
-    match (
-        api, api_url, interval, timeout, splay, keepalive, verify_tls, report,
-    ) {
-        (
-            Some(api),
-            Some(api_url),
-            Some(interval),
-            Some(timeout),
-            Some(splay),
-            Some(keepalive),
-            Some(verify_tls),
-            Some(report),
-        ) if errors.is_empty() => Ok(Resolved {
-            api,
-            server_id,
-            api_url,
-            interval,
-            timeout,
-            token,
-            ca_file: pick(Key::CaFile),
-            pins,
-            verify_tls,
-            splay,
-            keepalive,
-            health,
-            report,
-        }),
-        _ => Err(errors),
-    }
-}
-
-/// Each check of the list (one per line of `raw`), with one error per bad one.
-fn checks(raw: Option<Raw>, errors: &mut Vec<ConfigError>) -> Setting<Vec<Check>> {
-    let Some(raw) = raw else {
-        return Setting {
-            value: Vec::new(),
+        Setting {
+            value: String::new(),
             source: Source::Default,
+        }
+    }
+
+    /// The token and its file are one setting: the highest layer that
+    /// gives either wins, and a layer that gives both is ambiguous.
+    fn token(&mut self) -> Option<TokenSpec> {
+        for layer in self.layers {
+            match (layer.get(Key::Token), layer.get(Key::TokenFile)) {
+                (None, None) => continue,
+                (Some(t), Some(f)) => self.errors.push(ConfigError {
+                    about: About::Setting(Key::Token),
+                    source: None,
+                    message: format!("both {} and {} are set; set only one", t.source, f.source),
+                }),
+                (Some(t), None) => return Some(TokenSpec::Inline(t.clone())),
+                (None, Some(f)) => return Some(TokenSpec::File(f.clone())),
+            }
+            return None;
+        }
+        None
+    }
+
+    /// Each check of the list (one per line), with one error per bad one.
+    fn checks(&mut self) -> Setting<Vec<Check>> {
+        let Some(raw) = self.raw(Key::Health) else {
+            return Setting {
+                value: Vec::new(),
+                source: Source::Default,
+            };
         };
-    };
-    let mut checks = Vec::new();
-    for line in raw.text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        match check_spec::parse(line) {
-            Ok(check) => checks.push(check),
-            Err(problem) => errors.push(ConfigError {
-                about: About::Setting(Key::Health),
-                source: Some(raw.source.clone()),
-                message: format!("\"{}\" {problem}", text::untrusted_max(line, 80)),
-            }),
+        let mut checks = Vec::new();
+        for line in raw.text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            match check_spec::parse(line) {
+                Ok(check) => checks.push(check),
+                Err(problem) => self.errors.push(ConfigError {
+                    about: About::Setting(Key::Health),
+                    source: Some(raw.source.clone()),
+                    message: format!("\"{}\" {problem}", text::untrusted_max(line, 80)),
+                }),
+            }
         }
-    }
-    Setting {
-        value: checks,
-        source: raw.source,
-    }
-}
-
-/// The setting from `raw`, or an error naming it and its source.
-fn validate<T>(
-    key: Key,
-    raw: Raw,
-    parse: impl Fn(&str) -> Result<T, String>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<Setting<T>> {
-    match parse(&raw.text) {
-        Ok(value) => Some(Setting {
-            value,
+        Setting {
+            value: checks,
             source: raw.source,
-        }),
-        Err(msg) => {
-            errors.push(ConfigError::value(key, &raw, msg));
-            None
         }
-    }
-}
-
-/// Like [`validate`], with `default` when no layer sets it.
-fn or_default<T>(
-    key: Key,
-    raw: Option<Raw>,
-    default: T,
-    errors: &mut Vec<ConfigError>,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Option<Setting<T>> {
-    match raw {
-        None => Some(Setting {
-            value: default,
-            source: Source::Default,
-        }),
-        Some(raw) => validate(key, raw, parse, errors),
     }
 }
 
