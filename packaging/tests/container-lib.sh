@@ -1,12 +1,12 @@
 # shellcheck shell=bash
-# Shared by packaging/test-systemd and packaging/test-openrc (sourced, bash):
+# Shared by packaging/tests/systemd and packaging/tests/openrc (sourced, bash):
 # a cached Debian bookworm tree from debootstrap, booted with systemd-nspawn
 # on its own loopback, and a heartbeat receiver in its network namespace.
 # The caller sets NAME (for messages), TREE, INCLUDE (debootstrap packages)
 # and INIT (the container's PID 1 program, or "systemd" to boot with -b).
 
-# shellcheck source=packaging/check-lib.sh
-. packaging/check-lib.sh
+# shellcheck source=packaging/tests/check-lib.sh
+. packaging/tests/check-lib.sh
 
 CACHE="${STACKSENSE_CONTAINER_CACHE:-$HOME/.cache/stacksense-containers}"
 MACHINE="ssh-test-$$"
