@@ -403,3 +403,24 @@ pub fn build_agent(release: bool) -> PathBuf {
         .join(if release { "release" } else { "debug" })
         .join("stacksense-heartbeat")
 }
+
+/// The processes whose command line holds `marker`.
+pub fn pids_with(marker: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(marker)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+pub fn processes_with(marker: &str) -> usize {
+    pids_with(marker).len()
+}
