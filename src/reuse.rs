@@ -25,6 +25,10 @@ const IDLE_MARGIN: Duration = Duration::from_secs(1);
 /// times the server's last answer time when that is longer (a slow server
 /// must not make every beat fall back and be sent twice).
 const FIRST_BYTE_FLOOR: Duration = Duration::from_millis(1500);
+/// The most a receiver may hold back its ACK (Linux and Windows delay it
+/// up to 200 ms), with room for a busy machine: a request unacknowledged
+/// sooner than this may well have arrived.
+pub const DELAYED_ACK: Duration = Duration::from_millis(400);
 /// The longest idle time we believe a server announces. Any server, proxy
 /// or middlebox can send `Keep-Alive: timeout=18446744073709551615`; past
 /// an hour a NAT has long dropped the connection anyway.
@@ -100,12 +104,14 @@ pub fn idle_limit(connection: Option<&str>, keep_alive: Option<&str>) -> Option<
 
 /// Does this failed attempt on a reused connection mean only that the
 /// connection was dead? (Closed or reset under us, or silent past the
-/// first-byte deadline.) Anything the server said, and TLS or DNS trouble,
-/// is a real answer and is not papered over.
+/// first-byte deadline with the request unacknowledged: tcp.rs's
+/// `Unacknowledged`.) A timeout is the attempt's whole budget spent on a
+/// connection that may have delivered the beat: a failure, not a resend.
+/// Anything the server said, and TLS or DNS trouble, is a real answer and
+/// is not papered over.
 pub fn dead_connection(err: &ureq::Error) -> bool {
     use io::ErrorKind as K;
     match err {
-        ureq::Error::Timeout(_) => true,
         ureq::Error::Io(e) => {
             matches!(
                 e.kind(),
@@ -122,6 +128,13 @@ pub fn dead_connection(err: &ureq::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// When a silent kept connection is asked whether it acknowledged the
+/// request: at the first-byte deadline, but never before a delayed ACK
+/// could have come.
+pub fn ask_at(first_byte: Duration) -> Duration {
+    first_byte.max(DELAYED_ACK)
 }
 
 /// What a kept connection's silence past the first-byte deadline means.
@@ -213,6 +226,12 @@ mod tests {
     }
 
     #[test]
+    fn a_delayed_ack_is_waited_for_before_the_socket_is_asked() {
+        assert_eq!(ask_at(Duration::from_millis(50)), DELAYED_ACK);
+        assert_eq!(ask_at(FIRST_BYTE_FLOOR), FIRST_BYTE_FLOOR);
+    }
+
+    #[test]
     fn a_silent_server_that_has_the_beat_is_waited_for() {
         assert_eq!(after_silence(&Ok(0)), Silence::Acknowledged);
         assert_eq!(after_silence(&Ok(310)), Silence::Dead);
@@ -226,8 +245,10 @@ mod tests {
         assert!(dead_connection(&io(io::ErrorKind::UnexpectedEof)));
         assert!(dead_connection(&io(io::ErrorKind::ConnectionReset)));
         assert!(dead_connection(&io(io::ErrorKind::BrokenPipe)));
-        assert!(dead_connection(&ureq::Error::Timeout(
-            ureq::Timeout::RecvResponse
+        let silent = io::Error::new(io::ErrorKind::TimedOut, "unacknowledged");
+        assert!(dead_connection(&ureq::Error::Io(silent)));
+        assert!(!dead_connection(&ureq::Error::Timeout(
+            ureq::Timeout::Global
         )));
         assert!(!dead_connection(&io(io::ErrorKind::ConnectionRefused)));
         assert!(!dead_connection(&ureq::Error::HostNotFound));

@@ -253,11 +253,15 @@ impl Watched {
     ) -> Result<bool, ureq::Error> {
         let started = Instant::now();
         let whole = timeout.for_read().not_zero().map(|t| *t);
-        if whole.is_some_and(|w| w <= first_byte) {
+        // Unacknowledged before a delayed ACK could have come says nothing.
+        let ask_at = reuse::ask_at(first_byte);
+        if whole.is_some_and(|w| w <= ask_at) {
+            // The question cannot be asked within the budget: wait it out
+            // on this connection (a spent budget is a failure, not a resend).
             return self.read(timeout);
         }
         let mut short = timeout;
-        short.after = first_byte.into();
+        short.after = ask_at.into();
         match self.read(short) {
             Err(ureq::Error::Timeout(_)) => {}
             other => return other,
@@ -267,7 +271,7 @@ impl Watched {
             Silence::Dead => Err(ureq::Error::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
                 Unacknowledged {
-                    within: first_byte,
+                    within: ask_at,
                     bytes: unsent.unwrap_or(0),
                 },
             ))),
@@ -275,7 +279,7 @@ impl Watched {
                 log::debug!(
                     "no answer within {} on the kept connection, but the server acknowledged \
                      the beat: waiting for its answer rather than sending it again",
-                    crate::clock::format_duration(first_byte)
+                    crate::clock::format_duration(ask_at)
                 );
                 let mut rest = timeout;
                 if let Some(whole) = whole {
