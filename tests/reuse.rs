@@ -247,11 +247,13 @@ fn tls_over_a_kept_connection_needs_no_new_handshake() {
     let dir = TempDir::new();
     let ca = dir.write("ca.pem", &tls.ca_pem);
     let rx = Receiver::serving(bind(), Some(tls.server_config()), keep(None), |_| ok_json());
-    let _agent = beating(&rx.url(), "0.1")
+    // A second apart, as in the plain-HTTP case: a reply slower than a
+    // 0.1 s slot would rightly cost a new connection.
+    let _agent = beating(&rx.url(), "1")
         .args(["--ca-file"])
         .arg_path(&ca)
         .spawn();
-    rx.wait_for(20, WAIT);
+    rx.wait_for(6, WAIT);
     assert_eq!(rx.connections(), 1);
 }
 
@@ -262,8 +264,8 @@ fn an_absurd_keep_alive_timeout_is_capped_and_the_agent_keeps_beating() {
     let rx = Receiver::serving(bind(), None, keep(Some(u64::MAX)), |_| ok_json());
     let out = AgentCmd::posting_to(&rx.url()).args(["--once"]).finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    let agent = beating(&rx.url(), "0.2").spawn();
-    rx.wait_for(6, WAIT);
+    let agent = beating(&rx.url(), "1").spawn();
+    rx.wait_for(5, WAIT);
     assert_eq!(
         rx.connections(),
         2,
