@@ -12,10 +12,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn body_of(request: &Request) -> Value {
-    serde_json::from_slice(&request.body).expect("the body is JSON")
-}
-
 /// What `--check` says about `check` (named without its timeout): its
 /// line, and the next when the detail went there.
 fn verdict(stdout: &str, check: &str) -> String {

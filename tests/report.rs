@@ -10,10 +10,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn body_of(request: &Request) -> Value {
-    serde_json::from_slice(&request.body).expect("body is JSON")
-}
-
 #[test]
 fn report_bodies_carry_checks_and_vitals_and_validate_against_the_schema() {
     let rx = Receiver::start(|_| ok_json());

@@ -20,6 +20,17 @@ fn keep(announce: Option<u64>) -> Serve {
     }
 }
 
+/// Keeps connections, answers the first request at once and every later
+/// one after `secs`: a server that turns slow.
+fn slow_after_the_first(secs: f64) -> Serve {
+    Serve {
+        answer_after: Some(Arc::new(move |n| {
+            Duration::from_secs_f64(if n == 0 { 0.0 } else { secs })
+        })),
+        ..keep(None)
+    }
+}
+
 fn beating(url: &str, interval: &str) -> AgentCmd {
     AgentCmd::posting_to(url).args(["--interval", interval, "--no-splay"])
 }
@@ -168,13 +179,7 @@ fn a_kept_connection_whose_server_turns_slow_gets_each_beat_once() {
     // deadline of a kept connection (1.5 s). Its TCP acknowledged each
     // beat, so the agent waits for the answer instead of sending the beat
     // again on a new connection (v0.1: 6 POSTs for 5 beats).
-    let slow = Serve {
-        answer_after: Some(Arc::new(|n| {
-            Duration::from_millis(if n == 0 { 0 } else { 2000 })
-        })),
-        ..keep(None)
-    };
-    let rx = Receiver::serving(bind(), None, slow, |_| ok_json());
+    let rx = Receiver::serving(bind(), None, slow_after_the_first(2.0), |_| ok_json());
     let agent = beating(&rx.url(), "3").args(["-v"]).spawn();
     // Five POSTs: four beats and the start of the fifth, or (v0.1) a
     // beat sent twice within them.
@@ -196,13 +201,7 @@ fn a_beat_that_fails_after_a_dead_kept_connection_names_one_time_limit() {
     // connection is dead (half the slot is its first-byte deadline), and
     // the server is too slow on the new one: the line's two numbers are
     // the same slot (v0.1: "within 468ms (the attempt was cut to 999ms").
-    let slow = Serve {
-        answer_after: Some(Arc::new(|n| {
-            Duration::from_secs(if n == 0 { 0 } else { 5 })
-        })),
-        ..keep(None)
-    };
-    let rx = Receiver::serving(bind(), None, slow, |_| ok_json());
+    let rx = Receiver::serving(bind(), None, slow_after_the_first(5.0), |_| ok_json());
     let relay = Relay::start(rx.addr);
     let agent = beating(&relay.url("http"), "1").args(["-v"]).spawn();
     agent.wait_for_line("first heartbeat accepted", WAIT);

@@ -20,6 +20,11 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+/// A request's body as JSON (the agent's bodies always are).
+pub fn body_of(request: &Request) -> serde_json::Value {
+    serde_json::from_slice(&request.body).expect("the body is JSON")
+}
+
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
