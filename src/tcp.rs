@@ -63,17 +63,24 @@ impl Drop for Disarm<'_> {
 #[derive(Debug)]
 pub struct Unacknowledged {
     pub within: Duration,
-    pub bytes: u64,
+    /// None when the socket could not say.
+    pub bytes: Option<u64>,
 }
 
 impl std::fmt::Display for Unacknowledged {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "no answer within {} and {} byte(s) not acknowledged",
-            crate::clock::format_duration(self.within),
-            self.bytes
-        )
+        let within = crate::clock::format_duration(self.within);
+        match self.bytes {
+            Some(n) => write!(
+                f,
+                "no answer within {within} and {n} byte(s) not acknowledged"
+            ),
+            None => write!(
+                f,
+                "no answer within {within}, and the socket cannot say whether the request \
+                 was acknowledged"
+            ),
+        }
     }
 }
 
@@ -272,7 +279,7 @@ impl Watched {
                 io::ErrorKind::TimedOut,
                 Unacknowledged {
                     within: ask_at,
-                    bytes: unsent.unwrap_or(0),
+                    bytes: unsent.ok(),
                 },
             ))),
             Silence::Acknowledged => {
