@@ -74,6 +74,14 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         log::warn!("{warning}");
     }
     let config = config.map_err(StartupError::Config)?;
+    let one_beat = match cli.mode {
+        Mode::Once => Some("--once"),
+        Mode::Run => Some("run"),
+        _ => None,
+    };
+    if let Some(error) = one_beat.and_then(|mode| config::one_beat_error(&config.report, mode)) {
+        return Err(StartupError::Config(vec![error]));
+    }
     if cli.mode == Mode::Check {
         let (text, status) = checkup::run(&config, cli.offline);
         let printed = print(&text);

@@ -22,6 +22,45 @@ pub struct CheckResult {
     pub name: String,
     pub ok: bool,
     pub detail: String,
+    /// How long its probe took; None when it did not answer in time.
+    pub took: Option<std::time::Duration>,
+}
+
+/// The agent API's endpoints a beat can go to: the heartbeat, or a push
+/// that the server also records as one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Heartbeat,
+    Metrics,
+    Services,
+}
+
+impl Endpoint {
+    /// As log lines name it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Endpoint::Heartbeat => "heartbeat",
+            Endpoint::Metrics => "metrics push",
+            Endpoint::Services => "services push",
+        }
+    }
+}
+
+/// One request of a beat: where it goes and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Post {
+    pub to: Endpoint,
+    pub body: String,
+}
+
+impl Post {
+    /// A plain heartbeat with `{"agent_version": ...}`.
+    pub fn heartbeat() -> Post {
+        Post {
+            to: Endpoint::Heartbeat,
+            body: default_body(),
+        }
+    }
 }
 
 /// A `run` job's end, for `--report status`.
@@ -102,12 +141,13 @@ mod tests {
     fn a_failing_check_or_job_makes_the_status_fail() {
         let status = Reporting {
             status: true,
-            vitals: false,
+            ..Reporting::default()
         };
         let pass = CheckResult {
             name: "tcp a:1".into(),
             ok: true,
             detail: "ok".into(),
+            took: None,
         };
         let fail = CheckResult {
             ok: false,

@@ -76,7 +76,9 @@ fn ask_server(config: &Config) -> (String, bool) {
             );
             (server_line(&line), false)
         }
-        Outcome::Failed(failure) => (failed(&failure, client.rejected_pin()), false),
+        Outcome::Failed(failure) | Outcome::Refused(failure) => {
+            (failed(&failure, client.rejected_pin()), false)
+        }
     }
 }
 

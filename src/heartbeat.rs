@@ -10,8 +10,9 @@ use ureq::http::Uri;
 
 use serde_json::Value;
 
+use crate::body::{Endpoint, Post};
 use crate::classify::{self, Failure, Route, Sent, Trusting};
-use crate::config::{Api, Config, Proxying};
+use crate::config::{Api, Config, Proxying, api};
 use crate::reuse::{self, Kept};
 use crate::tcp::Watch;
 use crate::text;
@@ -25,15 +26,21 @@ const MAX_REPLY_BYTES: u64 = 4 * 1024;
 
 #[derive(Debug)]
 pub enum Outcome {
-    Accepted { reply: Reply, took: Duration },
+    Accepted {
+        reply: Reply,
+        took: Duration,
+    },
     Failed(Failure),
+    /// A push whose body the server refused (400, 413): the beat is sent
+    /// again as a plain heartbeat, and the refusal said once.
+    Refused(Failure),
 }
 
 /// One beat's round trip, as the agent loop needs it (not ureq's
 /// `Transport`, the byte stream below a request).
 pub trait Courier {
-    /// Sends one beat with `body`, giving it at most `budget` from start to finish.
-    fn send(&mut self, budget: Duration, body: &str) -> Outcome;
+    /// Sends `post`, giving it at most `budget` from start to finish.
+    fn send(&mut self, budget: Duration, post: &Post) -> Outcome;
     /// `host:port` of the server, for log lines.
     fn origin(&self) -> &str;
 }
@@ -76,6 +83,9 @@ pub struct Client {
     /// The connection the last beat left open, if any (always none without keep-alive).
     kept: Kept,
     url: String,
+    /// `/api/agent/metrics/` and `/services/` (agent API only).
+    metrics_url: String,
+    services_url: String,
     /// `GET /api/agent/ping/` (agent API only), for `--check`.
     ping_url: Option<String>,
     /// `host:port`, for messages.
@@ -121,6 +131,8 @@ impl Client {
             origin: origin_of(&config.api_url.value),
             proxy: proxy_hop,
             url: config.heartbeat_url.clone(),
+            metrics_url: api::push_url(&config.api_url.value, "metrics"),
+            services_url: api::push_url(&config.api_url.value, "services"),
             ping_url: config.ping_url.clone(),
             authorization,
             api: config.api.value,
@@ -142,7 +154,7 @@ impl Client {
         let started = Instant::now();
         self.rejected.take();
         let result = self.attempt(&url, None, budget, Duration::ZERO);
-        Some(self.outcome(result, started, budget, "GET", &url))
+        Some(self.outcome(result, started, budget, "GET", &url, false))
     }
 
     /// The pin of the key the server showed when our TLS refused it.
@@ -161,9 +173,15 @@ impl Courier for Client {
     /// acknowledged the beat), and on a new connection if that one turns
     /// out dead, all within `budget`: the failure names `budget`, the time
     /// the schedule gave the beat.
-    fn send(&mut self, budget: Duration, body: &str) -> Outcome {
+    fn send(&mut self, budget: Duration, post: &Post) -> Outcome {
         let started = Instant::now();
-        let url = std::mem::take(&mut self.url);
+        let body = post.body.as_str();
+        let slot = match post.to {
+            Endpoint::Heartbeat => &mut self.url,
+            Endpoint::Metrics => &mut self.metrics_url,
+            Endpoint::Services => &mut self.services_url,
+        };
+        let url = std::mem::take(slot);
         let mut left = budget;
         let mut result = None;
         if let Some((idle, first_byte)) = self.kept.reuse_at(started, budget) {
@@ -187,8 +205,13 @@ impl Courier for Client {
             }
         }
         let result = result.unwrap_or_else(|| self.attempt(&url, Some(body), left, Duration::ZERO));
-        let outcome = self.outcome(result, started, budget, "POST", &url);
-        self.url = url;
+        let push = post.to != Endpoint::Heartbeat;
+        let outcome = self.outcome(result, started, budget, "POST", &url, push);
+        *match post.to {
+            Endpoint::Heartbeat => &mut self.url,
+            Endpoint::Metrics => &mut self.metrics_url,
+            Endpoint::Services => &mut self.services_url,
+        } = url;
         outcome
     }
 }
@@ -303,6 +326,7 @@ impl Client {
         budget: Duration,
         method: &str,
         url: &str,
+        push: bool,
     ) -> Outcome {
         let answer = match result {
             Ok(answer) => answer,
@@ -329,14 +353,20 @@ impl Client {
                 token: self.authorization.is_some(),
                 api: self.api,
             };
-            Outcome::Failed(classify::status_failure(
+            let failure = classify::status_failure(
                 answer.status,
                 answer.retry_after.as_deref(),
                 answer.location.as_deref(),
                 &answer.body,
                 sent,
                 SystemTime::now(),
-            ))
+            );
+            // What the server says about a push's body, not about the box's beat.
+            if push && matches!(answer.status, 400 | 413) {
+                Outcome::Refused(failure)
+            } else {
+                Outcome::Failed(failure)
+            }
         }
     }
 }

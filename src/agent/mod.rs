@@ -3,9 +3,11 @@
 //! rule here is unit-tested against a fake clock; what to say about it is
 //! narrate.rs's, and this loop only passes its words on.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::backoff::{self, Failed, Next};
+use crate::body::{Endpoint, Post};
 use crate::checks::Gate;
 use crate::classify::Class;
 use crate::clock::Clock;
@@ -172,14 +174,14 @@ impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
         if crate::process::adopts_orphans() {
             crate::process::reap_orphans();
         }
-        let mut report = None;
+        let mut posts = VecDeque::new();
         let mut checks_took = Duration::ZERO;
         if let Some(gate) = self.gate.as_mut() {
             self.notifier.watchdog();
             let notifier = self.notifier;
             let before = self.clock.elapsed();
             let limit = checks_share(deadline.saturating_sub(before), self.timeout);
-            let assessment = gate.assess(limit, &|| notifier.watchdog());
+            let assessment = gate.assess(before, limit, &|| notifier.watchdog());
             checks_took = self.clock.elapsed().saturating_sub(before);
             let said = self.narrator.assessed(&assessment, self.at());
             (self.voice)(said);
@@ -189,24 +191,38 @@ impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
                     next: deadline,
                 };
             }
-            report = assessment.body;
+            posts = assessment.posts.into();
         }
+        let mut beat = posts.pop_front().unwrap_or_else(|| Post {
+            to: Endpoint::Heartbeat,
+            body: self.body.clone(),
+        });
         let mut attempt = 1u32;
         loop {
             self.notifier.watchdog();
             let left = deadline.saturating_sub(self.clock.elapsed());
             let budget = self.timeout.min(left).max(backoff::MIN_ATTEMPT);
-            let body = report.as_deref().unwrap_or(&self.body);
-            match self.transport.send(budget, body) {
+            match self.transport.send(budget, &beat) {
                 Outcome::Accepted { reply, took } => {
                     self.failures = 0;
+                    self.answered(beat.to);
                     let origin = self.transport.origin();
                     let said = self.narrator.delivered(origin, &reply, took, self.at());
                     (self.voice)(said);
+                    self.send_the_rest(posts, deadline);
                     return BeatEnd {
                         delivered: true,
                         next: deadline,
                     };
+                }
+                Outcome::Refused(failure) => {
+                    // The server refused the push's body, not the box: the
+                    // beat goes on at once, as the next push or a heartbeat.
+                    self.answered(beat.to);
+                    let refused = beat.to;
+                    beat = posts.pop_front().unwrap_or_else(Post::heartbeat);
+                    let said = self.narrator.refused(refused, &failure, Some(beat.to));
+                    (self.voice)(said);
                 }
                 Outcome::Failed(failure) => {
                     let now = self.clock.elapsed();
@@ -252,6 +268,40 @@ impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
                     }
                 }
             }
+        }
+    }
+
+    /// The pushes after the one that carried the beat: one attempt each in
+    /// what is left of the slot. One that fails stays due, so the next
+    /// beat carries it: the beat landed, and a retry now would only race
+    /// the next slot.
+    fn send_the_rest(&mut self, posts: VecDeque<Post>, deadline: Duration) {
+        for post in posts {
+            let left = deadline.saturating_sub(self.clock.elapsed());
+            if left < backoff::MIN_ATTEMPT {
+                return;
+            }
+            self.notifier.watchdog();
+            let outcome = self.transport.send(self.timeout.min(left), &post);
+            let said = match outcome {
+                Outcome::Accepted { .. } => {
+                    self.answered(post.to);
+                    self.narrator.pushed(post.to)
+                }
+                Outcome::Refused(failure) => {
+                    self.answered(post.to);
+                    self.narrator.refused(post.to, &failure, None)
+                }
+                Outcome::Failed(failure) => self.narrator.push_failed(post.to, &failure),
+            };
+            (self.voice)(said);
+        }
+    }
+
+    fn answered(&mut self, to: Endpoint) {
+        let now = self.clock.elapsed();
+        if let Some(gate) = self.gate.as_mut() {
+            gate.answered(to, now);
         }
     }
 

@@ -80,6 +80,115 @@ fn with_reporting_a_failing_check_changes_the_body_not_the_beat() {
 }
 
 #[test]
+fn pushes_carry_the_beat_and_each_is_answered_to_the_gate() {
+    let (a, rig) = agent(10.0, 5.0, None, vec![], 0.1, Role::Service);
+    let (mut g, _) = gate(&rig, 0.0, vec![false], false);
+    g.pushes = true;
+    let answered = g.answered.clone();
+    let mut a = a.with_gate(g);
+    let ends = beats(&mut a, 2);
+    // A failing check does not withhold the beat: it goes as a service.
+    assert!(ends.iter().all(|e| e.delivered));
+    assert_eq!(
+        *rig.bodies.borrow(),
+        ["metrics", "services", "metrics", "services"]
+    );
+    let kinds: Vec<Endpoint> = answered.borrow().iter().map(|(to, _)| *to).collect();
+    assert_eq!(
+        kinds,
+        [
+            Endpoint::Metrics,
+            Endpoint::Services,
+            Endpoint::Metrics,
+            Endpoint::Services
+        ]
+    );
+    let lines = rig.said();
+    let said = shown(&lines);
+    assert!(
+        said[0].contains("pushed to the server as a failed service"),
+        "{said:?}"
+    );
+}
+
+#[test]
+fn a_refused_push_is_said_once_and_the_beat_still_lands() {
+    let (mut a, rig) = agent(10.0, 5.0, None, vec![], 0.1, Role::Service);
+    a.transport.refuse_pushes = true;
+    let (mut g, _) = gate(&rig, 0.0, vec![], false);
+    g.pushes = true;
+    let answered = g.answered.clone();
+    let mut a = a.with_gate(g);
+    let ends = beats(&mut a, 2);
+    assert!(ends.iter().all(|e| e.delivered), "{ends:?}");
+    // Metrics refused, then services refused, then the plain heartbeat.
+    let bodies = rig.bodies.borrow().clone();
+    assert_eq!(bodies.len(), 6, "{bodies:?}");
+    assert_eq!(bodies[2], crate::body::default_body());
+    assert_eq!(a.failures, 0, "a refused body is not a failed beat");
+    let warned: Vec<String> = rig
+        .said()
+        .into_iter()
+        .filter(|l| l.level == log::Level::Warn)
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(warned.len(), 2, "one per kind, not per beat: {warned:#?}");
+    assert!(
+        warned[0].starts_with("the server refused the metrics push: HTTP 400")
+            && warned[0].contains("the beat goes as a services push instead"),
+        "{}",
+        warned[0]
+    );
+    assert!(
+        warned[1].contains("the beat goes as a heartbeat instead"),
+        "{}",
+        warned[1]
+    );
+    let pushes = answered
+        .borrow()
+        .iter()
+        .filter(|(to, _)| *to != Endpoint::Heartbeat)
+        .count();
+    assert_eq!(
+        pushes, 4,
+        "each refused push is answered: it waits for its interval"
+    );
+}
+
+#[test]
+fn a_push_after_the_beat_fails_alone() {
+    // The metrics push lands; the services push after it is refused by the network.
+    let (a, rig) = agent(
+        10.0,
+        5.0,
+        None,
+        vec![Ok(()), unavailable()],
+        0.1,
+        Role::Service,
+    );
+    let (mut g, _) = gate(&rig, 0.0, vec![], false);
+    g.pushes = true;
+    let answered = g.answered.clone();
+    let mut a = a.with_gate(g);
+    let end = a.next_beat();
+    assert!(end.delivered);
+    assert_eq!(
+        rig.times().len(),
+        2,
+        "one attempt at the follow-up, no retries"
+    );
+    let kinds: Vec<Endpoint> = answered.borrow().iter().map(|(to, _)| *to).collect();
+    assert_eq!(kinds, [Endpoint::Metrics], "the services push stays due");
+    let lines = rig.said();
+    let said = shown(&lines);
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("services push failed after the beat landed: test")),
+        "{said:#?}"
+    );
+}
+
+#[test]
 fn a_long_check_failure_is_summarised_like_a_long_outage() {
     let (a, rig) = agent(1.0, 0.5, None, vec![], 0.0, Role::Service);
     let (g, _) = gate(&rig, 0.0, vec![false; 150], false);

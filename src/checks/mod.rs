@@ -1,8 +1,9 @@
 //! Checks that gate the beat: "this box works" rather than "the agent
-//! runs". Parsed from the config (`spec`), probed (`probe`), and run
-//! before each beat by [`Preflight`], which the agent loop sees only as a
-//! [`Gate`]. With no checks and no reporting there is no gate at all: the
-//! beat path is what it was.
+//! runs". Parsed by config/health.rs, probed (`probe`), and run before
+//! each beat by [`Preflight`], which the agent loop sees only as a
+//! [`Gate`]; it also makes the report bodies and the agent API's pushes.
+//! With no checks and no reporting there is no gate at all: the beat path
+//! is what it was.
 
 pub mod probe;
 
@@ -11,24 +12,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::body::{self, CheckResult, JobReport};
+use crate::body::{self, CheckResult, Endpoint, JobReport, Post};
+use crate::cadence::Cadence;
 use crate::clock::format_duration;
 use crate::config::Config;
 use crate::config::Reporting;
+use crate::metrics::Collector;
 use crate::tls::Trust;
-use crate::wire;
+use crate::{services, wire};
 
 use crate::config::health::{Check, Probe};
-use probe::Verdict;
+use probe::{Timed, Verdict};
 
 /// What the checks decided for one beat.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Assessment {
     pub results: Vec<CheckResult>,
-    /// The body to send instead of the default one (reporting is on).
-    pub body: Option<String>,
+    /// What the beat sends, the first carrying the beat; empty: a plain heartbeat.
+    pub posts: Vec<Post>,
     /// A check failed and its status is not reported: no beat this time.
     pub withhold: bool,
+    /// A failing check goes to the server as a failed service.
+    pub as_service: bool,
+    /// What a push had to leave out, said when it first happens.
+    pub left_out: Vec<String>,
 }
 
 impl Assessment {
@@ -42,7 +49,12 @@ pub trait Gate {
     /// Runs the checks, each within its timeout and all within `limit`,
     /// calling `alive` at least every second while it waits for them (the
     /// systemd watchdog must not take a slow check for a hung agent).
-    fn assess(&mut self, limit: Duration, alive: &dyn Fn()) -> Assessment;
+    /// `now` is the agent's time since start: when pushes are due.
+    fn assess(&mut self, now: Duration, limit: Duration, alive: &dyn Fn()) -> Assessment;
+
+    /// The server answered `to` (it landed, or it refused the body: either
+    /// way it is not sent again before its next interval).
+    fn answered(&mut self, _to: Endpoint, _now: Duration) {}
 }
 
 /// Waited for beyond a check's own limit: its probe enforces the limit
@@ -64,6 +76,13 @@ pub struct Preflight {
     reporting: Reporting,
     disks: Vec<PathBuf>,
     job: Option<JobReport>,
+    cadence: Cadence,
+    /// Keeps the previous sample for the metrics push's rates.
+    collector: Option<Collector>,
+    /// The verdicts of the services push in flight.
+    sending: Option<Vec<bool>>,
+    /// What the last push left out: said again only after it came back.
+    left_out: Vec<String>,
 }
 
 impl Preflight {
@@ -95,6 +114,15 @@ impl Preflight {
             reporting,
             disks,
             job: None,
+            cadence: Cadence::new(
+                reporting.metrics,
+                reporting.services,
+                config.metrics_interval.value,
+                config.interval.value,
+            ),
+            collector: reporting.metrics.then(Collector::new),
+            sending: None,
+            left_out: Vec::new(),
         })
     }
 
@@ -136,9 +164,11 @@ impl Preflight {
             let spawned = std::thread::Builder::new()
                 .stack_size(PROBE_STACK)
                 .spawn(move || {
+                    let started = Instant::now();
                     let verdict = probe::run(&check, within, http.as_deref());
+                    let took = Some(started.elapsed());
                     busy.store(false, Ordering::SeqCst);
-                    posted_to.post(i, verdict);
+                    posted_to.post(i, Timed { verdict, took });
                 });
             if let Err(e) = spawned {
                 self.busy[i].store(false, Ordering::SeqCst);
@@ -150,8 +180,8 @@ impl Preflight {
         self.checks
             .iter()
             .zip(verdicts)
-            .map(|(check, verdict)| {
-                let verdict = verdict.unwrap_or_else(|| {
+            .map(|(check, timed)| {
+                let Timed { verdict, took } = timed.unwrap_or_else(|| {
                     let within = format_duration(check.timeout.min(limit));
                     fail(format!("no answer within {within}"))
                 });
@@ -159,36 +189,42 @@ impl Preflight {
                     name: check.name.clone(),
                     ok: verdict.ok,
                     detail: verdict.detail,
+                    took,
                 }
             })
             .collect()
     }
 }
 
-fn fail(detail: String) -> Verdict {
-    Verdict { ok: false, detail }
+/// A verdict the agent gives for a probe that did not (a stuck one, one
+/// that could not start): no response time.
+fn fail(detail: String) -> Timed {
+    Timed {
+        verdict: Verdict { ok: false, detail },
+        took: None,
+    }
 }
 
 /// Where the probes post their verdicts. A probe that answers after the
 /// agent stopped waiting posts to a board nobody reads any more.
 struct Board {
-    verdicts: Mutex<Vec<Option<Verdict>>>,
+    verdicts: Mutex<Vec<Option<Timed>>>,
     posted: Condvar,
 }
 
 impl Board {
-    fn lock(&self) -> MutexGuard<'_, Vec<Option<Verdict>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Option<Timed>>> {
         // A probe cannot panic (panic = abort); a poisoned lock is still good.
         self.verdicts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn post(&self, i: usize, verdict: Verdict) {
+    fn post(&self, i: usize, verdict: Timed) {
         self.lock()[i] = Some(verdict);
         self.posted.notify_all();
     }
 
     /// The verdicts once all are in, or as they stand at `deadline`.
-    fn wait_until(&self, deadline: Instant, alive: &dyn Fn()) -> Vec<Option<Verdict>> {
+    fn wait_until(&self, deadline: Instant, alive: &dyn Fn()) -> Vec<Option<Timed>> {
         let mut verdicts = self.lock();
         while verdicts.iter().any(Option::is_none) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -209,24 +245,83 @@ impl Board {
 }
 
 impl Gate for Preflight {
-    fn assess(&mut self, limit: Duration, alive: &dyn Fn()) -> Assessment {
+    fn assess(&mut self, now: Duration, limit: Duration, alive: &dyn Fn()) -> Assessment {
         let results = if self.checks.is_empty() {
             Vec::new()
         } else {
             self.run_checks(limit, alive)
         };
         let failed = results.iter().any(|r| !r.ok);
-        let body = self.reporting.is_on().then(|| {
+        let verdicts: Vec<bool> = results.iter().map(|r| r.ok).collect();
+        let due = self.cadence.due(now, &verdicts);
+        let mut posts = Vec::new();
+        let mut left_out = Vec::new();
+        // The statvfs calls share the checks' limit, at most a second.
+        let within = limit.min(VITALS_LIMIT);
+        if due.metrics
+            && let Some(collector) = self.collector.as_mut()
+        {
+            let collected = collector.collect(within);
+            left_out = collected.left_out;
+            posts.extend(collected.body.map(|body| Post {
+                to: Endpoint::Metrics,
+                body,
+            }));
+        }
+        if due.services {
+            let checks: Vec<&Check> = self.checks.iter().map(|c| c.as_ref()).collect();
+            posts.push(Post {
+                to: Endpoint::Services,
+                body: services::body(&checks, &results),
+            });
+            self.sending = Some(verdicts);
+        }
+        if posts.is_empty() && (self.reporting.status || self.reporting.vitals) {
             let disks: Vec<&std::path::Path> = self.disks.iter().map(PathBuf::as_path).collect();
-            // The vitals' statvfs calls share the checks' limit, at most a second.
-            let within = limit.min(VITALS_LIMIT);
-            body::compose(self.reporting, &results, self.job.as_ref(), &disks, within)
-        });
+            let body = body::compose(self.reporting, &results, self.job.as_ref(), &disks, within);
+            posts.push(Post {
+                to: Endpoint::Heartbeat,
+                body,
+            });
+        }
         Assessment {
             results,
-            body,
-            withhold: failed && !self.reporting.status,
+            posts,
+            withhold: failed && !self.reporting.status && !self.reporting.services,
+            as_service: self.reporting.services,
+            left_out: self.newly_left_out(left_out, due.metrics),
         }
+    }
+
+    fn answered(&mut self, to: Endpoint, now: Duration) {
+        match to {
+            Endpoint::Metrics => self.cadence.metrics_landed(now),
+            Endpoint::Services => {
+                if let Some(verdicts) = self.sending.take() {
+                    self.cadence.services_landed(now, verdicts);
+                }
+            }
+            Endpoint::Heartbeat => {}
+        }
+    }
+}
+
+impl Preflight {
+    /// Of what a metrics push left out, what the last one did not: a hung
+    /// disk is said when it first hangs, not at every push.
+    fn newly_left_out(&mut self, now: Vec<String>, collected: bool) -> Vec<String> {
+        if !collected {
+            return Vec::new();
+        }
+        let subject = |line: &String| line.split(':').next().unwrap_or("").to_string();
+        let before: Vec<String> = self.left_out.iter().map(subject).collect();
+        let new = now
+            .iter()
+            .filter(|l| !before.contains(&subject(l)))
+            .cloned()
+            .collect();
+        self.left_out = now;
+        new
     }
 }
 
@@ -282,7 +377,7 @@ mod tests {
         });
         assert!(started.elapsed() >= Duration::from_millis(2200));
         assert!(pings.get() >= 2, "{} pings", pings.get());
-        assert_eq!(verdicts[0].as_ref().map(|v| v.ok), Some(false));
+        assert_eq!(verdicts[0].as_ref().map(|v| v.verdict.ok), Some(false));
         assert!(verdicts[1].is_none(), "the missing one stays missing");
     }
 }

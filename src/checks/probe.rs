@@ -21,6 +21,14 @@ pub struct Verdict {
     pub detail: String,
 }
 
+/// A verdict and how long its probe took to give it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timed {
+    pub verdict: Verdict,
+    /// None when the probe never answered.
+    pub took: Option<Duration>,
+}
+
 impl Verdict {
     fn pass(detail: String) -> Verdict {
         Verdict { ok: true, detail }

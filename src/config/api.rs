@@ -125,6 +125,11 @@ pub fn beat_url(api: Api, api_url: &str, server_id: Option<&str>) -> String {
     }
 }
 
+/// Where the agent API takes a push: `metrics` or `services`.
+pub fn push_url(api_url: &str, endpoint: &str) -> String {
+    format!("{}/api/agent/{endpoint}/", api_url.trim_end_matches('/'))
+}
+
 /// The agent API's side-effect-free authenticated request.
 pub fn ping_url(api_url: &str) -> String {
     format!("{}/api/agent/ping/", api_url.trim_end_matches('/'))
@@ -143,6 +148,10 @@ mod tests {
             "http://h/api/agent/heartbeat/"
         );
         assert_eq!(ping_url("https://h/x/"), "https://h/x/api/agent/ping/");
+        assert_eq!(
+            push_url("https://h/x/", "metrics"),
+            "https://h/x/api/agent/metrics/"
+        );
     }
     use crate::config::Source;
 

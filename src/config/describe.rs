@@ -18,8 +18,16 @@ pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
         Some(phase) => format!("phase {}", format_duration(phase)),
         None => "no splay".into(),
     };
+    let pushes = config.report.value;
+    let pushes = pushes.pushes().then(|| {
+        format!(
+            "; {} pushed in place of a beat every {}",
+            pushes.push_words(),
+            format_duration(config.metrics_interval.value)
+        )
+    });
     format!(
-        "stacksense-heartbeat {VERSION} starting: {} API, POST {} every {} ({splay}, timeout {}, {token}, {}{})",
+        "stacksense-heartbeat {VERSION} starting: {} API, POST {} every {} ({splay}, timeout {}, {token}, {}{}){}",
         config.api.value.word(),
         config.heartbeat_url,
         format_duration(config.interval.value),
@@ -28,6 +36,7 @@ pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
         proxy_words(&config.proxy)
             .map(|p| format!(", {p}"))
             .unwrap_or_default(),
+        pushes.unwrap_or_default(),
     )
 }
 
@@ -112,9 +121,14 @@ pub fn check_settings(config: &Config) -> String {
                 };
                 (value.to_string(), &config.verify_tls.source)
             }
-            Key::Report => (
-                config.report.value.words().to_string(),
-                &config.report.source,
+            Key::Report => (config.report.value.words(), &config.report.source),
+            Key::MetricsInterval if !config.report.value.pushes() => {
+                unset(&mut rows, key, "not used (no metrics or services)");
+                continue;
+            }
+            Key::MetricsInterval => (
+                format_duration(config.metrics_interval.value),
+                &config.metrics_interval.source,
             ),
             Key::Health => {
                 let checks = &config.health.value;

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Every tenth beat at the default interval: 15 MB a month of pushes
+/// instead of 150 at every beat (docs/design.md, "Metrics: how often").
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(300);
 
 /// A setting, by what it is rather than by a string that could be misspelt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +28,7 @@ pub enum Key {
     Keepalive,
     Health,
     Report,
+    MetricsInterval,
 }
 
 /// How a setting is given on the command line.
@@ -71,7 +75,7 @@ pub struct Spec {
 }
 
 impl Key {
-    pub const ALL: [Key; 14] = [
+    pub const ALL: [Key; 15] = [
         Key::ApiUrl,
         Key::Token,
         Key::TokenFile,
@@ -86,6 +90,7 @@ impl Key {
         Key::Keepalive,
         Key::Health,
         Key::Report,
+        Key::MetricsInterval,
     ];
 
     pub fn spec(self) -> &'static Spec {
@@ -142,7 +147,7 @@ impl Key {
 }
 
 /// In the order of [`Key`]'s variants, which the build checks.
-const SETTINGS: [Spec; 14] = [
+const SETTINGS: [Spec; 15] = [
     Spec {
         key: Key::ApiUrl,
         name: "api_url",
@@ -308,9 +313,27 @@ const SETTINGS: [Spec; 14] = [
         flag: Flag::Value("--report", "LIST"),
         kind: Kind::Text,
         default: "(off)",
-        help: "status and/or vitals, comma-separated: send every beat with \"status\"\n\
-               and the checks' results (a failing check no longer withholds it),\n\
-               and/or \"host\" vitals. Off: the body is {\"agent_version\": ...}.",
+        help: "status, vitals, metrics, services, comma-separated. status: every\n\
+               beat carries \"status\" and the checks' results (a failing check no\n\
+               longer withholds it); vitals: and \"host\" figures. With the agent\n\
+               API, metrics and services push the box's CPU, memory, disks and\n\
+               network, and each check as a service, in place of a beat every\n\
+               metrics_interval. Off: the body is {\"agent_version\": ...}.",
+    },
+    Spec {
+        key: Key::MetricsInterval,
+        name: "metrics_interval",
+        env: "STACKSENSE_METRICS_INTERVAL",
+        aliases: &[],
+        flag: Flag::Value("--metrics-interval", "SECS"),
+        kind: Kind::Seconds {
+            min: 0.1,
+            max: 86_400.0,
+        },
+        default: "300",
+        help: "Seconds between metrics and services pushes, 0.1 to 86400, at least\n\
+               the interval (equal: every beat); the beats between stay plain.\n\
+               A check that changes its verdict is pushed at the next beat.",
     },
 ];
 
@@ -375,7 +398,11 @@ mod tests {
         let secs = |d: Duration| format!("{}", d.as_secs_f64());
         assert_eq!(Key::Interval.spec().default, secs(DEFAULT_INTERVAL));
         assert_eq!(Key::Timeout.spec().default, secs(DEFAULT_TIMEOUT));
-        for key in [Key::Interval, Key::Timeout] {
+        assert_eq!(
+            Key::MetricsInterval.spec().default,
+            secs(DEFAULT_METRICS_INTERVAL)
+        );
+        for key in [Key::Interval, Key::Timeout, Key::MetricsInterval] {
             let (min, max) = key.seconds_range().unwrap();
             assert!(
                 key.spec().help.contains(&format!("{min} to {max}")),

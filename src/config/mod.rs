@@ -13,6 +13,7 @@ pub mod health;
 mod keys;
 mod locate;
 mod proxy;
+mod pushes;
 mod reporting;
 mod resolve;
 mod source;
@@ -27,9 +28,12 @@ pub use api::Api;
 pub use describe::{aligned, check_settings, startup_line};
 pub use error::{About, ConfigError};
 pub use file::parse as parse_file;
-pub use keys::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, Kind, help_rows};
+pub use keys::{
+    DEFAULT_INTERVAL, DEFAULT_METRICS_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, Kind, help_rows,
+};
 pub use locate::{ConfigFile, SYSTEM_FILE};
 pub use proxy::Proxying;
+pub use pushes::one_beat_error;
 pub use reporting::Reporting;
 pub use source::{Layer, Raw, Setting, Source};
 
@@ -65,6 +69,8 @@ pub struct Config {
     /// The checks that gate each beat; none configured is an empty list.
     pub health: Setting<Vec<Check>>,
     pub report: Setting<Reporting>,
+    /// How often metrics and services pushes replace a beat.
+    pub metrics_interval: Setting<Duration>,
     pub proxy: Proxying,
     pub file: ConfigFile,
 }
@@ -181,9 +187,17 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
     let Some((api, api_why)) = chosen else {
         return Err(errors);
     };
+    errors.extend(pushes::errors(
+        &r.report,
+        api.value,
+        r.health.value.len(),
+        &r.interval,
+        &r.metrics_interval,
+    ));
     if !errors.is_empty() {
         return Err(errors);
     }
+    warnings.extend(pushes::warning(r.report.value, &r.metrics_interval));
     warnings.extend(combination_warnings(
         &r,
         api.value,
@@ -208,6 +222,7 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
         keepalive: r.keepalive,
         health: r.health,
         report: r.report,
+        metrics_interval: r.metrics_interval,
         proxy,
         file,
     })

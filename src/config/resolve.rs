@@ -20,6 +20,7 @@ pub struct Resolved {
     pub keepalive: Setting<bool>,
     pub health: Setting<Vec<Check>>,
     pub report: Setting<Reporting>,
+    pub metrics_interval: Setting<Duration>,
 }
 
 /// The pure part of loading: pick each setting from the highest layer that
@@ -49,6 +50,7 @@ pub fn resolve(
         ca_file: p.raw(Key::CaFile),
         health: p.checks(),
         report: p.or_default(Key::Report, Reporting::default(), Reporting::parse),
+        metrics_interval: p.seconds(Key::MetricsInterval, DEFAULT_METRICS_INTERVAL),
     };
     if p.errors.is_empty() {
         Ok(resolved)

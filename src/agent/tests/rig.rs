@@ -51,15 +51,20 @@ pub struct FakeServer {
     pub took: Duration,
     pub attempts: Rc<RefCell<Vec<(Duration, Duration)>>>,
     pub bodies: Rc<RefCell<Vec<String>>>,
+    /// Every push's body is refused (as a 400), without taking a script entry.
+    pub refuse_pushes: bool,
 }
 
 impl Courier for FakeServer {
-    fn send(&mut self, budget: Duration, body: &str) -> Outcome {
+    fn send(&mut self, budget: Duration, post: &Post) -> Outcome {
         let now = self.clock.elapsed();
-        self.bodies.borrow_mut().push(body.to_string());
+        self.bodies.borrow_mut().push(post.body.clone());
         self.attempts.borrow_mut().push((now, budget));
         let took = self.took.min(budget);
         self.clock.now.set(now + took);
+        if self.refuse_pushes && post.to != Endpoint::Heartbeat {
+            return Outcome::Refused(Failure::fatal("HTTP 400 Bad Request".into(), None));
+        }
         match self.script.pop_front().unwrap_or(Ok(())) {
             Ok(()) => Outcome::Accepted {
                 reply: Reply::default(),
@@ -130,6 +135,7 @@ pub fn agent(
         took: S(took),
         attempts: attempts.clone(),
         bodies: bodies.clone(),
+        refuse_pushes: false,
     };
     let lines = Rc::new(RefCell::new(Vec::new()));
     let statuses = Rc::new(RefCell::new(Vec::new()));
@@ -166,11 +172,19 @@ pub struct FakeGate {
     pub took: Duration,
     pub script: VecDeque<bool>,
     pub report: bool,
+    /// Every beat carries a metrics and a services push.
+    pub pushes: bool,
     pub limits: Rc<RefCell<Vec<Duration>>>,
+    /// The `answered` calls, as (endpoint, when).
+    pub answered: Rc<RefCell<Vec<(Endpoint, Duration)>>>,
 }
 
 impl Gate for FakeGate {
-    fn assess(&mut self, limit: Duration, _alive: &dyn Fn()) -> Assessment {
+    fn answered(&mut self, to: Endpoint, now: Duration) {
+        self.answered.borrow_mut().push((to, now));
+    }
+
+    fn assess(&mut self, _now: Duration, limit: Duration, _alive: &dyn Fn()) -> Assessment {
         self.limits.borrow_mut().push(limit);
         self.clock.sleep(self.took.min(limit));
         let ok = self.script.pop_front().unwrap_or(true);
@@ -178,11 +192,28 @@ impl Gate for FakeGate {
             name: "tcp db:5432".into(),
             ok,
             detail: if ok { "connected" } else { "refused" }.into(),
+            took: None,
         }];
+        let post = |to, body: &str| Post {
+            to,
+            body: body.into(),
+        };
+        let posts = if self.pushes {
+            vec![
+                post(Endpoint::Metrics, "metrics"),
+                post(Endpoint::Services, "services"),
+            ]
+        } else if self.report {
+            vec![post(Endpoint::Heartbeat, &format!("ok={ok}"))]
+        } else {
+            Vec::new()
+        };
         Assessment {
             results,
-            body: self.report.then(|| format!("ok={ok}")),
-            withhold: !ok && !self.report,
+            posts,
+            withhold: !ok && !self.report && !self.pushes,
+            as_service: self.pushes,
+            left_out: Vec::new(),
         }
     }
 }
@@ -199,7 +230,9 @@ pub fn gate(
         took: S(took),
         script: script.into(),
         report,
+        pushes: false,
         limits: limits.clone(),
+        answered: Rc::default(),
     };
     (Box::new(gate), limits)
 }

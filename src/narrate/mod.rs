@@ -4,9 +4,12 @@
 //! and when, and returns the lines and the status text for systemd; the
 //! loop (agent.rs) logs and notifies them. "Silent unless broken."
 
+mod pushes;
+
 use std::time::{Duration, SystemTime};
 
 use crate::backoff::Next;
+use crate::body::Endpoint;
 use crate::checks::{self, Assessment};
 use crate::classify::{Class, Failure};
 use crate::clock::{format_duration, format_time_of_day};
@@ -159,6 +162,7 @@ pub struct Narrator {
     outage: Outage,
     blips: Blips,
     failing: Failing,
+    pushes: pushes::Pushes,
 }
 
 impl Narrator {
@@ -171,7 +175,24 @@ impl Narrator {
             outage: Outage::default(),
             blips: Blips::default(),
             failing: Failing::default(),
+            pushes: pushes::Pushes::default(),
         }
+    }
+
+    /// The server refused the body of a push to `to`; the beat goes on as
+    /// `follows` (None: it had landed already).
+    pub fn refused(&mut self, to: Endpoint, failure: &Failure, follows: Option<Endpoint>) -> Said {
+        self.pushes.refused(to, failure, follows)
+    }
+
+    /// A push after the beat landed.
+    pub fn pushed(&mut self, to: Endpoint) -> Said {
+        self.pushes.landed(to)
+    }
+
+    /// A push after the beat failed.
+    pub fn push_failed(&mut self, to: Endpoint, failure: &Failure) -> Said {
+        self.pushes.failed(to, failure)
     }
 
     /// The configured timeout.
@@ -207,6 +228,9 @@ impl Narrator {
     /// pass again.
     pub fn assessed(&mut self, assessment: &Assessment, at: At) -> Said {
         let mut said = Said::default();
+        for left_out in &assessment.left_out {
+            said.warn(format!("the metrics push leaves out {left_out}"));
+        }
         let now = at.now;
         let names: Vec<&str> = assessment.failing().map(|r| r.name.as_str()).collect();
         let f = &mut self.failing;
@@ -228,6 +252,8 @@ impl Narrator {
         let outcome = if assessment.withhold {
             f.withheld += 1;
             "heartbeat withheld"
+        } else if assessment.as_service {
+            "pushed to the server as a failed service"
         } else {
             "reported as status \"fail\""
         };

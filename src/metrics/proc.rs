@@ -1,0 +1,405 @@
+//! The `/proc` files a metrics push reads, parsed as psutil parses them on
+//! Linux (docs/metrics.md gives each field's file and formula). Plain
+//! functions over the files' text: the readers are in mod.rs.
+
+use std::collections::HashSet;
+
+/// The aggregate `cpu` line of `/proc/stat`, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Every field but guest and guest_nice, which the kernel already
+    /// counts in user and nice (psutil's `_cpu_tot_time`).
+    pub total: u64,
+    /// `total` less idle and iowait (psutil's `_cpu_busy_time`).
+    pub busy: u64,
+}
+
+/// The `cpu` line and `btime` (boot time, seconds since the epoch) of `/proc/stat`.
+pub fn parse_stat(text: &str) -> (Option<CpuTimes>, Option<u64>) {
+    let mut cpu = None;
+    let mut btime = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("cpu ") {
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map_while(|n| n.parse().ok())
+                .collect();
+            // user nice system idle [iowait irq softirq steal guest guest_nice]
+            if f.len() >= 4 {
+                let field = |i: usize| f.get(i).copied().unwrap_or(0);
+                let all = f.iter().take(8).fold(0u64, |a, &n| a.saturating_add(n));
+                let idle = field(3).saturating_add(field(4));
+                cpu = Some(CpuTimes {
+                    total: all,
+                    busy: all.saturating_sub(idle),
+                });
+            }
+        } else if let Some(rest) = line.strip_prefix("btime ") {
+            btime = rest.trim().parse().ok();
+        }
+    }
+    (cpu, btime)
+}
+
+/// psutil's `cpu_percent`: the busy share of the ticks between two
+/// samples, 0-100 with one decimal; 0 when no tick passed (as psutil).
+pub fn cpu_percent(before: CpuTimes, now: CpuTimes) -> f64 {
+    let total = now.total.saturating_sub(before.total);
+    if total == 0 {
+        return 0.0;
+    }
+    let busy = now.busy.saturating_sub(before.busy).min(total);
+    round1(busy as f64 * 100.0 / total as f64)
+}
+
+/// `/proc/meminfo` as psutil's `virtual_memory()` and `swap_memory()` read it, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemInfo {
+    pub total: u64,
+    pub free: u64,
+    pub available: u64,
+    pub buffers: u64,
+    /// `Cached` + `SReclaimable`, as psutil (and `free`) count it.
+    pub cached: u64,
+    /// `Shmem`.
+    pub shared: u64,
+    pub swap_total: u64,
+    pub swap_free: u64,
+}
+
+impl MemInfo {
+    /// psutil's `used`: total - free - cached - buffers, or total - free
+    /// when that would be negative (LXC containers report odd figures).
+    pub fn used(&self) -> u64 {
+        self.total
+            .checked_sub(self.free)
+            .and_then(|n| n.checked_sub(self.cached))
+            .and_then(|n| n.checked_sub(self.buffers))
+            .unwrap_or_else(|| self.total.saturating_sub(self.free))
+    }
+
+    /// psutil's `percent`: (total - available) / total.
+    pub fn percent(&self) -> f64 {
+        percent(self.total.saturating_sub(self.available), self.total)
+    }
+
+    pub fn swap_used(&self) -> u64 {
+        self.swap_total.saturating_sub(self.swap_free)
+    }
+
+    pub fn swap_percent(&self) -> f64 {
+        percent(self.swap_used(), self.swap_total)
+    }
+}
+
+/// None without `MemTotal`. Without `MemAvailable` (kernels before 3.14)
+/// available is free + buffers + cached.
+pub fn parse_meminfo(text: &str) -> Option<MemInfo> {
+    let mut m = MemInfo::default();
+    let (mut total, mut available, mut cached, mut reclaimable) = (None, None, 0, 0);
+    for line in text.lines() {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let rest = rest.trim();
+        let Some(kib) = rest
+            .strip_suffix("kB")
+            .unwrap_or(rest)
+            .trim()
+            .parse::<u64>()
+            .ok()
+        else {
+            continue;
+        };
+        let bytes = kib.saturating_mul(1024);
+        match name {
+            "MemTotal" => total = Some(bytes),
+            "MemFree" => m.free = bytes,
+            "MemAvailable" => available = Some(bytes),
+            "Buffers" => m.buffers = bytes,
+            "Cached" => cached = bytes,
+            "SReclaimable" => reclaimable = bytes,
+            "Shmem" => m.shared = bytes,
+            "SwapTotal" => m.swap_total = bytes,
+            "SwapFree" => m.swap_free = bytes,
+            _ => {}
+        }
+    }
+    m.total = total?;
+    m.cached = cached.saturating_add(reclaimable);
+    let fallback = m.free.saturating_add(m.buffers).saturating_add(m.cached);
+    m.available = available.unwrap_or(fallback).min(m.total);
+    Some(m)
+}
+
+/// One interface's counters from `/proc/net/dev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetCounters {
+    pub name: String,
+    pub bytes_recv: u64,
+    pub packets_recv: u64,
+    pub bytes_sent: u64,
+    pub packets_sent: u64,
+}
+
+/// Every interface of `/proc/net/dev`, in its order (psutil's
+/// `net_io_counters(pernic=True)`, loopback included).
+pub fn parse_net_dev(text: &str) -> Vec<NetCounters> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(':')?;
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map_while(|n| n.parse().ok())
+                .collect();
+            // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets ...
+            if f.len() < 10 {
+                return None;
+            }
+            Some(NetCounters {
+                name: name.trim().to_string(),
+                bytes_recv: f[0],
+                packets_recv: f[1],
+                bytes_sent: f[8],
+                packets_sent: f[9],
+            })
+        })
+        .collect()
+}
+
+/// Bytes read and written by each device of `/proc/diskstats` that
+/// `keep` accepts (psutil sums whole disks, not partitions: a device is
+/// kept when `/sys/block/NAME` exists). Sectors are 512 bytes there
+/// whatever the disk's own sector size.
+pub fn parse_diskstats(text: &str, keep: impl Fn(&str) -> bool) -> Option<(u64, u64)> {
+    let mut seen = false;
+    let (mut read, mut written) = (0u64, 0u64);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // major minor name reads merged sectors_read ms writes merged sectors_written ...
+        if f.len() < 10 || !keep(f[2]) {
+            continue;
+        }
+        let (Ok(r), Ok(w)) = (f[5].parse::<u64>(), f[9].parse::<u64>()) else {
+            continue;
+        };
+        seen = true;
+        read = read.saturating_add(r.saturating_mul(512));
+        written = written.saturating_add(w.saturating_mul(512));
+    }
+    seen.then_some((read, written))
+}
+
+/// One line of `/proc/self/mounts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub device: String,
+    pub path: String,
+    pub fstype: String,
+}
+
+/// `/proc/self/mounts`, with the kernel's octal escapes (`\040` for a
+/// space) undone, as getmntent does for psutil.
+pub fn parse_mounts(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split(' ');
+            let (device, path, fstype) = (f.next()?, f.next()?, f.next()?);
+            Some(Mount {
+                device: unescape_octal(device),
+                path: unescape_octal(path),
+                fstype: unescape_octal(fstype),
+            })
+        })
+        .collect()
+}
+
+fn unescape_octal(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let code = bytes.get(i + 1..i + 4).and_then(|d| {
+            let d = std::str::from_utf8(d).ok()?;
+            u8::from_str_radix(d, 8).ok()
+        });
+        match (bytes[i], code) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The filesystems of `/proc/filesystems` that sit on a device (no
+/// `nodev`), plus zfs: psutil's `disk_partitions(all=False)` keeps only these.
+pub fn parse_device_filesystems(text: &str) -> HashSet<String> {
+    let mut out: HashSet<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("nodev"))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    out.insert("zfs".into());
+    out
+}
+
+/// Filesystems the server's agent leaves out even when psutil lists them.
+const VIRTUAL_FILESYSTEMS: [&str; 11] = [
+    "squashfs", "tmpfs", "devtmpfs", "proc", "sysfs", "cgroup", "cgroup2", "ramfs", "overlay",
+    "udev", "virtfs",
+];
+
+/// Mount points the server's agent leaves out, with everything below them;
+/// `/` is always kept.
+const EPHEMERAL_MOUNTS: [&str; 11] = [
+    "/tmp",
+    "/var/tmp",
+    "/dev/shm",
+    "/dev",
+    "/run",
+    "/var/run",
+    "/var/lock",
+    "/snap",
+    "/boot/efi",
+    "/proc",
+    "/sys",
+];
+
+/// Whether a mount is one of the box's disks as the server's agent counts
+/// them: psutil's device filesystems, less virtual and ephemeral ones.
+pub fn is_real_disk(mount: &Mount, device_filesystems: &HashSet<String>) -> bool {
+    if mount.device.is_empty() || !device_filesystems.contains(&mount.fstype) {
+        return false;
+    }
+    if VIRTUAL_FILESYSTEMS.contains(&mount.fstype.to_ascii_lowercase().as_str()) {
+        return false;
+    }
+    if mount.path.contains("/virtfs/") || mount.device.to_ascii_lowercase().contains("virtfs") {
+        return false;
+    }
+    let path = format!("/{}", mount.path.trim().trim_matches('/'));
+    path == "/"
+        || !EPHEMERAL_MOUNTS
+            .iter()
+            .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+}
+
+/// psutil's `usage_percent(.., round_=1)`.
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    round1(part as f64 * 100.0 / whole as f64)
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Distinct cores among the CPUs' `topology/core_cpus_list` (or the older
+/// `thread_siblings_list`) texts: psutil's `cpu_count(logical=False)`.
+pub fn physical_cores<'a>(siblings: impl Iterator<Item = &'a str>) -> Option<u32> {
+    let distinct: HashSet<&str> = siblings.map(str::trim).filter(|s| !s.is_empty()).collect();
+    u32::try_from(distinct.len()).ok().filter(|&n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percent_is_the_busy_share_of_the_ticks_between_samples() {
+        let (before, btime) = parse_stat(
+            "cpu  100 0 100 700 100 0 0 0 50 0\ncpu0 1 2 3 4\nintr 5\nbtime 1700000000\n",
+        );
+        let before = before.unwrap();
+        // guest (50) is already in user: not counted twice.
+        assert_eq!(before.total, 1000);
+        assert_eq!(before.busy, 200);
+        assert_eq!(btime, Some(1_700_000_000));
+        let (now, _) = parse_stat("cpu  130 0 120 740 110 0 0 0 60 0\n");
+        assert_eq!(cpu_percent(before, now.unwrap()), 50.0);
+        assert_eq!(cpu_percent(before, before), 0.0);
+        // A counter that went backwards (a container's odd /proc) is not a negative share.
+        let (back, _) = parse_stat("cpu  10 0 10 10 0\n");
+        assert_eq!(cpu_percent(before, back.unwrap()), 0.0);
+        assert_eq!(parse_stat("cpu  x\n").0, None);
+    }
+
+    #[test]
+    fn memory_reads_as_psutils_virtual_memory() {
+        let text = "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 600 kB\nBuffers: 50 kB\n\
+                    Cached: 300 kB\nSwapCached: 0 kB\nShmem: 20 kB\nSReclaimable: 50 kB\n\
+                    SwapTotal: 400 kB\nSwapFree: 300 kB\n";
+        let m = parse_meminfo(text).unwrap();
+        assert_eq!(m.cached, 350 * 1024);
+        assert_eq!(m.used(), 500 * 1024);
+        assert_eq!(m.percent(), 40.0);
+        assert_eq!(m.shared, 20 * 1024);
+        assert_eq!((m.swap_used(), m.swap_percent()), (100 * 1024, 25.0));
+        let odd = parse_meminfo("MemTotal: 100 kB\nMemFree: 50 kB\nCached: 90 kB\n").unwrap();
+        assert_eq!(odd.used(), 50 * 1024, "never below zero");
+        assert_eq!(odd.available, 100 * 1024, "never above the total");
+        assert_eq!(parse_meminfo("MemFree: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn interfaces_and_disks_count_like_psutil() {
+        let dev = "Inter-|   Receive  |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets\n\
+                   \x20   lo: 100 2 0 0 0 0 0 0 100 2 0 0 0 0 0 0\n  eth0: 5000 40 0 0 0 0 0 1 700 9 0 0 0 0 0 0\n";
+        let nics = parse_net_dev(dev);
+        assert_eq!(nics.len(), 2);
+        assert_eq!(nics[1].name, "eth0");
+        assert_eq!(
+            (
+                nics[1].bytes_recv,
+                nics[1].packets_recv,
+                nics[1].bytes_sent,
+                nics[1].packets_sent
+            ),
+            (5000, 40, 700, 9)
+        );
+        let stats = "   8       0 sda 10 0 100 5 20 0 200 7 0 9 12 0 0 0 0\n   8       1 sda1 1 0 50 1 2 0 60 1 0 1 2\n \
+                     7 0 loop0 1 0 8 0 0 0 0 0 0 0 0\n";
+        let whole_disks = |name: &str| !name.starts_with("sda1");
+        assert_eq!(
+            parse_diskstats(stats, whole_disks),
+            Some((108 * 512, 200 * 512))
+        );
+        assert_eq!(parse_diskstats(stats, |_| false), None);
+    }
+
+    #[test]
+    fn disks_are_the_ones_the_servers_agent_reports() {
+        let fs = parse_device_filesystems(
+            "nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\tnfs\n\tvfat\n\tsquashfs\n",
+        );
+        assert!(fs.contains("ext4") && fs.contains("zfs") && !fs.contains("nfs"));
+        let mounts = parse_mounts(
+            "/dev/sda1 / ext4 rw 0 0\n/dev/sda2 /my\\040data ext4 rw 0 0\ntmpfs /run tmpfs rw 0 0\n\
+             /dev/sda3 /boot/efi vfat rw 0 0\n/dev/loop1 /snap/core/1 squashfs ro 0 0\n\
+             srv:/x /mnt/nfs nfs rw 0 0\n/dev/sda4 /var/tmp ext4 rw 0 0\n/dev/sda5 /runner ext4 rw 0 0\n",
+        );
+        assert_eq!(mounts[1].path, "/my data");
+        let kept: Vec<&str> = mounts
+            .iter()
+            .filter(|m| is_real_disk(m, &fs))
+            .map(|m| m.path.as_str())
+            .collect();
+        assert_eq!(kept, ["/", "/my data", "/runner"]);
+    }
+
+    #[test]
+    fn physical_cores_are_distinct_sibling_lists() {
+        let lists = ["0-1\n", "0-1\n", "2-3\n", "2-3\n"];
+        assert_eq!(physical_cores(lists.into_iter()), Some(2));
+        assert_eq!(physical_cores(std::iter::empty()), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! What the agent says about the agent API's pushes: a refused body once
+//! per reason, a push that failed after its beat landed once per run of
+//! failures, and the push that lands after them.
+
+use super::Said;
+use crate::body::Endpoint;
+use crate::classify::Failure;
+
+/// What was said about each push kind (metrics, services).
+#[derive(Debug, Default)]
+pub struct Pushes {
+    /// The last refusal said, per kind: the same one again is a debug line.
+    refused: [Option<String>; 2],
+    /// A push of this kind failed after its beat and has not landed since.
+    failing: [bool; 2],
+}
+
+fn slot(to: Endpoint) -> Option<usize> {
+    match to {
+        Endpoint::Metrics => Some(0),
+        Endpoint::Services => Some(1),
+        Endpoint::Heartbeat => None,
+    }
+}
+
+impl Pushes {
+    /// The server refused a push's body (400, 413). It recorded the beat
+    /// first (or the heartbeat that follows does), so this is no outage:
+    /// one warning per reason, since it stays wrong until someone acts.
+    pub fn refused(&mut self, to: Endpoint, failure: &Failure, follows: Option<Endpoint>) -> Said {
+        let mut said = Said::default();
+        let Some(i) = slot(to) else {
+            return said;
+        };
+        let beat = match follows {
+            Some(next) => format!("the beat goes as a {} instead", next.words()),
+            None => "the beat itself landed".into(),
+        };
+        let line = format!(
+            "the server refused the {}: {}{}; {beat}, and the next {} waits for its interval",
+            to.words(),
+            failure.reason,
+            failure
+                .hint
+                .as_ref()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default(),
+            to.words()
+        );
+        if self.refused[i].as_deref() == Some(failure.reason.as_str()) {
+            said.debug(line);
+        } else {
+            said.warn(line);
+            self.refused[i] = Some(failure.reason.clone());
+        }
+        self.failing[i] = false;
+        said
+    }
+
+    /// A push that followed the beat's landed.
+    pub fn landed(&mut self, to: Endpoint) -> Said {
+        let mut said = Said::default();
+        if let Some(i) = slot(to) {
+            if std::mem::take(&mut self.failing[i]) {
+                said.info(format!("{} delivered again", to.words()));
+            }
+            self.refused[i] = None;
+        }
+        said
+    }
+
+    /// A push that followed the beat failed; the beat itself landed.
+    pub fn failed(&mut self, to: Endpoint, failure: &Failure) -> Said {
+        let mut said = Said::default();
+        let Some(i) = slot(to) else {
+            return said;
+        };
+        let line = format!(
+            "{} failed after the beat landed: {}; the next beat carries it",
+            to.words(),
+            failure.reason
+        );
+        if std::mem::replace(&mut self.failing[i], true) {
+            said.debug(line);
+        } else {
+            said.warn(line);
+        }
+        said
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn levels(said: &Said) -> Vec<log::Level> {
+        said.lines.iter().map(|l| l.level).collect()
+    }
+
+    #[test]
+    fn a_refusal_is_a_warning_once_per_reason() {
+        let mut p = Pushes::default();
+        let bad = Failure::fatal(
+            "HTTP 400 Bad Request for POST http://h/api/agent/metrics/: server says \"field 'x'\""
+                .into(),
+            None,
+        );
+        let first = p.refused(Endpoint::Metrics, &bad, Some(Endpoint::Heartbeat));
+        assert_eq!(levels(&first), [log::Level::Warn]);
+        assert!(
+            first.lines[0]
+                .text
+                .starts_with("the server refused the metrics push: HTTP 400 Bad Request for POST")
+                && first.lines[0]
+                    .text
+                    .contains("the beat goes as a heartbeat instead"),
+            "{}",
+            first.lines[0].text
+        );
+        assert_eq!(
+            levels(&p.refused(Endpoint::Metrics, &bad, Some(Endpoint::Heartbeat))),
+            [log::Level::Debug]
+        );
+        let other = Failure::fatal("HTTP 413 Payload Too Large".into(), None);
+        assert_eq!(
+            levels(&p.refused(Endpoint::Metrics, &other, Some(Endpoint::Heartbeat))),
+            [log::Level::Warn]
+        );
+    }
+
+    #[test]
+    fn a_failing_follow_up_push_is_said_once_and_its_recovery_once() {
+        let mut p = Pushes::default();
+        let down = Failure::retryable("connection refused".into());
+        assert_eq!(
+            levels(&p.failed(Endpoint::Services, &down)),
+            [log::Level::Warn]
+        );
+        assert_eq!(
+            levels(&p.failed(Endpoint::Services, &down)),
+            [log::Level::Debug]
+        );
+        let back = p.landed(Endpoint::Services);
+        assert_eq!(back.lines[0].text, "services push delivered again");
+        assert!(p.landed(Endpoint::Services).lines.is_empty());
+    }
+}
