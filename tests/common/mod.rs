@@ -8,7 +8,7 @@ mod hung;
 mod proxy;
 mod receiver;
 mod relay;
-mod schema;
+pub mod schema;
 pub mod stacksense;
 mod tempdir;
 mod tls;

@@ -1,18 +1,43 @@
-//! The report body's JSON Schema, as the tests hold bodies to it.
+//! The bodies' JSON Schemas under docs/, as the tests hold bodies to them.
 
 use serde_json::Value;
 
 /// The body validates against docs/report.schema.json.
 pub fn assert_valid(body: &Value) {
-    let schema: Value = serde_json::from_str(include_str!("../../docs/report.schema.json"))
-        .expect("schema is JSON");
+    assert_valid_against(
+        body,
+        "report.schema.json",
+        include_str!("../../docs/report.schema.json"),
+    );
+}
+
+/// A metrics push validates against docs/metrics.schema.json.
+#[allow(dead_code)]
+pub fn assert_valid_metrics(body: &Value) {
+    assert_valid_against(
+        body,
+        "metrics.schema.json",
+        include_str!("../../docs/metrics.schema.json"),
+    );
+}
+
+/// A services push validates against docs/services.schema.json.
+#[allow(dead_code)]
+pub fn assert_valid_services(body: &Value) {
+    assert_valid_against(
+        body,
+        "services.schema.json",
+        include_str!("../../docs/services.schema.json"),
+    );
+}
+
+fn assert_valid_against(body: &Value, name: &str, text: &str) {
+    let schema: Value = serde_json::from_str(text).expect("schema is JSON");
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
-    compiler
-        .add_resource("report.schema.json", schema)
-        .expect("schema loads");
+    compiler.add_resource(name, schema).expect("schema loads");
     let index = compiler
-        .compile("report.schema.json", &mut schemas)
+        .compile(name, &mut schemas)
         .expect("schema compiles");
     if let Err(e) = schemas.validate(body, index) {
         panic!("{body:#}\ndoes not validate: {e:#}");

@@ -37,6 +37,51 @@ struct State {
     metrics: HashMap<u64, Vec<Value>>,
     services: HashMap<u64, Vec<Value>>,
     pings: usize,
+    /// Every metrics push gets 400 with this error, after its beat is recorded.
+    refuse_metrics: Option<String>,
+}
+
+/// The metrics fields the server reads as floats and as integers: a value
+/// that is neither a number nor a string of one is a 400.
+const FLOAT_FIELDS: [&str; 8] = [
+    "cpu_percent",
+    "memory_percent",
+    "swap_percent",
+    "cpu_load_avg_1m",
+    "cpu_load_avg_5m",
+    "cpu_load_avg_15m",
+    "net_utilization_sent",
+    "net_utilization_recv",
+];
+const INT_FIELDS: [&str; 19] = [
+    "cpu_count",
+    "physical_cpu_count",
+    "memory_total",
+    "memory_available",
+    "memory_used",
+    "memory_buffers",
+    "memory_cached",
+    "memory_shared",
+    "swap_total",
+    "swap_used",
+    "network_connections",
+    "disk_io_read",
+    "disk_io_write",
+    "net_io_sent",
+    "net_io_recv",
+    "nic_max_speed_bits",
+    "disk_read_bytes_total",
+    "disk_write_bytes_total",
+    "system_uptime_seconds",
+];
+
+/// Python's `int(v)`: an integer, a float (truncated) or a string of an integer.
+fn reads_as_int(v: &Value) -> bool {
+    v.is_number() || v.as_str().is_some_and(|s| s.trim().parse::<i64>().is_ok())
+}
+
+fn reads_as_float(v: &Value) -> bool {
+    v.is_number() || v.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok())
 }
 
 pub struct StackSense {
@@ -115,6 +160,11 @@ impl StackSense {
 
     pub fn pings(&self) -> usize {
         self.state.lock().unwrap().pings
+    }
+
+    /// From now on every metrics push is refused with `error` (a 400).
+    pub fn refuse_metrics(&self, error: &str) {
+        self.state.lock().unwrap().refuse_metrics = Some(error.into());
     }
 }
 
@@ -236,6 +286,28 @@ fn answer(state: &mut State, request: &Request) -> Reply {
                 if map.get(field).is_none_or(Value::is_null) {
                     return error(400, &format!("missing required field: {field}"));
                 }
+            }
+            let present = |f: &&str| map.get(*f).filter(|v| !v.is_null());
+            for field in FLOAT_FIELDS.iter().filter(|f| present(f).is_some()) {
+                if !reads_as_float(&map[*field]) {
+                    return error(400, &format!("field '{field}' is not a valid number"));
+                }
+            }
+            for field in INT_FIELDS.iter().filter(|f| present(f).is_some()) {
+                if !reads_as_int(&map[*field]) {
+                    return error(400, &format!("field '{field}' is not a valid number"));
+                }
+            }
+            for field in ["disk_usage", "network_io"] {
+                if map
+                    .get(field)
+                    .is_some_and(|v| !v.is_null() && !v.is_object())
+                {
+                    return error(400, &format!("field '{field}' must be a JSON object"));
+                }
+            }
+            if let Some(refusal) = &state.refuse_metrics {
+                return error(400, &refusal.clone());
             }
             state.metrics.entry(id).or_default().push(body.clone());
             let n = state.metrics.values().map(Vec::len).sum::<usize>();

@@ -7,12 +7,17 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> TempDir {
+        TempDir::under(&std::env::temp_dir()).unwrap()
+    }
+
+    /// A directory under `base` (None if it cannot be made there).
+    pub fn under(base: &Path) -> Option<TempDir> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("stacksense-test-{}-{n}", std::process::id()));
+        let path = base.join(format!("stacksense-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
+        std::fs::create_dir_all(&path).ok()?;
+        Some(TempDir(path))
     }
 
     pub fn path(&self) -> &Path {

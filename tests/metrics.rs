@@ -1,0 +1,457 @@
+//! The dashboard from the agent: metrics and services pushes to a test
+//! server that follows the StackSense contract, each field held to what
+//! /proc and statvfs say at that moment, the bodies to their JSON Schemas.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::schema::{assert_valid_metrics, assert_valid_services};
+use common::stacksense::{BOX_ID, TOKEN};
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn agent_for(server: &StackSense) -> AgentCmd {
+    AgentCmd::new()
+        .env("STACKSENSE_URL", server.url())
+        .env("STACKSENSE_TOKEN", TOKEN)
+}
+
+/// Waits until the server holds `n` pushes of a kind.
+fn wait_for_pushes(what: impl Fn() -> Vec<Value>, n: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = what();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} pushes within {within:?}, got {}",
+            got.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn proc_file(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn meminfo_bytes(field: &str) -> u64 {
+    proc_file("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn statvfs(path: &str) -> (u64, u64, u64) {
+    let c = std::ffi::CString::new(path).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0, "{path}");
+    let f = st.f_frsize as u64;
+    (
+        st.f_blocks as u64 * f,
+        (st.f_blocks as u64 - st.f_bfree as u64) * f,
+        st.f_bavail as u64 * f,
+    )
+}
+
+fn int(body: &Value, field: &str) -> u64 {
+    body[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} is {}", body[field]))
+}
+
+fn float(body: &Value, field: &str) -> f64 {
+    body[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} is {}", body[field]))
+}
+
+/// `/proc/net/dev`'s received and sent bytes per interface.
+fn interfaces() -> Vec<(String, u64, u64)> {
+    proc_file("/proc/net/dev")
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            Some((name.trim().to_string(), f[0], f[8]))
+        })
+        .collect()
+}
+
+#[test]
+fn every_metrics_field_is_what_proc_and_statvfs_say() {
+    let server = StackSense::start();
+    let mut agent = agent_for(&server)
+        .args([
+            "--report",
+            "metrics",
+            "--interval",
+            "1",
+            "--metrics-interval",
+            "1",
+        ])
+        .args(["--no-splay"])
+        .spawn();
+    let pushes = wait_for_pushes(|| server.metrics(BOX_ID), 2, WAIT);
+    agent.stop_with(libc::SIGTERM);
+    let body = &pushes[1];
+    assert_valid_metrics(body);
+    assert_eq!(body["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["os_type"], "linux");
+
+    // What does not change while the agent runs is equal; what does is close.
+    assert_eq!(int(body, "memory_total"), meminfo_bytes("MemTotal"));
+    let available = meminfo_bytes("MemAvailable") as f64;
+    let total = meminfo_bytes("MemTotal") as f64;
+    assert!(
+        (int(body, "memory_available") as f64 - available).abs() < total * 0.05,
+        "{} vs {available}",
+        body["memory_available"]
+    );
+    let percent = (total - int(body, "memory_available") as f64) * 100.0 / total;
+    assert!((float(body, "memory_percent") - percent).abs() <= 0.05 + 1e-9);
+    assert_eq!(
+        int(body, "cpu_count"),
+        unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } as u64
+    );
+    let cpu = float(body, "cpu_percent");
+    assert!((0.0..=100.0).contains(&cpu), "{cpu}");
+    let loads: Vec<f64> = proc_file("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    for (field, now) in ["cpu_load_avg_1m", "cpu_load_avg_5m", "cpu_load_avg_15m"]
+        .iter()
+        .zip(&loads)
+    {
+        assert!(
+            (float(body, field) - now).abs() < 2.0,
+            "{field}: {} vs {now}",
+            body[field]
+        );
+    }
+    let uptime: f64 = proc_file("/proc/uptime")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let reported = int(body, "system_uptime_seconds") as f64;
+    assert!((reported - uptime).abs() < 10.0, "{reported} vs {uptime}");
+    let swap_total = meminfo_bytes("SwapTotal");
+    if swap_total == 0 {
+        assert!(body["swap_total"].is_null() && body["swap_percent"].is_null());
+    } else {
+        assert_eq!(int(body, "swap_total"), swap_total);
+    }
+
+    // Disks: the box's real mounts, each with statvfs's figures.
+    let disks = body["disk_usage"].as_object().unwrap();
+    let device_filesystems: BTreeSet<String> = proc_file("/proc/filesystems")
+        .lines()
+        .filter(|l| !l.starts_with("nodev"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    for (path, figures) in disks {
+        let (total, used, free) = statvfs(path);
+        assert_eq!(figures["total"], total, "{path}");
+        let moved = |a: u64, b: &Value| (a as i128 - b.as_u64().unwrap() as i128).abs();
+        assert!(moved(used, &figures["used"]) < 1 << 30, "{path}: {figures}");
+        assert!(moved(free, &figures["free"]) < 1 << 30, "{path}: {figures}");
+    }
+    for line in proc_file("/proc/self/mounts").lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (path, fstype) = (f[1], f[2]);
+        let ephemeral = [
+            "/tmp",
+            "/run",
+            "/dev",
+            "/proc",
+            "/sys",
+            "/boot/efi",
+            "/snap",
+        ]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+        let is_virtual = ["tmpfs", "overlay", "squashfs", "proc", "sysfs"].contains(&fstype);
+        if device_filesystems.contains(fstype) && !ephemeral && !is_virtual && !path.contains('\\')
+        {
+            assert!(
+                disks.contains_key(path),
+                "{path} ({fstype}) missing: {disks:?}"
+            );
+        }
+        if fstype == "tmpfs" || fstype == "proc" {
+            assert!(!disks.contains_key(path), "{path} is not a disk");
+        }
+    }
+
+    // Interfaces: every one, counters no higher than a moment later.
+    let nics = body["network_io"].as_object().unwrap();
+    let later = interfaces();
+    assert_eq!(
+        nics.keys().cloned().collect::<BTreeSet<_>>(),
+        later
+            .iter()
+            .map(|(n, ..)| n.clone())
+            .collect::<BTreeSet<_>>()
+    );
+    for (name, recv, sent) in &later {
+        assert!(
+            nics[name]["bytes_recv"].as_u64().unwrap() <= *recv,
+            "{name}"
+        );
+        assert!(
+            nics[name]["bytes_sent"].as_u64().unwrap() <= *sent,
+            "{name}"
+        );
+    }
+    // The beats themselves crossed loopback, so the rates are real numbers.
+    assert!(int(body, "net_io_recv") > 0, "{}", body["net_io_recv"]);
+    assert!(int(body, "net_io_sent") > 0, "{}", body["net_io_sent"]);
+    assert!(body["disk_io_read"].is_null() == body["disk_read_bytes_total"].is_null());
+    let sockets: u64 = ["tcp", "tcp6", "udp", "udp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(format!("/proc/net/{f}")).ok())
+        .map(|t| t.lines().count() as u64 - 1)
+        .sum();
+    let counted = int(body, "network_connections");
+    assert!(counted.abs_diff(sockets) < 50, "{counted} vs {sockets}");
+    // Each push also recorded the beat.
+    assert!(server.beats(BOX_ID).len() >= 2);
+}
+
+#[test]
+fn checks_are_services_that_flip_at_the_next_beat() {
+    let server = StackSense::start();
+    let dir = TempDir::new();
+    let flag = dir.write("up", "");
+    let port = server.url().rsplit(':').next().unwrap().to_string();
+    let tcp = format!("tcp 127.0.0.1:{port}");
+    let cmd = format!("cmd /bin/test -e {}", flag.display());
+    let agent = agent_for(&server)
+        .args(["--report", "services", "--interval", "1", "--no-splay"])
+        .args(["--health", &tcp, "--health", &cmd])
+        .spawn();
+    let first = wait_for_pushes(|| server.services(BOX_ID), 1, WAIT);
+    assert_valid_services(&first[0]);
+    let services = first[0]["services"].as_array().unwrap();
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[0]["name"], tcp.as_str());
+    assert_eq!(services[0]["status"], "running");
+    assert_eq!(services[0]["port"], port.parse::<u64>().unwrap());
+    assert_eq!(services[0]["latency_type"], "TCP");
+    assert!(services[0]["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(services[1]["status"], "running");
+    assert_eq!(services[1]["latency_type"], "OTHER");
+
+    // The checks keep passing: the beats between pushes are plain heartbeats.
+    server.rx.wait_for(3, WAIT);
+    std::fs::remove_file(&flag).unwrap();
+    let line = agent.wait_for_line("pushed to the server as a failed service", WAIT);
+    assert!(line.contains(&format!("check {cmd} failed")), "{line}");
+    let pushes = wait_for_pushes(|| server.services(BOX_ID), 2, WAIT);
+    assert_valid_services(&pushes[1]);
+    let failed = &pushes[1]["services"][1];
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["latency_success"], false);
+    assert!(
+        failed["latency_error"].as_str().unwrap().contains("exit"),
+        "{failed}"
+    );
+    let paths: Vec<String> = server
+        .rx
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        paths[1..paths.len() - 1]
+            .iter()
+            .any(|p| p == "/api/agent/heartbeat/"),
+        "{paths:?}"
+    );
+    // Recovery goes at once too.
+    std::fs::write(&flag, "").unwrap();
+    let pushes = wait_for_pushes(|| server.services(BOX_ID), 3, WAIT);
+    assert_eq!(pushes[2]["services"][1]["status"], "running");
+}
+
+#[test]
+fn pushes_go_every_metrics_interval_and_beats_between() {
+    let server = StackSense::start();
+    let mut agent = agent_for(&server)
+        .args(["--report", "metrics,services", "--health", "load 1000"])
+        .args([
+            "--interval",
+            "0.5",
+            "--metrics-interval",
+            "1.5",
+            "--no-splay",
+        ])
+        .spawn();
+    server.rx.wait_for(9, WAIT);
+    agent.stop_with(libc::SIGTERM);
+    let paths: Vec<String> = server
+        .rx
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    let at = |kind: &str| -> Vec<usize> {
+        paths
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.ends_with(&format!("/{kind}/")))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    // Beat zero: services; beat one: the first metrics; then each every third beat.
+    assert_eq!(&at("services")[..2], [0, 3], "{paths:?}");
+    assert_eq!(&at("metrics")[..2], [1, 4], "{paths:?}");
+    assert_eq!(&at("heartbeat")[..2], [2, 5], "{paths:?}");
+}
+
+#[test]
+fn a_refused_metrics_push_is_said_once_and_the_box_stays_online() {
+    let server = StackSense::start();
+    server.refuse_metrics("field 'cpu_percent' is not a valid number");
+    let mut agent = agent_for(&server)
+        .args([
+            "--report",
+            "metrics",
+            "--interval",
+            "0.5",
+            "--metrics-interval",
+            "0.5",
+        ])
+        .args(["--no-splay"])
+        .spawn();
+    let line = agent.wait_for_line("refused the metrics push", WAIT);
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("server says \"field 'cpu_percent' is not a valid number\"")
+            && line.contains("the beat goes as a heartbeat instead"),
+        "{line}"
+    );
+    server.rx.wait_for(8, WAIT);
+    agent.stop_with(libc::SIGTERM);
+    let refusals = agent
+        .log()
+        .iter()
+        .filter(|l| l.contains("refused the metrics push"))
+        .count();
+    assert_eq!(refusals, 1, "{:#?}", agent.log());
+    assert!(
+        !agent.log().iter().any(|l| l.contains("missed")),
+        "{:#?}",
+        agent.log()
+    );
+    // Every metrics push is followed by a heartbeat in the same slot.
+    let requests = server.rx.requests();
+    for pair in requests.windows(2) {
+        if pair[0].path == "/api/agent/metrics/" {
+            assert_eq!(pair[1].path, "/api/agent/heartbeat/");
+            assert!(pair[1].at.duration_since(pair[0].at) < Duration::from_millis(400));
+        }
+    }
+}
+
+#[test]
+fn a_hung_disk_is_left_out_of_the_push_in_time_and_said_once() {
+    let Some(hung) = HungMount::on_a_block_device() else {
+        return;
+    };
+    let server = StackSense::start();
+    let check = format!("disk timeout=0.5 {} 90%", hung.path());
+    let mut agent = agent_for(&server)
+        .args(["--report", "metrics,services", "--health", &check])
+        .args(["--interval", "1", "--metrics-interval", "1", "--no-splay"])
+        .spawn();
+    let metrics = wait_for_pushes(|| server.metrics(BOX_ID), 4, WAIT);
+    let services = server.services(BOX_ID);
+    agent.stop_with(libc::SIGTERM);
+    for push in &metrics {
+        assert_valid_metrics(push);
+        assert!(push["disk_usage"].get(hung.path()).is_none(), "{push}");
+    }
+    let hung_service = &services[0]["services"][0];
+    assert_eq!(hung_service["status"], "failed", "{hung_service}");
+    // Said when it first hung, not at every push.
+    let said: Vec<String> = agent
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("the metrics push leaves out disk"))
+        .collect();
+    assert_eq!(said.len(), 1, "{:#?}", agent.log());
+    assert!(
+        said[0].contains(hung.path()) && said[0].contains("WARN"),
+        "{}",
+        said[0]
+    );
+    // Pushes kept the schedule: a second apart, not a statvfs apart.
+    let times: Vec<Instant> = server
+        .rx
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/agent/metrics/")
+        .map(|r| r.at)
+        .collect();
+    for gap in times.windows(2) {
+        assert!(gap[1].duration_since(gap[0]) < Duration::from_millis(1800));
+    }
+}
+
+#[test]
+fn pushes_that_cannot_work_are_refused_at_start() {
+    let server = StackSense::start();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--server-id", "3", "--api", "legacy", "--report", "metrics"],
+            "report (from flag --report): is metrics, which the legacy API has no endpoint for",
+        ),
+        (
+            &["--report", "services"],
+            "report (from flag --report): has services, which sends each health check as a service, but no check",
+        ),
+        (
+            &["--report", "metrics", "--metrics-interval", "10"],
+            "metrics_interval (from flag --metrics-interval): is 10s, shorter than interval (30s)",
+        ),
+        (
+            &["--once", "--report", "metrics"],
+            "report (from flag --report): has metrics, which --once cannot send",
+        ),
+    ];
+    for (args, said) in cases {
+        let out = agent_for(&server).args(args).finish();
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{args:?}:\n{}", out.stderr);
+    }
+    assert!(server.rx.requests().is_empty());
+    // Services alone work from cron.
+    let out = agent_for(&server)
+        .args(["--once", "--report", "services", "--health", "load 1000"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(server.services(BOX_ID).len(), 1);
+    assert_eq!(server.beats(BOX_ID).len(), 1);
+}
