@@ -54,6 +54,10 @@ pub struct Reply {
     pub heartbeat_received: Option<bool>,
     /// The ping's answer: the token was accepted.
     pub authenticated: Option<bool>,
+    /// A metrics push's answer: false with a `reason` when the server
+    /// recorded the beat but kept the figures ("monitoring suspended").
+    pub stored: Option<bool>,
+    pub reason: Option<String>,
 }
 
 impl Reply {
@@ -72,6 +76,11 @@ impl Reply {
                 .map(str::to_string),
             heartbeat_received: map.get("heartbeat_received").and_then(Value::as_bool),
             authenticated: map.get("authenticated").and_then(Value::as_bool),
+            stored: map.get("stored").and_then(Value::as_bool),
+            reason: map
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         }
     }
 }
@@ -408,5 +417,9 @@ mod tests {
         let odd = Reply::parse(br#"{"heartbeat_received":false,"server_name":7,"extra":[1]}"#);
         assert_eq!(odd.heartbeat_received, Some(false));
         assert_eq!(odd.server_name, None);
+        let kept =
+            Reply::parse(br#"{"status":"ok","stored":false,"reason":"monitoring suspended"}"#);
+        assert_eq!(kept.stored, Some(false));
+        assert_eq!(kept.reason.as_deref(), Some("monitoring suspended"));
     }
 }

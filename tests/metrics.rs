@@ -234,7 +234,11 @@ fn every_metrics_field_is_what_proc_and_statvfs_say() {
         .map(|t| t.lines().count() as u64 - 1)
         .sum();
     let counted = int(body, "network_connections");
-    assert!(counted.abs_diff(sockets) < 50, "{counted} vs {sockets}");
+    // Other tests open and close connections meanwhile.
+    assert!(
+        counted.abs_diff(sockets) < 50 + sockets / 10,
+        "{counted} vs {sockets}"
+    );
     // Each push also recorded the beat.
     assert!(server.beats(BOX_ID).len() >= 2);
 }

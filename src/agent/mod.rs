@@ -44,8 +44,8 @@ pub struct Agent<'a, C: Clock, T: Courier> {
     voice: Voice<'a>,
     /// The checks (and report body) before each beat; None costs nothing.
     gate: Option<Box<dyn Gate + 'a>>,
-    /// The body when no report replaces it, made once.
-    body: String,
+    /// The beat when no push or report replaces it, made once.
+    heartbeat: Post,
     /// When the next beat is due, and the slot that ends its retries.
     due: Duration,
     deadline: Duration,
@@ -118,7 +118,7 @@ impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
             narrator,
             voice,
             gate: None,
-            body: crate::body::default_body(),
+            heartbeat: Post::heartbeat(),
             due: Duration::ZERO,
             deadline,
         }
@@ -193,21 +193,22 @@ impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
             }
             posts = assessment.posts.into();
         }
-        let mut beat = posts.pop_front().unwrap_or_else(|| Post {
-            to: Endpoint::Heartbeat,
-            body: self.body.clone(),
-        });
+        // None: the plain heartbeat, made once at start.
+        let mut carrying = posts.pop_front();
         let mut attempt = 1u32;
         loop {
             self.notifier.watchdog();
             let left = deadline.saturating_sub(self.clock.elapsed());
             let budget = self.timeout.min(left).max(backoff::MIN_ATTEMPT);
-            match self.transport.send(budget, &beat) {
+            let beat = carrying.as_ref().unwrap_or(&self.heartbeat);
+            let to = beat.to;
+            match self.transport.send(budget, beat) {
                 Outcome::Accepted { reply, took } => {
                     self.failures = 0;
-                    self.answered(beat.to);
+                    self.answered(to);
                     let origin = self.transport.origin();
-                    let said = self.narrator.delivered(origin, &reply, took, self.at());
+                    let mut said = self.narrator.delivered(origin, &reply, took, self.at());
+                    said.lines.extend(self.narrator.pushed(to, &reply).lines);
                     (self.voice)(said);
                     self.send_the_rest(posts, deadline);
                     return BeatEnd {
@@ -218,10 +219,10 @@ impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
                 Outcome::Refused(failure) => {
                     // The server refused the push's body, not the box: the
                     // beat goes on at once, as the next push or a heartbeat.
-                    self.answered(beat.to);
-                    let refused = beat.to;
-                    beat = posts.pop_front().unwrap_or_else(Post::heartbeat);
-                    let said = self.narrator.refused(refused, &failure, Some(beat.to));
+                    self.answered(to);
+                    carrying = posts.pop_front();
+                    let next = carrying.as_ref().map_or(Endpoint::Heartbeat, |p| p.to);
+                    let said = self.narrator.refused(to, &failure, Some(next));
                     (self.voice)(said);
                 }
                 Outcome::Failed(failure) => {
@@ -284,9 +285,9 @@ impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
             self.notifier.watchdog();
             let outcome = self.transport.send(self.timeout.min(left), &post);
             let said = match outcome {
-                Outcome::Accepted { .. } => {
+                Outcome::Accepted { reply, .. } => {
                     self.answered(post.to);
-                    self.narrator.pushed(post.to)
+                    self.narrator.pushed(post.to, &reply)
                 }
                 Outcome::Refused(failure) => {
                     self.answered(post.to);

@@ -270,10 +270,18 @@ impl Gate for Preflight {
         }
         if due.services {
             let checks: Vec<&Check> = self.checks.iter().map(|c| c.as_ref()).collect();
-            posts.push(Post {
+            let post = Post {
                 to: Endpoint::Services,
                 body: services::body(&checks, &results),
-            });
+            };
+            // The last one found no time after the metrics push (a short
+            // interval): this time it carries the beat, so neither starves.
+            let waited = self.sending.is_some();
+            if waited {
+                posts.insert(0, post);
+            } else {
+                posts.push(post);
+            }
             self.sending = Some(verdicts);
         }
         if posts.is_empty() && (self.reporting.status || self.reporting.vitals) {

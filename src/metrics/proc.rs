@@ -190,6 +190,33 @@ pub fn parse_diskstats(text: &str, keep: impl Fn(&str) -> bool) -> Option<(u64, 
     seen.then_some((read, written))
 }
 
+/// Sockets of `/proc/net/sockstat` (or `sockstat6`): TCP in use plus
+/// TIME_WAIT, and UDP, as the lines of /proc/net/{tcp,udp}[6] count them
+/// (a half-open SYN_RECV is a line there and not here).
+pub fn parse_sockstat(text: &str) -> Option<u64> {
+    let mut total = None;
+    for line in text.lines() {
+        let Some((proto, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if !matches!(proto, "TCP" | "UDP" | "TCP6" | "UDP6") {
+            continue;
+        }
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let value = |name: &str| {
+            let i = words.iter().position(|w| *w == name)?;
+            words.get(i + 1)?.parse::<u64>().ok()
+        };
+        let mut n = value("inuse")?;
+        if proto == "TCP" {
+            // TIME_WAIT of both families is counted here, once.
+            n = n.saturating_add(value("tw").unwrap_or(0));
+        }
+        total = Some(total.unwrap_or(0u64).saturating_add(n));
+    }
+    total
+}
+
 /// One line of `/proc/self/mounts`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -394,6 +421,18 @@ mod tests {
             .map(|m| m.path.as_str())
             .collect();
         assert_eq!(kept, ["/", "/my data", "/runner"]);
+    }
+
+    #[test]
+    fn sockets_are_counted_by_the_kernel() {
+        let v4 = "sockets: used 9\nTCP: inuse 3 orphan 0 tw 2006 alloc 4 mem 0\nUDP: inuse 2 mem 0\n\
+                  UDPLITE: inuse 7\nRAW: inuse 1\n";
+        assert_eq!(parse_sockstat(v4), Some(2011));
+        assert_eq!(
+            parse_sockstat("TCP6: inuse 4\nUDP6: inuse 1\nRAW6: inuse 9\n"),
+            Some(5)
+        );
+        assert_eq!(parse_sockstat("nothing here\n"), None);
     }
 
     #[test]

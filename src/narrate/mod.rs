@@ -185,9 +185,9 @@ impl Narrator {
         self.pushes.refused(to, failure, follows)
     }
 
-    /// A push after the beat landed.
-    pub fn pushed(&mut self, to: Endpoint) -> Said {
-        self.pushes.landed(to)
+    /// A push landed (the one that carried the beat, or one after it).
+    pub fn pushed(&mut self, to: Endpoint, reply: &Reply) -> Said {
+        self.pushes.landed(to, reply)
     }
 
     /// A push after the beat failed.

@@ -5,6 +5,8 @@
 use super::Said;
 use crate::body::Endpoint;
 use crate::classify::Failure;
+use crate::heartbeat::Reply;
+use crate::text;
 
 /// What was said about each push kind (metrics, services).
 #[derive(Debug, Default)]
@@ -13,6 +15,8 @@ pub struct Pushes {
     refused: [Option<String>; 2],
     /// A push of this kind failed after its beat and has not landed since.
     failing: [bool; 2],
+    /// The server answers metrics pushes with `"stored": false`.
+    not_stored: bool,
 }
 
 fn slot(to: Endpoint) -> Option<usize> {
@@ -57,14 +61,33 @@ impl Pushes {
         said
     }
 
-    /// A push that followed the beat's landed.
-    pub fn landed(&mut self, to: Endpoint) -> Said {
+    /// A push landed. The server may have kept the beat and not the
+    /// figures (`"stored": false`, a suspended server): said once, and
+    /// once when it stores them again.
+    pub fn landed(&mut self, to: Endpoint, reply: &Reply) -> Said {
         let mut said = Said::default();
         if let Some(i) = slot(to) {
             if std::mem::take(&mut self.failing[i]) {
                 said.info(format!("{} delivered again", to.words()));
             }
             self.refused[i] = None;
+        }
+        if to == Endpoint::Metrics {
+            match (reply.stored, self.not_stored) {
+                (Some(false), false) => {
+                    let why = reply.reason.as_deref().unwrap_or("no reason given");
+                    said.warn(format!(
+                        "the server recorded the beat but not the metrics: it says \"{}\"",
+                        text::untrusted_max(why, 120)
+                    ));
+                    self.not_stored = true;
+                }
+                (Some(true), true) => {
+                    said.info("the server stores the metrics again".into());
+                    self.not_stored = false;
+                }
+                _ => {}
+            }
         }
         said
     }
@@ -140,8 +163,36 @@ mod tests {
             levels(&p.failed(Endpoint::Services, &down)),
             [log::Level::Debug]
         );
-        let back = p.landed(Endpoint::Services);
+        let ok = Reply::default();
+        let back = p.landed(Endpoint::Services, &ok);
         assert_eq!(back.lines[0].text, "services push delivered again");
-        assert!(p.landed(Endpoint::Services).lines.is_empty());
+        assert!(p.landed(Endpoint::Services, &ok).lines.is_empty());
+    }
+
+    #[test]
+    fn figures_the_server_keeps_are_said_once_and_their_return_once() {
+        let mut p = Pushes::default();
+        let suspended = Reply {
+            stored: Some(false),
+            reason: Some("monitoring suspended".into()),
+            ..Reply::default()
+        };
+        let said = p.landed(Endpoint::Metrics, &suspended);
+        assert_eq!(levels(&said), [log::Level::Warn]);
+        assert!(
+            said.lines[0]
+                .text
+                .ends_with("it says \"monitoring suspended\"")
+        );
+        assert!(p.landed(Endpoint::Metrics, &suspended).lines.is_empty());
+        let stored = Reply {
+            stored: Some(true),
+            ..Reply::default()
+        };
+        assert_eq!(
+            levels(&p.landed(Endpoint::Metrics, &stored)),
+            [log::Level::Info]
+        );
+        assert!(p.landed(Endpoint::Metrics, &stored).lines.is_empty());
     }
 }

@@ -14,6 +14,8 @@ pub struct Relay {
     pub addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     bytes: Arc<AtomicU64>,
+    /// Of `bytes`, those from the client to the server.
+    upstream: Arc<AtomicU64>,
     /// One flag per connection so far: set, it forwards nothing more;
     /// with the agent's side of it, to drop its packets.
     blackholes: Arc<Mutex<Vec<Hole>>>,
@@ -33,10 +35,15 @@ impl Relay {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let bytes = Arc::new(AtomicU64::new(0));
+        let upstream = Arc::new(AtomicU64::new(0));
         let blackholes = Arc::new(Mutex::new(Vec::new()));
         {
-            let (connections, bytes, blackholes) =
-                (connections.clone(), bytes.clone(), blackholes.clone());
+            let (connections, bytes, up, blackholes) = (
+                connections.clone(),
+                bytes.clone(),
+                upstream.clone(),
+                blackholes.clone(),
+            );
             thread::spawn(move || {
                 for client in listener.incoming().flatten() {
                     let Ok(server) = TcpStream::connect(target) else {
@@ -51,10 +58,10 @@ impl Relay {
                     pump(
                         client.try_clone().unwrap(),
                         server.try_clone().unwrap(),
-                        &bytes,
+                        &[&bytes, &up],
                         &hole,
                     );
-                    pump(server, client, &bytes, &hole);
+                    pump(server, client, &[&bytes], &hole);
                 }
             });
         }
@@ -62,6 +69,7 @@ impl Relay {
             addr,
             connections,
             bytes,
+            upstream,
             blackholes,
         }
     }
@@ -79,6 +87,12 @@ impl Relay {
         self.bytes.load(Ordering::SeqCst)
     }
 
+    /// TCP payload bytes from the client to the server.
+    #[allow(dead_code)]
+    pub fn upstream_bytes(&self) -> u64 {
+        self.upstream.load(Ordering::SeqCst)
+    }
+
     /// Every connection open now stops forwarding, silently; new ones work.
     pub fn blackhole_existing(&self) {
         for (hole, client) in self.blackholes.lock().unwrap().iter() {
@@ -88,8 +102,14 @@ impl Relay {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, bytes: &Arc<AtomicU64>, hole: &Arc<AtomicBool>) {
-    let (bytes, hole) = (bytes.clone(), hole.clone());
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    counters: &[&Arc<AtomicU64>],
+    hole: &Arc<AtomicBool>,
+) {
+    let counters: Vec<Arc<AtomicU64>> = counters.iter().map(|c| Arc::clone(c)).collect();
+    let hole = hole.clone();
     thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
@@ -100,7 +120,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, bytes: &Arc<AtomicU64>, hole: &A
             if hole.load(Ordering::SeqCst) {
                 continue; // swallowed: no data, no FIN, no RST
             }
-            bytes.fetch_add(n as u64, Ordering::SeqCst);
+            for counter in &counters {
+                counter.fetch_add(n as u64, Ordering::SeqCst);
+            }
             if to.write_all(&buf[..n]).is_err() {
                 break;
             }

@@ -1,0 +1,292 @@
+//! What the dashboard's pushes cost, side by side in one run: the agent with
+//! heartbeats only, `--report metrics`, `--report metrics,services` with
+//! three checks, and a Python + psutil pusher (dist/psutil-pusher.py) doing
+//! the same pushes. Prints one table.
+//!
+//!     cargo run --release --example push_bench -- --agent PATH
+//!         [--pushes 300] [--interval 0.25] [--python PYTHON-WITH-PSUTIL] [--keep-alive]
+//!
+//! Every row pushes at every beat (metrics_interval = interval; at 0.25 s
+//! the services push finds the 100 ms an attempt needs after the metrics
+//! push, as it always does at 30 s) to the
+//! StackSense test server over HTTPS (TLS 1.3) through a byte-counting
+//! relay, all on 127.0.0.1. The server closes each connection after its
+//! reply, as the StackSense server under gunicorn's sync workers does, so
+//! every request is a resumed TLS handshake; --keep-alive keeps them open,
+//! as an nginx in front of it would. Per push: peak RSS (VmHWM), CPU
+//! of the process and its children (/proc/PID/stat utime + stime + cutime
+//! + cstime, 10 ms ticks over all pushes, ended threads included), request
+//! and response bytes (TCP payload), and what that makes a month at one
+//! beat every 30 s: with a push at every beat, and with the default
+//! metrics_interval of 300 s (nine plain heartbeats between pushes).
+//! dist/bench-pushes runs it on the x86_64 musl build.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::stacksense::TOKEN;
+use common::{
+    AgentCmd, ChildGuard, Receiver, Relay, Serve, StackSense, TempDir, TlsFixture, status,
+};
+
+struct Args {
+    agent: PathBuf,
+    pushes: usize,
+    interval: f64,
+    python: Option<PathBuf>,
+    keep_alive: bool,
+}
+
+fn parse_args() -> Result<Args, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut args = Args {
+        agent: PathBuf::new(),
+        pushes: 300,
+        interval: 0.25,
+        python: None,
+        keep_alive: false,
+    };
+    let mut agent = None;
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("agent") => agent = Some(PathBuf::from(parser.value()?)),
+            Long("pushes") => args.pushes = parser.value()?.parse()?,
+            Long("interval") => args.interval = parser.value()?.parse()?,
+            Long("python") => args.python = Some(parser.value()?.into()),
+            Long("keep-alive") => args.keep_alive = true,
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    args.agent = agent.ok_or("--agent PATH is required")?;
+    Ok(args)
+}
+
+/// One row's figures, per push.
+struct Row {
+    name: String,
+    peak_kb: u64,
+    cpu_ms: f64,
+    up: f64,
+    down: f64,
+    requests: f64,
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("push_bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let tls = TlsFixture::new();
+    let dir = TempDir::new();
+    let ca = dir.write("ca.pem", &tls.ca_pem);
+    let service = Receiver::start(|_| status(200));
+    let checks = [
+        ("tcp", service.addr.to_string()),
+        ("http", format!("{}/health", service.url())),
+        ("disk", "/".to_string()),
+    ];
+    let agent_checks: Vec<String> = checks
+        .iter()
+        .flat_map(|(kind, what)| {
+            let check = match *kind {
+                "disk" => format!("disk {what} 100%"),
+                _ => format!("{kind} {what}"),
+            };
+            ["--health".to_string(), check]
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let runs: [(&str, Vec<String>, &str); 3] = [
+        ("agent, heartbeat only", vec![], "/api/agent/heartbeat/"),
+        (
+            "agent, --report metrics",
+            vec!["--report".into(), "metrics".into()],
+            "/api/agent/metrics/",
+        ),
+        (
+            "agent, --report metrics,services + 3 checks",
+            [
+                vec!["--report".into(), "metrics,services".into()],
+                agent_checks,
+            ]
+            .concat(),
+            "/api/agent/metrics/",
+        ),
+    ];
+    for (name, extra, counted) in runs {
+        let server = serve(&args, &tls);
+        let relay = Relay::start(server.rx.addr);
+        let interval = args.interval.to_string();
+        let agent = AgentCmd::with_binary(&args.agent)
+            .env("STACKSENSE_URL", relay.url("https"))
+            .env("STACKSENSE_TOKEN", TOKEN)
+            .args(["--interval", &interval, "--metrics-interval", &interval])
+            .args(["--no-splay", "--ca-file"])
+            .arg_path(&ca)
+            .args(&extra)
+            .spawn();
+        rows.push(measure(&args, name, agent.pid(), &server, &relay, counted));
+    }
+    if let Some(python) = &args.python {
+        let server = serve(&args, &tls);
+        let relay = Relay::start(server.rx.addr);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/psutil-pusher.py");
+        let mut cmd = Command::new(python);
+        cmd.arg(script)
+            .arg(relay.url("https"))
+            .arg(TOKEN)
+            .arg(&ca)
+            .arg(args.interval.to_string());
+        for (kind, what) in &checks {
+            cmd.arg(kind).arg(what);
+        }
+        let child = ChildGuard::spawn(&mut cmd);
+        let name = "python 3 + psutil, metrics + services + 3 checks";
+        rows.push(measure(
+            &args,
+            name,
+            child.id(),
+            &server,
+            &relay,
+            "/api/agent/metrics/",
+        ));
+    }
+    print_table(&args, &rows);
+}
+
+fn serve(args: &Args, tls: &TlsFixture) -> StackSense {
+    let how = Serve {
+        keep_alive: args.keep_alive,
+        ..Serve::default()
+    };
+    StackSense::on(Some(tls.server_config()), how)
+}
+
+fn measure(
+    args: &Args,
+    name: &str,
+    pid: u32,
+    server: &StackSense,
+    relay: &Relay,
+    counted: &str,
+) -> Row {
+    let pushes = |server: &StackSense| {
+        server
+            .rx
+            .requests()
+            .iter()
+            .filter(|r| r.path == counted)
+            .count()
+    };
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now()
+            + Duration::from_secs_f64(n as f64 * args.interval * 2.0 + 20.0);
+        while pushes(server) < n {
+            assert!(std::time::Instant::now() < deadline, "{name}: stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(10);
+    let (n0, cpu0, up0, all0, req0) = (
+        pushes(server),
+        cpu_with_children_ns(pid),
+        relay.upstream_bytes(),
+        relay.bytes(),
+        server.rx.requests().len(),
+    );
+    wait_for(n0 + args.pushes);
+    let (n1, cpu1, up1, all1, req1) = (
+        pushes(server),
+        cpu_with_children_ns(pid),
+        relay.upstream_bytes(),
+        relay.bytes(),
+        server.rx.requests().len(),
+    );
+    let peak_kb = proc_status(pid, "VmHWM");
+    let n = (n1 - n0) as f64;
+    Row {
+        name: name.into(),
+        peak_kb,
+        cpu_ms: (cpu1 - cpu0) as f64 / n / 1e6,
+        up: (up1 - up0) as f64 / n,
+        down: ((all1 - all0) - (up1 - up0)) as f64 / n,
+        requests: (req1 - req0) as f64 / n,
+    }
+}
+
+fn print_table(args: &Args, rows: &[Row]) {
+    println!(
+        "{} pushes per row at {} s over HTTPS ({}), one push at every beat",
+        args.pushes,
+        args.interval,
+        if args.keep_alive {
+            "connections kept open"
+        } else {
+            "a new, resumed TLS connection per request"
+        }
+    );
+    println!(
+        "| {:<48} | {:>8} | {:>10} | {:>9} | {:>9} | {:>8} | {:>13} | {:>13} |",
+        "row",
+        "peak RSS",
+        "CPU/push",
+        "request",
+        "response",
+        "requests",
+        "MB/month, 30s",
+        "MB/month, 300s"
+    );
+    println!("|{}|", ["---"; 8].join("|"));
+    let heartbeat = rows.first().map_or(0.0, |r| r.up + r.down);
+    for r in rows {
+        let per_push = r.up + r.down;
+        let month = 86_400.0 / 1e6;
+        // At the defaults a push replaces every tenth heartbeat.
+        let default = if r.name.contains("heartbeat only") {
+            per_push
+        } else {
+            (9.0 * heartbeat + per_push) / 10.0
+        };
+        println!(
+            "| {:<48} | {:>5} kB | {:>7.3} ms | {:>7.0} B | {:>7.0} B | {:>8.2} | {:>13.1} | {:>13.1} |",
+            r.name,
+            r.peak_kb,
+            r.cpu_ms,
+            r.up,
+            r.down,
+            r.requests,
+            per_push * month,
+            default * month
+        );
+    }
+}
+
+fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime + cutime + cstime of /proc/PID/stat, in nanoseconds
+/// (10 ms ticks: ended threads and waited-for children included).
+fn cpu_with_children_ns(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // After the name: state is field 3, so utime..cstime (14-17) are 11-14 here.
+    fields.iter().skip(11).take(4).sum::<u64>() * 10_000_000
+}
