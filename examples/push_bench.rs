@@ -14,8 +14,8 @@
 //! reply, as the StackSense server under gunicorn's sync workers does, so
 //! every request is a resumed TLS handshake; --keep-alive keeps them open,
 //! as an nginx in front of it would. Per push: peak RSS (VmHWM), CPU
-//! of the process and its children (/proc/PID/stat utime + stime + cutime
-//! + cstime, 10 ms ticks over all pushes, ended threads included), request
+//! of the process and its children (/proc/PID/stat utime, stime, cutime
+//! and cstime, 10 ms ticks over all pushes, ended threads included), request
 //! and response bytes (TCP payload), and what that makes a month at one
 //! beat every 30 s: with a push at every beat, and with the default
 //! metrics_interval of 300 s (nine plain heartbeats between pushes).
