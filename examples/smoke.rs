@@ -3,9 +3,11 @@
 //!     cargo run --example smoke -- PATH [RUNNER ARGS...]
 //!     cargo run --example smoke -- target/.../stacksense-heartbeat qemu-arm-static -cpu arm1176
 //!
-//! Checks --version, --check with a good and a bad config, and --once
+//! Checks --version, --check with a good and a bad config, --once
 //! against receivers on 127.0.0.1 over HTTP and over HTTPS with a test CA
-//! (and without it: rejected as an untrusted certificate).
+//! (and without it: rejected as an untrusted certificate), and the service
+//! pushing metrics and services (this target's /proc readers and
+//! arithmetic) to the StackSense test server.
 //! Prints one line per check; exits 1 if any fails.
 
 #[path = "../tests/common/mod.rs"]
@@ -13,7 +15,10 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{AgentCmd, Output, Receiver, TempDir, TlsFixture, ok_json};
+use std::time::{Duration, Instant};
+
+use common::stacksense::{BOX_ID, TOKEN};
+use common::{AgentCmd, Output, Receiver, StackSense, TempDir, TlsFixture, ok_json};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -121,6 +126,44 @@ fn main() {
         out.code() == Some(1) && rejected,
         &out,
     );
+
+    let server = StackSense::start_tls(&tls);
+    let mut pushing = agent()
+        .env("STACKSENSE_URL", server.url())
+        .env("STACKSENSE_TOKEN", TOKEN)
+        .args(["--report", "metrics,services", "--health", "load 1000"])
+        .args([
+            "--interval",
+            "0.5",
+            "--metrics-interval",
+            "0.5",
+            "--ca-file",
+        ])
+        .args([&ca])
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.metrics(BOX_ID).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = pushing.stop_with(libc::SIGTERM);
+    let metrics = server.metrics(BOX_ID);
+    let services = server.services(BOX_ID);
+    let pushed = metrics.get(1).is_some_and(|m| {
+        m["cpu_percent"]
+            .as_f64()
+            .is_some_and(|c| (0.0..=100.0).contains(&c))
+            && m["memory_total"].as_u64().is_some_and(|t| t > 0)
+            && m["network_io"].get("lo").is_some()
+            && m["disk_usage"].is_object()
+    }) && services
+        .first()
+        .is_some_and(|s| s["services"][0]["status"] == "running");
+    let log = Output {
+        status,
+        stdout: format!("{metrics:?}\n{services:?}"),
+        stderr: pushing.log().join("\n"),
+    };
+    check("metrics and services pushes over HTTPS", pushed, &log);
 
     if failed > 0 {
         println!("smoke: {failed} check(s) failed for {}", binary.display());
