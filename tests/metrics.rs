@@ -148,14 +148,24 @@ fn every_metrics_field_is_what_proc_and_statvfs_say() {
             body[field]
         );
     }
-    let uptime: f64 = proc_file("/proc/uptime")
-        .split_whitespace()
-        .next()
+    // psutil's formula: now - btime (a container's /proc/uptime may be its own).
+    let btime: u64 = proc_file("/proc/stat")
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
         .unwrap()
+        .trim()
         .parse()
         .unwrap();
-    let reported = int(body, "system_uptime_seconds") as f64;
-    assert!((reported - uptime).abs() < 10.0, "{reported} vs {uptime}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let reported = int(body, "system_uptime_seconds");
+    assert!(
+        reported.abs_diff(now - btime) < 10,
+        "{reported} vs {}",
+        now - btime
+    );
     let swap_total = meminfo_bytes("SwapTotal");
     if swap_total == 0 {
         assert!(body["swap_total"].is_null() && body["swap_percent"].is_null());

@@ -300,9 +300,8 @@ impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
     }
 
     fn answered(&mut self, to: Endpoint) {
-        let now = self.clock.elapsed();
         if let Some(gate) = self.gate.as_mut() {
-            gate.answered(to, now);
+            gate.answered(to);
         }
     }
 

@@ -93,7 +93,7 @@ fn pushes_carry_the_beat_and_each_is_answered_to_the_gate() {
         *rig.bodies.borrow(),
         ["metrics", "services", "metrics", "services"]
     );
-    let kinds: Vec<Endpoint> = answered.borrow().iter().map(|(to, _)| *to).collect();
+    let kinds = answered.borrow().clone();
     assert_eq!(
         kinds,
         [
@@ -147,7 +147,7 @@ fn a_refused_push_is_said_once_and_the_beat_still_lands() {
     let pushes = answered
         .borrow()
         .iter()
-        .filter(|(to, _)| *to != Endpoint::Heartbeat)
+        .filter(|to| **to != Endpoint::Heartbeat)
         .count();
     assert_eq!(
         pushes, 4,
@@ -177,8 +177,11 @@ fn a_push_after_the_beat_fails_alone() {
         2,
         "one attempt at the follow-up, no retries"
     );
-    let kinds: Vec<Endpoint> = answered.borrow().iter().map(|(to, _)| *to).collect();
-    assert_eq!(kinds, [Endpoint::Metrics], "the services push stays due");
+    assert_eq!(
+        *answered.borrow(),
+        [Endpoint::Metrics],
+        "the services push stays due"
+    );
     let lines = rig.said();
     let said = shown(&lines);
     assert!(

@@ -54,7 +54,7 @@ pub trait Gate {
 
     /// The server answered `to` (it landed, or it refused the body: either
     /// way it is not sent again before its next interval).
-    fn answered(&mut self, _to: Endpoint, _now: Duration) {}
+    fn answered(&mut self, _to: Endpoint) {}
 }
 
 /// Waited for beyond a check's own limit: its probe enforces the limit
@@ -81,6 +81,10 @@ pub struct Preflight {
     collector: Option<Collector>,
     /// The verdicts of the services push in flight.
     sending: Option<Vec<bool>>,
+    /// When the last assessment began: a push's interval counts from the
+    /// beat it went with, not from when its reply came (a slow reply
+    /// would push every later push back by its delay).
+    assessed_at: Duration,
     /// What the last push left out: said again only after it came back.
     left_out: Vec<String>,
 }
@@ -122,6 +126,7 @@ impl Preflight {
             ),
             collector: reporting.metrics.then(Collector::new),
             sending: None,
+            assessed_at: Duration::ZERO,
             left_out: Vec::new(),
         })
     }
@@ -246,6 +251,7 @@ impl Board {
 
 impl Gate for Preflight {
     fn assess(&mut self, now: Duration, limit: Duration, alive: &dyn Fn()) -> Assessment {
+        self.assessed_at = now;
         let results = if self.checks.is_empty() {
             Vec::new()
         } else {
@@ -301,7 +307,8 @@ impl Gate for Preflight {
         }
     }
 
-    fn answered(&mut self, to: Endpoint, now: Duration) {
+    fn answered(&mut self, to: Endpoint) {
+        let now = self.assessed_at;
         match to {
             Endpoint::Metrics => self.cadence.metrics_landed(now),
             Endpoint::Services => {
