@@ -38,6 +38,16 @@ fn wait_for_pushes(what: impl Fn() -> Vec<Value>, n: usize, within: Duration) ->
     }
 }
 
+/// The path of every request the server got, in order.
+fn paths_of(server: &StackSense) -> Vec<String> {
+    server
+        .rx
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect()
+}
+
 fn proc_file(path: &str) -> String {
     std::fs::read_to_string(path).unwrap()
 }
@@ -291,12 +301,7 @@ fn checks_are_services_that_flip_at_the_next_beat() {
         failed["latency_error"].as_str().unwrap().contains("exit"),
         "{failed}"
     );
-    let paths: Vec<String> = server
-        .rx
-        .requests()
-        .iter()
-        .map(|r| r.path.clone())
-        .collect();
+    let paths = paths_of(&server);
     assert!(
         paths[1..paths.len() - 1]
             .iter()
@@ -324,12 +329,7 @@ fn pushes_go_every_metrics_interval_and_beats_between() {
         .spawn();
     server.rx.wait_for(9, WAIT);
     agent.stop_with(libc::SIGTERM);
-    let paths: Vec<String> = server
-        .rx
-        .requests()
-        .iter()
-        .map(|r| r.path.clone())
-        .collect();
+    let paths = paths_of(&server);
     let at = |kind: &str| -> Vec<usize> {
         paths
             .iter()
