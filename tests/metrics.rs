@@ -461,6 +461,30 @@ fn pushes_that_cannot_work_are_refused_at_start() {
         assert!(out.stderr.contains(said), "{args:?}:\n{}", out.stderr);
     }
     assert!(server.rx.requests().is_empty());
+    // --check names where the pushes go and how often.
+    let out = agent_for(&server)
+        .args(["--check", "--offline", "--report", "metrics,services"])
+        .args(["--health", "load 1000", "--metrics-interval", "60"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let url = server.url();
+    let rows: Vec<&str> = out.stdout.lines().collect();
+    for row in [
+        format!("metrics      POST {url}/api/agent/metrics/"),
+        format!("services     POST {url}/api/agent/services/"),
+    ] {
+        assert!(
+            rows.contains(&row.as_str()),
+            "no {row:?} in\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        rows.iter().any(|r| r.starts_with("metrics_interval 1m ")
+            && r.ends_with("from flag --metrics-interval")),
+        "{}",
+        out.stdout
+    );
     // Services alone work from cron.
     let out = agent_for(&server)
         .args(["--once", "--report", "services", "--health", "load 1000"])

@@ -121,7 +121,18 @@ pub fn check_settings(config: &Config) -> String {
                 };
                 (value.to_string(), &config.verify_tls.source)
             }
-            Key::Report => (config.report.value.words(), &config.report.source),
+            Key::Report => {
+                let report = config.report.value;
+                let source = config.report.source.to_string();
+                rows.push((key.name(), report.words(), source));
+                for (on, endpoint) in [(report.metrics, "metrics"), (report.services, "services")] {
+                    if on {
+                        let url = super::api::push_url(&config.api_url.value, endpoint);
+                        rows.push((endpoint, format!("POST {url}"), String::new()));
+                    }
+                }
+                continue;
+            }
             Key::MetricsInterval if !config.report.value.pushes() => {
                 unset(&mut rows, key, "not used (no metrics or services)");
                 continue;
@@ -211,7 +222,9 @@ pub fn check_settings(config: &Config) -> String {
     out
 }
 
-/// Width of the name column of `--check`.
+/// Width of the name column of `--check`: the longest names
+/// (`pinned_pubkey`, `metrics_interval`) overflow it rather than push
+/// every line past 80 columns.
 pub const NAME: usize = 12;
 
 /// One `--check` line: name, value and trailer in columns within 80
