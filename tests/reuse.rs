@@ -156,7 +156,10 @@ fn a_silently_dropped_connection_is_replaced_within_the_short_deadline() {
     let rx = Receiver::serving(bind(), None, keep(None), |_| ok_json());
     let relay = Relay::start(rx.addr);
     let agent = beating(&relay.url("http"), "3").args(["-v"]).spawn();
-    rx.wait_for(1, WAIT);
+    // The first reply has reached the agent (not only the request the
+    // receiver): a blackhole any sooner swallows that reply instead, and
+    // the beat after it goes out on a connection that was never dropped.
+    agent.wait_for_line("first heartbeat accepted", WAIT);
     // The NAT forgets the idle connection: no RST, the next write vanishes.
     relay.blackhole_existing();
     let before = rx.requests().len();
