@@ -166,6 +166,14 @@ impl Client {
         Some(self.outcome(result, started, budget, "GET", &url, false))
     }
 
+    fn url_of(&mut self, to: Endpoint) -> &mut String {
+        match to {
+            Endpoint::Heartbeat => &mut self.url,
+            Endpoint::Metrics => &mut self.metrics_url,
+            Endpoint::Services => &mut self.services_url,
+        }
+    }
+
     /// The pin of the key the server showed when our TLS refused it.
     pub fn rejected_pin(&self) -> Option<String> {
         self.rejected.take()
@@ -185,12 +193,8 @@ impl Courier for Client {
     fn send(&mut self, budget: Duration, post: &Post) -> Outcome {
         let started = Instant::now();
         let body = post.body.as_str();
-        let slot = match post.to {
-            Endpoint::Heartbeat => &mut self.url,
-            Endpoint::Metrics => &mut self.metrics_url,
-            Endpoint::Services => &mut self.services_url,
-        };
-        let url = std::mem::take(slot);
+        // Taken for the attempt (which borrows self) and put back after.
+        let url = std::mem::take(self.url_of(post.to));
         let mut left = budget;
         let mut result = None;
         if let Some((idle, first_byte)) = self.kept.reuse_at(started, budget) {
@@ -216,11 +220,7 @@ impl Courier for Client {
         let result = result.unwrap_or_else(|| self.attempt(&url, Some(body), left, Duration::ZERO));
         let push = post.to != Endpoint::Heartbeat;
         let outcome = self.outcome(result, started, budget, "POST", &url, push);
-        *match post.to {
-            Endpoint::Heartbeat => &mut self.url,
-            Endpoint::Metrics => &mut self.metrics_url,
-            Endpoint::Services => &mut self.services_url,
-        } = url;
+        *self.url_of(post.to) = url;
         outcome
     }
 }

@@ -17,7 +17,7 @@ use crate::cadence::Cadence;
 use crate::clock::format_duration;
 use crate::config::Config;
 use crate::config::Reporting;
-use crate::metrics::Collector;
+use crate::metrics::{Collector, LeftOut};
 use crate::tls::Trust;
 use crate::{services, wire};
 
@@ -86,7 +86,7 @@ pub struct Preflight {
     /// would push every later push back by its delay).
     assessed_at: Duration,
     /// What the last push left out: said again only after it came back.
-    left_out: Vec<String>,
+    left_out: Vec<LeftOut>,
 }
 
 impl Preflight {
@@ -324,16 +324,14 @@ impl Gate for Preflight {
 impl Preflight {
     /// Of what a metrics push left out, what the last one did not: a hung
     /// disk is said when it first hangs, not at every push.
-    fn newly_left_out(&mut self, now: Vec<String>, collected: bool) -> Vec<String> {
+    fn newly_left_out(&mut self, now: Vec<LeftOut>, collected: bool) -> Vec<String> {
         if !collected {
             return Vec::new();
         }
-        let subject = |line: &String| line.split(':').next().unwrap_or("").to_string();
-        let before: Vec<String> = self.left_out.iter().map(subject).collect();
         let new = now
             .iter()
-            .filter(|l| !before.contains(&subject(l)))
-            .cloned()
+            .filter(|l| !self.left_out.iter().any(|before| before.what == l.what))
+            .map(LeftOut::to_string)
             .collect();
         self.left_out = now;
         new

@@ -37,14 +37,37 @@ struct Sample {
     net_io: Option<(u64, u64)>,
 }
 
-/// One push's body, and what could not go into it, in words (said once by
-/// the caller, not at every push).
+/// One push's body, and what could not go into it (said once by the
+/// caller, not at every push).
 #[derive(Debug)]
 pub struct Collected {
     /// None when a required field could not be read (no `/proc/stat` or
     /// `/proc/meminfo`): the server would refuse the push.
     pub body: Option<String>,
-    pub left_out: Vec<String>,
+    pub left_out: Vec<LeftOut>,
+}
+
+/// Something a push could not carry: `what` names it (the same from one
+/// push to the next, so it is said once), `why` says what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeftOut {
+    pub what: String,
+    pub why: String,
+}
+
+impl LeftOut {
+    fn new(what: impl Into<String>, why: impl Into<String>) -> LeftOut {
+        LeftOut {
+            what: what.into(),
+            why: why.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.why)
+    }
 }
 
 /// Keeps the previous sample between pushes.
@@ -92,11 +115,11 @@ impl Collector {
         };
         let before = std::mem::replace(&mut self.previous, sample);
         let (Some(cpu_now), Some(cpu_before), Some(memory)) = (cpu, before.cpu, memory) else {
-            left_out.push(
-                "everything: /proc/stat or /proc/meminfo cannot be read, and the server requires \
-                 cpu_percent and memory; beats go as plain heartbeats"
-                    .into(),
-            );
+            left_out.push(LeftOut::new(
+                "everything",
+                "/proc/stat or /proc/meminfo cannot be read, and the server requires \
+                 cpu_percent and memory; beats go as plain heartbeats",
+            ));
             return Collected {
                 body: None,
                 left_out,
@@ -199,9 +222,9 @@ impl Collector {
         }
         out.push_str("}}");
         if nics_cut {
-            left_out.push(format!(
-                "network_io: interfaces past the first {MAX_INTERFACES} (or 64 KiB of \
-                 /proc/net/dev)"
+            left_out.push(LeftOut::new(
+                "network_io",
+                format!("interfaces past the first {MAX_INTERFACES} (or 64 KiB of /proc/net/dev)"),
             ));
         }
         Collected {
@@ -217,12 +240,15 @@ fn write_disks(
     out: &mut String,
     filesystems: &HashSet<String>,
     limit: Duration,
-    left_out: &mut Vec<String>,
+    left_out: &mut Vec<LeftOut>,
 ) {
     let (mounts, cut) = match read_capped("/proc/self/mounts") {
         Some((text, cut)) => (proc::parse_mounts(&text), cut),
         None => {
-            left_out.push("disk_usage: /proc/self/mounts cannot be read".into());
+            left_out.push(LeftOut::new(
+                "disk_usage",
+                "/proc/self/mounts cannot be read",
+            ));
             (Vec::new(), false)
         }
     };
@@ -236,8 +262,9 @@ fn write_disks(
     }
     disks.reverse();
     if cut || disks.len() > MAX_DISKS {
-        left_out.push(format!(
-            "disk_usage: disks past the first {MAX_DISKS} (or 64 KiB of /proc/self/mounts)"
+        left_out.push(LeftOut::new(
+            "disk_usage",
+            format!("disks past the first {MAX_DISKS} (or 64 KiB of /proc/self/mounts)"),
         ));
         disks.truncate(MAX_DISKS);
     }
@@ -249,10 +276,9 @@ fn write_disks(
         let d = match figure {
             Ok(d) => d,
             Err(e) => {
-                left_out.push(format!(
-                    "disk {}: {}",
-                    text::untrusted(&mount.path),
-                    text::describe_io(&e)
+                left_out.push(LeftOut::new(
+                    format!("disk {}", text::untrusted(&mount.path)),
+                    text::describe_io(&e),
                 ));
                 continue;
             }
