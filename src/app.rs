@@ -79,7 +79,9 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         Mode::Run => Some("run"),
         _ => None,
     };
-    if let Some(error) = one_beat.and_then(|mode| config::one_beat_error(&config.report, mode)) {
+    if let Some(error) =
+        one_beat.and_then(|mode| config::one_beat_error(&config.settings.report, mode))
+    {
         return Err(StartupError::Config(vec![error]));
     }
     if cli.mode == Mode::Check {
@@ -106,14 +108,15 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
     };
     match cli.mode {
         Mode::Run => {
-            let status = wrap::run_and_beat(&cli.command, config.report.value.status, |job| {
-                gated(client, Role::Once, job).once()
-            });
+            let status =
+                wrap::run_and_beat(&cli.command, config.settings.report.value.status, |job| {
+                    gated(client, Role::Once, job).once()
+                });
             Ok(ExitCode::from(status))
         }
         Mode::Once => {
             let mut agent = gated(client, Role::Once, None);
-            let phase = config.splay.value.then(|| agent.phase());
+            let phase = config.settings.splay.value.then(|| agent.phase());
             log::debug!("{}", config::startup_line(&config, phase));
             Ok(if agent.once() {
                 ExitCode::SUCCESS
@@ -122,14 +125,14 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
             })
         }
         _ => {
-            notifier.warn_if_shorter_than(config.timeout.value);
+            notifier.warn_if_shorter_than(config.settings.timeout.value);
             let mut agent = gated(client, Role::Service, None);
-            let phase = config.splay.value.then(|| agent.phase());
+            let phase = config.settings.splay.value.then(|| agent.phase());
             log::info!("{}", config::startup_line(&config, phase));
             notifier.ready(&format!(
                 "sending to {} every {}",
                 config.heartbeat_url,
-                clock::format_duration(config.interval.value)
+                clock::format_duration(config.settings.interval.value)
             ));
             agent.run()
         }

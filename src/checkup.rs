@@ -35,18 +35,21 @@ pub fn run(config: &Config, offline: bool) -> (String, u8) {
             status = SERVER_FAILED;
         }
     }
-    if !config.health.value.is_empty()
+    if !config.settings.health.value.is_empty()
         && let Some(mut preflight) = Preflight::new(config)
     {
-        let results = preflight.run_checks(config.interval.value, &|| {});
-        text.push_str(&check_results(&results, config.report.value.status));
+        let results = preflight.run_checks(config.settings.interval.value, &|| {});
+        text.push_str(&check_results(
+            &results,
+            config.settings.report.value.status,
+        ));
     }
     (text, status)
 }
 
 /// The `server` lines, and whether the server would take beats.
 fn ask_server(config: &Config) -> (String, bool) {
-    let budget = config.timeout.value;
+    let budget = config.settings.timeout.value;
     let mut client = match Client::new(config) {
         Ok(client) => client,
         Err(e) => return (server_line(&format!("FAIL: {e}")), false),
@@ -143,7 +146,7 @@ fn legacy(config: &Config, budget: Duration) -> (String, bool) {
 /// within `budget`; what was reached, or why not.
 fn connect(config: &Config, budget: Duration) -> Result<String, (Failure, Option<String>)> {
     let deadline = Instant::now() + budget;
-    let uri: ureq::http::Uri = config.api_url.value.parse().map_err(|_| {
+    let uri: ureq::http::Uri = config.settings.api_url.value.parse().map_err(|_| {
         (
             Failure::fatal("api_url cannot be parsed".into(), None),
             None,
@@ -155,7 +158,7 @@ fn connect(config: &Config, budget: Duration) -> Result<String, (Failure, Option
     let host = uri.host().unwrap_or_default().to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let origin = format!("{host}:{port}");
-    let trust = match (&config.pins, &config.ca) {
+    let trust = match (&config.settings.pins, &config.ca) {
         (Some(_), _) => Trusting::Pinned,
         (None, Some(_)) => Trusting::CaFile,
         (None, None) => Trusting::Bundled,

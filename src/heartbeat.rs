@@ -122,13 +122,13 @@ impl Client {
         };
         let wired = wire::client(ClientOptions {
             trust: &config.trust(),
-            timeout: Some(config.timeout.value),
-            keepalive: config.keepalive.value,
+            timeout: Some(config.settings.timeout.value),
+            keepalive: config.settings.keepalive.value,
             proxy,
             output_buffer: request_head_bytes(&config.heartbeat_url, authorization.as_deref()),
         })
         .map_err(|e| format!("cannot set up TLS: {}", text::untrusted(&e.to_string())))?;
-        let trust = match (&config.pins, &config.ca) {
+        let trust = match (&config.settings.pins, &config.ca) {
             (Some(_), _) => Trusting::Pinned,
             (None, Some(_)) => Trusting::CaFile,
             (None, None) => Trusting::Bundled,
@@ -137,15 +137,16 @@ impl Client {
             agent: wired.agent,
             watch: wired.watch,
             kept: Kept::none(),
-            origin: origin_of(&config.api_url.value),
+            origin: origin_of(&config.settings.api_url.value),
             proxy: proxy_hop,
             url: config.heartbeat_url.clone(),
-            metrics_url: api::push_url(&config.api_url.value, "metrics"),
-            services_url: api::push_url(&config.api_url.value, "services"),
+            metrics_url: api::push_url(&config.settings.api_url.value, "metrics"),
+            services_url: api::push_url(&config.settings.api_url.value, "services"),
             ping_url: config.ping_url.clone(),
             authorization,
             api: config.api.value,
             https: config
+                .settings
                 .api_url
                 .value
                 .get(..6)

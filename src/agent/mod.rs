@@ -80,11 +80,11 @@ impl<'a, C: Clock, T: Courier> Agent<'a, C, T> {
         role: Role,
     ) -> Agent<'a, C, T> {
         let mut rng = fastrand::Rng::new();
-        let unit = config.splay.value.then(|| rng.f64());
-        let timeout = config.timeout.value;
+        let unit = config.settings.splay.value.then(|| rng.f64());
+        let timeout = config.settings.timeout.value;
         let verbose = log::log_enabled!(log::Level::Debug);
         Agent::with_parts(
-            Schedule::new(config.interval.value, unit),
+            Schedule::new(config.settings.interval.value, unit),
             clock,
             transport,
             notifier,

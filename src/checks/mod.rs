@@ -92,8 +92,8 @@ pub struct Preflight {
 impl Preflight {
     /// None when there is nothing to do before a beat.
     pub fn new(config: &Config) -> Option<Preflight> {
-        let checks = &config.health.value;
-        let reporting = config.report.value;
+        let checks = &config.settings.health.value;
+        let reporting = config.settings.report.value;
         if checks.is_empty() && !reporting.is_on() {
             return None;
         }
@@ -121,8 +121,8 @@ impl Preflight {
             cadence: Cadence::new(
                 reporting.metrics,
                 reporting.services,
-                config.metrics_interval.value,
-                config.interval.value,
+                config.settings.metrics_interval.value,
+                config.settings.interval.value,
             ),
             collector: reporting.metrics.then(Collector::new),
             sending: None,

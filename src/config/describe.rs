@@ -18,20 +18,20 @@ pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
         Some(phase) => format!("phase {}", format_duration(phase)),
         None => "no splay".into(),
     };
-    let pushes = config.report.value;
+    let pushes = config.settings.report.value;
     let pushes = pushes.pushes().then(|| {
         format!(
             "; {} pushed in place of a beat every {}",
             pushes.push_words(),
-            format_duration(config.metrics_interval.value)
+            format_duration(config.settings.metrics_interval.value)
         )
     });
     format!(
         "stacksense-heartbeat {VERSION} starting: {} API, POST {} every {} ({splay}, timeout {}, {token}, {}{}){}",
         config.api.value.word(),
         config.heartbeat_url,
-        format_duration(config.interval.value),
-        format_duration(config.timeout.value),
+        format_duration(config.settings.interval.value),
+        format_duration(config.settings.timeout.value),
         trust_words(config),
         proxy_words(&config.proxy)
             .map(|p| format!(", {p}"))
@@ -42,7 +42,7 @@ pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
 
 /// How the server's certificate is judged, in a few words.
 fn trust_words(config: &Config) -> String {
-    match (&config.pins, &config.ca) {
+    match (&config.settings.pins, &config.ca) {
         (Some(pins), _) => format!("{} pinned key(s)", pins.value.len()),
         (None, Some(ca)) => format!("CA {}", ca.value.path.display()),
         (None, None) => "bundled CA roots".into(),
@@ -62,6 +62,189 @@ fn proxy_words(proxying: &Proxying) -> Option<String> {
     }
 }
 
+/// One `--check` row: the setting, its value, and where it came from
+/// (shown as "from ..."; a trailer in parentheses or empty as it is).
+type Row = (&'static str, String, String);
+
+/// The `--check` rows of each setting, from the table's `shown` column: a
+/// function below, given the setting's field (`&()` for one without).
+macro_rules! check_rows {
+    ($(
+        $key:ident { $($spec:tt)* }
+        => $(fills $field:ident: $ty:ty = $pick:ident($($arg:expr),*),)? shown $shown:ident;
+    )*) => {
+        impl Key {
+            fn rows(self, config: &Config) -> Vec<Row> {
+                match self {
+                    $(Key::$key => shown::$shown(self, field!(config $(.$field)?), config),)*
+                }
+            }
+        }
+    };
+}
+
+/// A setting's field in the config, or `()` for the token and its file.
+macro_rules! field {
+    ($config:ident) => {
+        &()
+    };
+    ($config:ident .$field:ident) => {
+        &$config.settings.$field
+    };
+}
+
+settings_table!(check_rows);
+
+/// How each setting reads in `--check`.
+mod shown {
+    use super::*;
+    use crate::config::health::Check;
+    use crate::config::{Raw, Reporting, Setting, api};
+    use crate::tls::Pins;
+
+    /// A value in words.
+    pub trait Words {
+        fn words(&self) -> String;
+    }
+
+    impl Words for String {
+        fn words(&self) -> String {
+            self.clone()
+        }
+    }
+
+    impl Words for Duration {
+        fn words(&self) -> String {
+            format_duration(*self)
+        }
+    }
+
+    impl Words for bool {
+        fn words(&self) -> String {
+            on_off(*self)
+        }
+    }
+
+    impl Words for Pins {
+        fn words(&self) -> String {
+            self.to_string()
+        }
+    }
+
+    /// A setting with a default, or one that may be unset.
+    pub trait Shown {
+        fn row(&self, key: Key) -> Row;
+    }
+
+    impl<T: Words> Shown for Setting<T> {
+        fn row(&self, key: Key) -> Row {
+            (key.name(), self.value.words(), self.source.to_string())
+        }
+    }
+
+    impl<T: Words> Shown for Option<Setting<T>> {
+        fn row(&self, key: Key) -> Row {
+            match self {
+                Some(setting) => setting.row(key),
+                None => unset(key, "not set"),
+            }
+        }
+    }
+
+    fn unset(key: Key, what: &str) -> Row {
+        (key.name(), what.into(), String::new())
+    }
+
+    pub fn value(key: Key, setting: &impl Shown, _: &Config) -> Vec<Row> {
+        vec![setting.row(key)]
+    }
+
+    /// One row for both: they are one setting given two ways.
+    pub fn token(key: Key, _: &(), config: &Config) -> Vec<Row> {
+        vec![match &config.token {
+            Some(t) => (key.name(), "set".into(), t.source.to_string()),
+            None => unset(key, "not set"),
+        }]
+    }
+
+    pub fn nothing(_: Key, _: &(), _: &Config) -> Vec<Row> {
+        Vec::new()
+    }
+
+    /// The API and the URL its beats go to.
+    pub fn api(key: Key, _: &Setting<api::Choice>, config: &Config) -> Vec<Row> {
+        let value = config.api.value.word().to_string();
+        let source = match config.api_why {
+            Some(why) => format!("({why})"),
+            None => config.api.source.to_string(),
+        };
+        let post = format!("POST {}", config.heartbeat_url);
+        vec![
+            (key.name(), value, source),
+            ("heartbeat", post, String::new()),
+        ]
+    }
+
+    pub fn ca_file(key: Key, _: &Option<Raw>, config: &Config) -> Vec<Row> {
+        vec![match &config.ca {
+            Some(ca) => (
+                key.name(),
+                format!(
+                    "{} ({} certificate(s))",
+                    ca.value.path.display(),
+                    ca.value.certs.len()
+                ),
+                ca.source.to_string(),
+            ),
+            None => unset(key, "not set (bundled Mozilla roots)"),
+        }]
+    }
+
+    pub fn verify_tls(key: Key, setting: &Setting<bool>, _: &Config) -> Vec<Row> {
+        let value = if setting.value {
+            "on"
+        } else {
+            "on (false is ignored)"
+        };
+        vec![(key.name(), value.into(), setting.source.to_string())]
+    }
+
+    /// How many checks, then each with its own limit.
+    pub fn health(key: Key, setting: &Setting<Vec<Check>>, _: &Config) -> Vec<Row> {
+        let checks = &setting.value;
+        if checks.is_empty() {
+            return vec![unset(key, "none")];
+        }
+        let count = format!("{} check(s)", checks.len());
+        let mut rows = vec![(key.name(), count, setting.source.to_string())];
+        for check in checks {
+            let timeout = format!("timeout {}", format_duration(check.timeout));
+            rows.push(("", text::untrusted(&check.name), timeout));
+        }
+        rows
+    }
+
+    /// What is reported, then where each push goes.
+    pub fn report(key: Key, setting: &Setting<Reporting>, config: &Config) -> Vec<Row> {
+        let report = setting.value;
+        let mut rows = vec![(key.name(), report.words(), setting.source.to_string())];
+        for (on, endpoint) in [(report.metrics, "metrics"), (report.services, "services")] {
+            if on {
+                let url = api::push_url(&config.settings.api_url.value, endpoint);
+                rows.push((endpoint, format!("POST {url}"), String::new()));
+            }
+        }
+        rows
+    }
+
+    pub fn metrics_interval(key: Key, setting: &Setting<Duration>, config: &Config) -> Vec<Row> {
+        if !config.settings.report.value.pushes() {
+            return vec![unset(key, "not used (no metrics or services)")];
+        }
+        vec![setting.row(key)]
+    }
+}
+
 /// `--check`: each effective value and where it came from; the token only as "set".
 pub fn check_settings(config: &Config) -> String {
     let mut file = vec![match &config.file {
@@ -78,117 +261,10 @@ pub fn check_settings(config: &Config) -> String {
             file.push(("", format!("  {}", path.display()), String::new()));
         }
     }
-    // (setting, value, where it came from); the last is shown as "from ...".
-    let mut rows: Vec<(&str, String, String)> = Vec::new();
-    let unset = |rows: &mut Vec<(&str, String, String)>, key: Key, what: &str| {
-        rows.push((key.name(), what.into(), String::new()));
-    };
-    for key in Key::ALL {
-        let (value, source) = match key {
-            Key::ServerId => match &config.server_id {
-                Some(id) => (id.value.clone(), &id.source),
-                None => {
-                    unset(&mut rows, key, "not set");
-                    continue;
-                }
-            },
-            Key::ApiUrl => (config.api_url.value.clone(), &config.api_url.source),
-            Key::Api => {
-                let value = config.api.value.word().to_string();
-                match config.api_why {
-                    Some(why) => rows.push((key.name(), value, format!("({why})"))),
-                    None => rows.push((key.name(), value, config.api.source.to_string())),
-                }
-                let post = format!("POST {}", config.heartbeat_url);
-                rows.push(("heartbeat", post, String::new()));
-                continue;
-            }
-            Key::Interval => (
-                format_duration(config.interval.value),
-                &config.interval.source,
-            ),
-            Key::Timeout => (
-                format_duration(config.timeout.value),
-                &config.timeout.source,
-            ),
-            Key::Splay => (on_off(config.splay.value), &config.splay.source),
-            Key::Keepalive => (on_off(config.keepalive.value), &config.keepalive.source),
-            Key::VerifyTls => {
-                let value = if config.verify_tls.value {
-                    "on"
-                } else {
-                    "on (false is ignored)"
-                };
-                (value.to_string(), &config.verify_tls.source)
-            }
-            Key::Report => {
-                let report = config.report.value;
-                let source = config.report.source.to_string();
-                rows.push((key.name(), report.words(), source));
-                for (on, endpoint) in [(report.metrics, "metrics"), (report.services, "services")] {
-                    if on {
-                        let url = super::api::push_url(&config.api_url.value, endpoint);
-                        rows.push((endpoint, format!("POST {url}"), String::new()));
-                    }
-                }
-                continue;
-            }
-            Key::MetricsInterval if !config.report.value.pushes() => {
-                unset(&mut rows, key, "not used (no metrics or services)");
-                continue;
-            }
-            Key::MetricsInterval => (
-                format_duration(config.metrics_interval.value),
-                &config.metrics_interval.source,
-            ),
-            Key::Health => {
-                let checks = &config.health.value;
-                if checks.is_empty() {
-                    unset(&mut rows, key, "none");
-                    continue;
-                }
-                let count = format!("{} check(s)", checks.len());
-                rows.push((key.name(), count, config.health.source.to_string()));
-                for check in checks {
-                    let timeout = format!("timeout {}", format_duration(check.timeout));
-                    rows.push(("", text::untrusted(&check.name), timeout));
-                }
-                continue;
-            }
-            // One row for both: they are one setting given two ways.
-            Key::TokenFile => continue,
-            Key::Token => match &config.token {
-                Some(t) => ("set".into(), &t.source),
-                None => {
-                    unset(&mut rows, key, "not set");
-                    continue;
-                }
-            },
-            Key::CaFile => match &config.ca {
-                Some(ca) => (
-                    format!(
-                        "{} ({} certificate(s))",
-                        ca.value.path.display(),
-                        ca.value.certs.len()
-                    ),
-                    &ca.source,
-                ),
-                None => {
-                    unset(&mut rows, key, "not set (bundled Mozilla roots)");
-                    continue;
-                }
-            },
-            Key::PinnedPubkey => match &config.pins {
-                Some(pins) => (pins.value.to_string(), &pins.source),
-                None => {
-                    unset(&mut rows, key, "not set");
-                    continue;
-                }
-            },
-        };
-        rows.push((key.name(), value, source.to_string()));
-    }
-
+    let mut rows: Vec<Row> = Key::ALL
+        .into_iter()
+        .flat_map(|key| key.rows(config))
+        .collect();
     rows.push((
         "proxy",
         proxy_words(&config.proxy).unwrap_or_else(|| "none".into()),

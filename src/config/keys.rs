@@ -1,7 +1,8 @@
-//! The one table of settings: each one's flag, environment variable, file
-//! key, default, range and help line. The flag parser, the env and file
-//! layers, every error message, `--check` and `--help` take names from here,
-//! and a test holds the README's configuration table to it.
+//! What a setting is called and how it is given: each one's flag,
+//! environment variable, file key, default, range and help line, from the
+//! table of table.rs. The flag parser, the env and file layers, every error
+//! message, `--check` and `--help` take names from here, and a test holds
+//! the README's configuration table to it.
 
 use std::time::Duration;
 
@@ -10,26 +11,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every tenth beat at the default interval: 15 MB a month of pushes
 /// instead of 150 at every beat (docs/design.md, "Metrics: how often").
 pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(300);
-
-/// A setting, by what it is rather than by a string that could be misspelt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Key {
-    ApiUrl,
-    Token,
-    TokenFile,
-    Api,
-    ServerId,
-    Interval,
-    Timeout,
-    CaFile,
-    PinnedPubkey,
-    VerifyTls,
-    Splay,
-    Keepalive,
-    Health,
-    Report,
-    MetricsInterval,
-}
 
 /// How a setting is given on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +40,6 @@ pub enum Kind {
 }
 
 pub struct Spec {
-    pub key: Key,
     /// The config file's key, and the setting's name in every message.
     pub name: &'static str,
     pub env: &'static str,
@@ -75,24 +55,6 @@ pub struct Spec {
 }
 
 impl Key {
-    pub const ALL: [Key; 15] = [
-        Key::ApiUrl,
-        Key::Token,
-        Key::TokenFile,
-        Key::Api,
-        Key::ServerId,
-        Key::Interval,
-        Key::Timeout,
-        Key::CaFile,
-        Key::PinnedPubkey,
-        Key::VerifyTls,
-        Key::Splay,
-        Key::Keepalive,
-        Key::Health,
-        Key::Report,
-        Key::MetricsInterval,
-    ];
-
     pub fn spec(self) -> &'static Spec {
         &SETTINGS[self as usize]
     }
@@ -146,207 +108,29 @@ impl Key {
     }
 }
 
-/// In the order of [`Key`]'s variants, which the build checks.
-const SETTINGS: [Spec; 15] = [
-    Spec {
-        key: Key::ApiUrl,
-        name: "api_url",
-        env: "STACKSENSE_API_URL",
-        aliases: &["STACKSENSE_URL", "url"],
-        flag: Flag::Value("--api-url", "URL"),
-        kind: Kind::Text,
-        default: "(required)",
-        help: "The StackSense server's base URL, http:// or https://, may carry a\n\
-               path prefix. Also read from STACKSENSE_URL (the server's own agent's).",
-    },
-    Spec {
-        key: Key::Token,
-        name: "token",
-        env: "STACKSENSE_TOKEN",
-        aliases: &[],
-        flag: Flag::None,
-        kind: Kind::Text,
-        default: "(none)",
-        help: "The agent token from `python manage.py create_agent_token <server>`,\n\
-               sent as \"Authorization: Bearer ...\"; never logged, never passed\n\
-               to checks or jobs. No --token flag: a flag would show in `ps`.",
-    },
-    Spec {
-        key: Key::TokenFile,
-        name: "token_file",
-        env: "STACKSENSE_TOKEN_FILE",
-        aliases: &[],
-        flag: Flag::Value("--token-file", "PATH"),
-        kind: Kind::Text,
-        default: "(none)",
-        help: "A file holding the token. Under systemd a credential named\n\
-               \"token\" (LoadCredential=token:PATH) is used unless a flag or\n\
-               an environment variable sets one (it wins over the config file).",
-    },
-    Spec {
-        key: Key::Api,
-        name: "api",
-        env: "STACKSENSE_API",
-        aliases: &[],
-        flag: Flag::Value("--api", "API"),
-        kind: Kind::Text,
-        default: "auto",
-        help: "agent: POST /api/agent/heartbeat/ with the token (what StackSense\n\
-               accepts); legacy: POST /api/heartbeat/<server_id>/. auto: legacy\n\
-               when server_id is set, else agent.",
-    },
-    Spec {
-        key: Key::ServerId,
-        name: "server_id",
-        env: "STACKSENSE_SERVER_ID",
-        aliases: &[],
-        flag: Flag::Value("--server-id", "ID"),
-        kind: Kind::Id,
-        default: "(none)",
-        help: "Legacy API only: the server's id, 1-64 characters of A-Z a-z 0-9 . _ -\n\
-               (StackSense routes only numbers); a number in the file is fine.",
-    },
-    Spec {
-        key: Key::Interval,
-        name: "interval",
-        env: "STACKSENSE_INTERVAL",
-        aliases: &[],
-        flag: Flag::Value("--interval", "SECS"),
-        kind: Kind::Seconds {
-            min: 0.1,
-            max: 86_400.0,
-        },
-        default: "30",
-        help: "Seconds between beats, 0.1 to 86400.",
-    },
-    Spec {
-        key: Key::Timeout,
-        name: "timeout",
-        env: "STACKSENSE_TIMEOUT",
-        aliases: &[],
-        flag: Flag::Value("--timeout", "SECS"),
-        kind: Kind::Seconds {
-            min: 0.1,
-            max: 3_600.0,
-        },
-        default: "10",
-        help: "Limit for one attempt: DNS + connect + TLS + response, 0.1 to 3600.",
-    },
-    Spec {
-        key: Key::CaFile,
-        name: "ca_file",
-        env: "STACKSENSE_CA_FILE",
-        aliases: &[],
-        flag: Flag::Value("--ca-file", "PATH"),
-        kind: Kind::Text,
-        default: "bundled roots",
-        help: "PEM CA certificates to trust instead of the bundled Mozilla roots.",
-    },
-    Spec {
-        key: Key::PinnedPubkey,
-        name: "pinned_pubkey",
-        env: "STACKSENSE_PINNED_PUBKEY",
-        aliases: &[],
-        flag: Flag::Value("--pinned-pubkey", "PIN"),
-        kind: Kind::Text,
-        default: "(none)",
-        help: "sha256//BASE64 (curl's --pinnedpubkey form; several with \";\"):\n\
-               trust exactly the server key with this hash, also in a self-signed\n\
-               certificate; --check prints the pin of the key a server shows.",
-    },
-    Spec {
-        key: Key::VerifyTls,
-        name: "verify_tls",
-        env: "STACKSENSE_VERIFY_TLS",
-        aliases: &[],
-        flag: Flag::None,
-        kind: Kind::Bool,
-        default: "true",
-        help: "The server's own agent's setting, read so that it is not silently\n\
-               ignored: false is refused with a warning (verification stays on;\n\
-               pin a self-signed server's key with pinned_pubkey instead).",
-    },
-    Spec {
-        key: Key::Splay,
-        name: "splay",
-        env: "STACKSENSE_SPLAY",
-        aliases: &[],
-        flag: Flag::Sets("--no-splay", "false"),
-        kind: Kind::Bool,
-        default: "true",
-        help: "--no-splay puts beats on exact multiples of the interval from\n\
-               start instead of a random phase (splay keeps a fleet from\n\
-               beating in lockstep).",
-    },
-    Spec {
-        key: Key::Keepalive,
-        name: "keepalive",
-        env: "STACKSENSE_KEEPALIVE",
-        aliases: &[],
-        flag: Flag::Sets("--no-keepalive", "false"),
-        kind: Kind::Bool,
-        default: "true",
-        help: "Reuse the connection while the server keeps it open (a dead one is\n\
-               replaced within the same beat). --no-keepalive: a new connection\n\
-               per beat (TLS sessions are still resumed).",
-    },
-    Spec {
-        key: Key::Health,
-        name: "health",
-        env: "STACKSENSE_HEALTH",
-        aliases: &[],
-        flag: Flag::Value("--health", "CHECK"),
-        kind: Kind::List,
-        default: "(none)",
-        help: "A check that must pass before each beat; repeat the flag for more\n\
-               (\";\" between checks in the variable, an array in the file):\n\
-               tcp HOST:PORT | http URL | cmd PROGRAM ARGS... | disk PATH MAX% |\n\
-               memory MIN%|MIN{K,M,G} | load MAX (1-minute load per CPU).\n\
-               \"timeout=SECS\" after the kind: its limit (default 5, cut to the\n\
-               time left before the next beat). A failing check withholds the beat.",
-    },
-    Spec {
-        key: Key::Report,
-        name: "report",
-        env: "STACKSENSE_REPORT",
-        aliases: &[],
-        flag: Flag::Value("--report", "LIST"),
-        kind: Kind::Text,
-        default: "(off)",
-        help: "status, vitals, metrics, services, comma-separated. status: every\n\
-               beat carries \"status\" and the checks' results (a failing check no\n\
-               longer withholds it); vitals: and \"host\" figures. With the agent\n\
-               API, metrics and services push the box's CPU, memory, disks and\n\
-               network, and each check as a service, in place of a beat every\n\
-               metrics_interval. Off: the body is {\"agent_version\": ...}.",
-    },
-    Spec {
-        key: Key::MetricsInterval,
-        name: "metrics_interval",
-        env: "STACKSENSE_METRICS_INTERVAL",
-        aliases: &[],
-        flag: Flag::Value("--metrics-interval", "SECS"),
-        kind: Kind::Seconds {
-            min: 0.1,
-            max: 86_400.0,
-        },
-        default: "300",
-        help: "Seconds between metrics and services pushes, 0.1 to 86400, at least\n\
-               the interval (equal: every beat); the beats between stay plain.\n\
-               A check that changes its verdict is pushed at the next beat.",
-    },
-];
+/// [`Key`] and the [`Spec`]s, from the table's first column.
+macro_rules! keys_and_specs {
+    ($(
+        $key:ident { $($spec:tt)* }
+        => $(fills $field:ident: $ty:ty = $pick:ident($($arg:expr),*),)? shown $shown:ident;
+    )*) => {
+        /// A setting, by what it is rather than by a string that could be misspelt.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Key {
+            $($key),*
+        }
 
-const _: () = {
-    let mut i = 0;
-    while i < SETTINGS.len() {
-        assert!(
-            SETTINGS[i].key as usize == i,
-            "SETTINGS is out of Key order"
-        );
-        i += 1;
-    }
-};
+        impl Key {
+            /// Every setting, in the table's order.
+            pub const ALL: [Key; [$(stringify!($key)),*].len()] = [$(Key::$key),*];
+        }
+
+        /// In the order of [`Key`]'s variants: `Key::spec` indexes it.
+        const SETTINGS: [Spec; Key::ALL.len()] = [$(Spec { $($spec)* }),*];
+    };
+}
+
+settings_table!(keys_and_specs);
 
 /// The OPTIONS rows of `--help` for every setting, in table order.
 pub fn help_rows() -> String {

@@ -3,6 +3,10 @@
 //! Precedence, highest first: flag > environment > file > default. Nothing
 //! past this module reads the environment or a config file.
 
+// First: the table's macro is used by the modules after it.
+#[macro_use]
+mod table;
+
 pub mod api;
 mod credentials;
 mod describe;
@@ -42,35 +46,27 @@ use crate::text;
 use crate::tls::{self, Pins, Trust};
 use credentials::TokenSpec;
 use health::{self as check_spec, Check};
-use resolve::{Resolved, resolve};
+pub use resolve::Settings;
+use resolve::resolve;
 
 /// The file name `LoadCredential=token:...` gives the token under systemd.
 pub const CREDENTIAL_NAME: &str = "token";
 
 #[derive(Debug)]
 pub struct Config {
+    /// Every setting as the table gives it, with its source.
+    pub settings: Settings,
+    /// The API to speak: `settings.api` with auto decided.
     pub api: Setting<Api>,
     /// Why `api` is what it is when auto chose it.
     pub api_why: Option<&'static str>,
-    /// Only the legacy API sends it.
-    pub server_id: Option<Setting<String>>,
-    pub api_url: Setting<String>,
     pub heartbeat_url: String,
     /// `GET /api/agent/ping/`, with the agent API: what `--check` asks.
     pub ping_url: Option<String>,
-    pub interval: Setting<Duration>,
-    pub timeout: Setting<Duration>,
+    /// The token read from where the settings say, checked.
     pub token: Option<Setting<Token>>,
+    /// The certificates of `settings.ca_file`, read and checked.
     pub ca: Option<Setting<CaBundle>>,
-    pub pins: Option<Setting<Pins>>,
-    pub verify_tls: Setting<bool>,
-    pub splay: Setting<bool>,
-    pub keepalive: Setting<bool>,
-    /// The checks that gate each beat; none configured is an empty list.
-    pub health: Setting<Vec<Check>>,
-    pub report: Setting<Reporting>,
-    /// How often metrics and services pushes replace a beat.
-    pub metrics_interval: Setting<Duration>,
     pub proxy: Proxying,
     pub file: ConfigFile,
 }
@@ -78,7 +74,7 @@ pub struct Config {
 impl Config {
     /// How beats trust the server: a pin, else the CA file, else the bundled roots.
     pub fn trust(&self) -> Trust {
-        match (&self.pins, &self.ca) {
+        match (&self.settings.pins, &self.ca) {
             (Some(pins), _) => Trust::Pinned(pins.value.clone()),
             (None, Some(ca)) => Trust::Cas(std::sync::Arc::clone(&ca.value.certs)),
             (None, None) => Trust::Bundled,
@@ -140,7 +136,7 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
     let env = env::layer(inputs.env)?;
     let (file_layer, file, found) = locate::read(&inputs)?;
     warnings.extend(found);
-    let mut r = resolve(&inputs.flags, &env, &file_layer, &file)?;
+    let (r, mut token) = resolve(&inputs.flags, &env, &file_layer, &file)?;
     // A systemd credential is the unit's own word, so it wins over the
     // config file (whose token_file, /etc/stacksense/token, is for root's
     // `--check`: the service's dynamic user may not read it) but not over
@@ -150,21 +146,21 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
     let from_file = |spec: &TokenSpec| match spec {
         TokenSpec::Inline(raw) | TokenSpec::File(raw) => matches!(raw.source, Source::File { .. }),
     };
-    if r.token.as_ref().is_none_or(from_file)
+    if token.as_ref().is_none_or(from_file)
         && let Some(dir) = (inputs.env)("CREDENTIALS_DIRECTORY").map(PathBuf::from)
         && dir.is_absolute()
     {
         let path = dir.join(CREDENTIAL_NAME);
         if path.exists() {
             let text = path.to_string_lossy().into_owned();
-            r.token = Some(TokenSpec::File(Raw::new(text, Source::Credential(path))));
+            token = Some(TokenSpec::File(Raw::new(text, Source::Credential(path))));
         }
     }
     let mut errors = Vec::new();
-    let chosen = api::choose(&r.api, r.server_id.as_ref(), r.token.is_some())
+    let chosen = api::choose(&r.api, r.server_id.as_ref(), token.is_some())
         .map_err(|e| errors.push(e))
         .ok();
-    let token = match r.token.take() {
+    let token = match token {
         None => None,
         Some(spec) => match credentials::read_token(spec) {
             Ok((token, warning)) => {
@@ -208,21 +204,11 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
     Ok(Config {
         heartbeat_url: api::beat_url(api.value, &r.api_url.value, id),
         ping_url: (api.value == Api::Agent).then(|| api::ping_url(&r.api_url.value)),
+        settings: r,
         api,
         api_why,
-        server_id: r.server_id,
-        api_url: r.api_url,
-        interval: r.interval,
-        timeout: r.timeout,
         token,
         ca,
-        pins: r.pins,
-        verify_tls: r.verify_tls,
-        splay: r.splay,
-        keepalive: r.keepalive,
-        health: r.health,
-        report: r.report,
-        metrics_interval: r.metrics_interval,
         proxy,
         file,
     })
@@ -235,7 +221,7 @@ fn shown(path: &Path) -> String {
 
 /// Settings that are valid one by one but surprising together.
 fn combination_warnings(
-    r: &Resolved,
+    r: &Settings,
     api: Api,
     has_token: bool,
     ca: Option<&Setting<CaBundle>>,

@@ -4,56 +4,48 @@
 
 use super::*;
 
-/// Settings after layering and value checks, before the token and CA files are read.
-#[derive(Debug, PartialEq)]
-pub struct Resolved {
-    pub api: Setting<api::Choice>,
-    pub server_id: Option<Setting<String>>,
-    pub api_url: Setting<String>,
-    pub interval: Setting<Duration>,
-    pub timeout: Setting<Duration>,
-    pub token: Option<TokenSpec>,
-    pub ca_file: Option<Raw>,
-    pub pins: Option<Setting<Pins>>,
-    pub verify_tls: Setting<bool>,
-    pub splay: Setting<bool>,
-    pub keepalive: Setting<bool>,
-    pub health: Setting<Vec<Check>>,
-    pub report: Setting<Reporting>,
-    pub metrics_interval: Setting<Duration>,
+/// [`Settings`] and how each field is picked, from the table's columns
+/// after `=>`.
+macro_rules! settings_and_picking {
+    ($(
+        $key:ident { $($spec:tt)* }
+        => $(fills $field:ident: $ty:ty = $pick:ident($($arg:expr),*),)? shown $shown:ident;
+    )*) => {
+        /// Every setting with a field of its own, layered and validated;
+        /// the CA file is still only a path and the API may still be auto.
+        #[derive(Debug, PartialEq)]
+        pub struct Settings {
+            $($(pub $field: $ty,)?)*
+        }
+
+        fn pick_all(p: &mut Picking) -> Settings {
+            Settings {
+                $($($field: p.$pick(Key::$key, $($arg),*),)?)*
+            }
+        }
+    };
 }
 
+settings_table!(settings_and_picking);
+
 /// The pure part of loading: pick each setting from the highest layer that
-/// has it and validate it. Collects every error rather than stopping at the first.
+/// has it and validate it, and the token with its file. Collects every
+/// error rather than stopping at the first.
 pub fn resolve(
     flags: &Layer,
     env: &Layer,
     file: &Layer,
     file_status: &ConfigFile,
-) -> Result<Resolved, Vec<ConfigError>> {
+) -> Result<(Settings, Option<TokenSpec>), Vec<ConfigError>> {
     let mut p = Picking {
         layers: [flags, env, file],
+        file: file_status,
         errors: Vec::new(),
     };
-    // Fields in the order their errors are listed.
-    let resolved = Resolved {
-        api_url: p.api_url(file_status),
-        server_id: p.optional(Key::ServerId, value::server_id),
-        pins: p.optional(Key::PinnedPubkey, tls::parse_pins),
-        interval: p.seconds(Key::Interval, DEFAULT_INTERVAL),
-        timeout: p.seconds(Key::Timeout, DEFAULT_TIMEOUT),
-        splay: p.or_default(Key::Splay, true, value::boolean),
-        keepalive: p.or_default(Key::Keepalive, true, value::boolean),
-        verify_tls: p.or_default(Key::VerifyTls, true, value::boolean),
-        api: p.or_default(Key::Api, api::Choice::Auto, api::parse),
-        token: p.token(),
-        ca_file: p.raw(Key::CaFile),
-        health: p.checks(),
-        report: p.or_default(Key::Report, Reporting::default(), Reporting::parse),
-        metrics_interval: p.seconds(Key::MetricsInterval, DEFAULT_METRICS_INTERVAL),
-    };
+    let settings = pick_all(&mut p);
+    let token = p.token();
     if p.errors.is_empty() {
-        Ok(resolved)
+        Ok((settings, token))
     } else {
         Err(p.errors)
     }
@@ -64,6 +56,8 @@ pub fn resolve(
 /// load fails anyway, after every setting has been looked at.
 struct Picking<'a> {
     layers: [&'a Layer; 3],
+    /// Where the file was looked for, for the error of a missing api_url.
+    file: &'a ConfigFile,
     errors: Vec<ConfigError>,
 }
 
@@ -127,12 +121,12 @@ impl Picking<'_> {
     }
 
     /// The one required setting; its error says every way to give it.
-    fn api_url(&mut self, file_status: &ConfigFile) -> Setting<String> {
-        if let Some(url) = self.optional(Key::ApiUrl, value::api_url) {
+    fn api_url(&mut self, key: Key) -> Setting<String> {
+        if let Some(url) = self.optional(key, value::api_url) {
             return url;
         }
-        if self.raw(Key::ApiUrl).is_none() {
-            let file = match file_status {
+        if self.raw(key).is_none() {
+            let file = match self.file {
                 ConfigFile::Loaded(p) | ConfigFile::Unreadable(p) => format!(" in {}", shown(p)),
                 ConfigFile::Missing(paths) => match paths.last() {
                     Some(p) => format!(" in {}", shown(p)),
@@ -140,7 +134,7 @@ impl Picking<'_> {
                 },
             };
             self.errors.push(ConfigError {
-                about: About::Setting(Key::ApiUrl),
+                about: About::Setting(key),
                 source: None,
                 message: format!(
                     "not set; expected --api-url, env STACKSENSE_API_URL (or STACKSENSE_URL) \
@@ -174,8 +168,8 @@ impl Picking<'_> {
     }
 
     /// Each check of the list (one per line), with one error per bad one.
-    fn checks(&mut self) -> Setting<Vec<Check>> {
-        let Some(raw) = self.raw(Key::Health) else {
+    fn checks(&mut self, key: Key) -> Setting<Vec<Check>> {
+        let Some(raw) = self.raw(key) else {
             return Setting {
                 value: Vec::new(),
                 source: Source::Default,
@@ -186,7 +180,7 @@ impl Picking<'_> {
             match check_spec::parse(line) {
                 Ok(check) => checks.push(check),
                 Err(problem) => self.errors.push(ConfigError {
-                    about: About::Setting(Key::Health),
+                    about: About::Setting(key),
                     source: Some(raw.source.clone()),
                     message: format!("\"{}\" {problem}", text::untrusted_max(line, 80)),
                 }),
@@ -222,7 +216,7 @@ mod tests {
 
     #[test]
     fn defaults_fill_what_no_layer_sets() {
-        let r = resolve(
+        let (r, token) = resolve(
             &Layer::default(),
             &Layer::default(),
             &minimal(file_source()),
@@ -233,7 +227,7 @@ mod tests {
         assert_eq!(r.interval.source, Source::Default);
         assert_eq!(r.timeout.value, DEFAULT_TIMEOUT);
         assert!(r.splay.value);
-        assert_eq!(r.token, None);
+        assert_eq!(token, None);
         assert_eq!(r.server_id.unwrap().source, file_source());
     }
 
@@ -247,7 +241,7 @@ mod tests {
             .with(Key::Interval, "20", Source::Env("STACKSENSE_INTERVAL"))
             .with(Key::Timeout, "6", Source::Env("STACKSENSE_TIMEOUT"));
         let flags = Layer::default().with(Key::Interval, "40", Source::Flag("--interval"));
-        let r = resolve(&flags, &env, &file, &loaded()).unwrap();
+        let (r, _) = resolve(&flags, &env, &file, &loaded()).unwrap();
         assert_eq!(r.interval.value, Duration::from_secs(40));
         assert_eq!(r.interval.source, Source::Flag("--interval"));
         assert_eq!(r.timeout.value, Duration::from_secs(6));
@@ -298,8 +292,8 @@ mod tests {
     fn a_token_from_a_higher_layer_replaces_a_token_file_below() {
         let file = minimal(file_source()).with(Key::TokenFile, "/t", file_source());
         let env = Layer::default().with(Key::Token, "s3cret", Source::Env("STACKSENSE_TOKEN"));
-        let r = resolve(&Layer::default(), &env, &file, &loaded()).unwrap();
-        assert!(matches!(r.token, Some(TokenSpec::Inline(ref t)) if t.text == "s3cret"));
+        let (_, token) = resolve(&Layer::default(), &env, &file, &loaded()).unwrap();
+        assert!(matches!(token, Some(TokenSpec::Inline(ref t)) if t.text == "s3cret"));
     }
 
     #[test]
