@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::Uri;
 
-use serde_json::Value;
+use crate::json::{self, Value};
 
 use crate::body::{Endpoint, Post};
 use crate::classify::{self, Failure, Route, Sent, Trusting};
@@ -65,11 +65,11 @@ impl Reply {
     /// error: the status code already said the beat arrived. Each field is
     /// taken on its own, so one of an odd type does not hide the others.
     pub fn parse(body: &[u8]) -> Reply {
-        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+        let Ok(map @ Value::Object(_)) = json::parse(body) else {
             return Reply::default();
         };
         Reply {
-            server_id: map.get("server_id").filter(|v| !v.is_null()).cloned(),
+            server_id: map.get("server_id").filter(|v| **v != Value::Null).cloned(),
             server_name: map
                 .get("server_name")
                 .and_then(Value::as_str)

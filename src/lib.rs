@@ -21,6 +21,7 @@ mod clock;
 mod config;
 mod files;
 mod heartbeat;
+mod json;
 mod logging;
 mod metrics;
 mod narrate;

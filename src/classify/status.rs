@@ -136,10 +136,10 @@ fn is_csrf_page(body: &[u8]) -> bool {
 /// `detail`) quoted as the server's words, an HTML page by its title,
 /// anything else by its first line; escaped and short.
 fn server_said(body: &[u8]) -> String {
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body)
+    if let Ok(map @ crate::json::Value::Object(_)) = crate::json::parse(body)
         && let Some(words) = ["error", "detail", "message"]
             .iter()
-            .find_map(|k| map.get(*k).and_then(|v| v.as_str()))
+            .find_map(|k| map.get(k).and_then(|v| v.as_str()))
     {
         return format!("server says \"{}\"", text::untrusted_max(words, 120));
     }

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::Value;
-
+use crate::json::{self, Member, Value};
 use crate::text;
 
 use super::keys::{Key, Kind};
@@ -36,40 +35,37 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
             "{shown_path} {what}; expected a JSON object like {{\"api_url\": \"https://...\", \"token_file\": \"/etc/stacksense/token\"}}"
         )));
     }
-    let value: Value = serde_json::from_str(&relaxed).map_err(|e| {
-        // serde_json's message ends in " at line L column C"; we lead with it instead.
-        let message = e.to_string();
-        let message = message
-            .rsplit_once(" at line ")
-            .map_or(message.as_str(), |(head, _)| head);
+    let value = json::parse(relaxed.as_bytes()).map_err(|e| {
         file_error(format!(
             "{shown_path}:{}:{}: malformed JSON: {}; the file is JSON, with comments only on \
              lines of their own (starting with # or //), e.g. {{\"api_url\": \"https://...\"}}",
-            e.line(),
-            e.column(),
-            text::untrusted(message)
+            e.line, e.column, e.what
         ))
     })?;
-    let Value::Object(map) = value else {
+    let Value::Object(members) = value else {
         return Err(file_error(format!(
             "{shown_path}: expected a JSON object like {{\"api_url\": \"https://...\", \"token_file\": \"/etc/stacksense/token\"}}"
         )));
     };
-    let lines = key_lines(&relaxed).map_err(|(key, first, second)| {
-        file_error(format!(
-            "{shown_path}:{second}: key \"{}\" appears twice (lines {first} and {second}); keep one",
-            text::untrusted(&key)
-        ))
-    })?;
+    // Most JSON readers silently keep the last of two equal keys.
+    let mut lines = HashMap::new();
+    for Member { key, line, .. } in &members {
+        if let Some(first) = lines.insert(key.as_str(), *line) {
+            return Err(file_error(format!(
+                "{shown_path}:{line}: key \"{}\" appears twice (lines {first} and {line}); keep one",
+                text::untrusted(key)
+            )));
+        }
+    }
 
     let mut layer = Layer::default();
     let mut warnings = Vec::new();
     let mut unknown = 0usize;
     let mut errors = Vec::new();
-    for (key, value) in map {
+    for Member { key, line, value } in members {
         let source = Source::File {
             path: path.to_path_buf(),
-            line: lines.get(&key).copied(),
+            line: Some(line),
         };
         let Some(known) = Key::from_name(&key) else {
             unknown += 1;
@@ -126,51 +122,6 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
     } else {
         Err(errors)
     }
-}
-
-/// The 1-based line of each key of the top-level object, in one pass over
-/// the (relaxed, so comment-free) text; a key given twice is the error
-/// `(key, first line, second line)`. serde_json keeps no positions and
-/// silently keeps the last of two equal keys.
-fn key_lines(relaxed: &str) -> Result<HashMap<String, usize>, (String, usize, usize)> {
-    let mut lines = HashMap::new();
-    let mut line = 1;
-    let mut depth = 0u32;
-    let mut chars = relaxed.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
-        match c {
-            '\n' => line += 1,
-            '{' | '[' => depth += 1,
-            '}' | ']' => depth = depth.saturating_sub(1),
-            '"' => {
-                let key_line = line;
-                let mut escaped = false;
-                let mut end = relaxed.len();
-                for (i, s) in chars.by_ref() {
-                    match s {
-                        '\\' if !escaped => escaped = true,
-                        '"' if !escaped => {
-                            end = i + 1;
-                            break;
-                        }
-                        '\n' => line += 1,
-                        _ => escaped = false,
-                    }
-                }
-                let is_key = relaxed[end..].trim_start().starts_with(':');
-                if depth == 1 && is_key {
-                    // The text parsed as JSON already, so the key decodes.
-                    let key: String =
-                        serde_json::from_str(&relaxed[start..end]).unwrap_or_default();
-                    if let Some(first) = lines.insert(key.clone(), key_line) {
-                        return Err((key, first, key_line));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(lines)
 }
 
 /// Plain JSON plus what a person editing a template needs: whole-line
@@ -263,12 +214,12 @@ fn text_of(key: Key, value: &Value) -> Result<Option<String>, Mismatch> {
     use Mismatch::Type;
     match (key.spec().kind, value) {
         (_, Value::Null) => Ok(None),
-        (Kind::Id, Value::Number(n)) if n.is_u64() => Ok(Some(n.to_string())),
+        (Kind::Id, Value::Number(n)) if n.parse::<u64>().is_ok() => Ok(Some(n.clone())),
         (Kind::Id, Value::String(s)) => Ok(Some(s.trim().to_string())),
         (Kind::Id, _) => Err(Type(
             "expected a whole number or a string, e.g. 1 or \"web-01\"",
         )),
-        (Kind::Seconds { .. }, Value::Number(n)) => Ok(Some(n.to_string())),
+        (Kind::Seconds { .. }, Value::Number(n)) => Ok(Some(n.clone())),
         (Kind::Seconds { .. }, _) => Err(Type("expected a number of seconds, e.g. 30")),
         (Kind::Bool, Value::Bool(b)) => Ok(Some(b.to_string())),
         (Kind::Bool, _) => Err(Type("expected true or false")),

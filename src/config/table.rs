@@ -19,6 +19,8 @@
 
 /// Calls `$then!` with every entry, in the order of `--help`, `--check`
 /// and the error list.
+// rustfmt would re-indent the help texts' continuation lines.
+#[rustfmt::skip]
 macro_rules! settings_table {
     ($then:ident) => {
         $then! {
