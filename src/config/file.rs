@@ -1,7 +1,6 @@
 //! The JSON config file (`~/.stacksense_heartbeat.conf` or
 //! `/etc/stacksense/heartbeat.conf`), read into a [`Layer`].
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::json::{self, Member, Value};
@@ -48,14 +47,11 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
         )));
     };
     // Most JSON readers silently keep the last of two equal keys.
-    let mut lines = HashMap::new();
-    for Member { key, line, .. } in &members {
-        if let Some(first) = lines.insert(key.as_str(), *line) {
-            return Err(file_error(format!(
-                "{shown_path}:{line}: key \"{}\" appears twice (lines {first} and {line}); keep one",
-                text::untrusted(key)
-            )));
-        }
+    if let Some((key, first, line)) = repeated_key(&members) {
+        return Err(file_error(format!(
+            "{shown_path}:{line}: key \"{}\" appears twice (lines {first} and {line}); keep one",
+            text::untrusted(key)
+        )));
     }
 
     let mut layer = Layer::default();
@@ -122,6 +118,18 @@ pub fn parse(text: &str, path: &Path) -> Result<(Layer, Vec<String>), Vec<Config
     } else {
         Err(errors)
     }
+}
+
+/// The first key given again, as (key, its first line, the line it is
+/// repeated on).
+fn repeated_key(members: &[Member]) -> Option<(&str, usize, usize)> {
+    // By key, then by place: a repeat follows its first in the order.
+    let mut keys: Vec<(&str, usize)> = members.iter().map(|m| (m.key.as_str(), m.line)).collect();
+    keys.sort_unstable();
+    keys.windows(2)
+        .filter(|pair| pair[0].0 == pair[1].0)
+        .map(|pair| (pair[0].0, pair[0].1, pair[1].1))
+        .min_by_key(|&(_, _, again)| again)
 }
 
 /// Plain JSON plus what a person editing a template needs: whole-line
@@ -413,6 +421,13 @@ mod tests {
         );
         // The same name inside a nested value is not a duplicate.
         assert!(parse("{\"a\": {\"server_id\": 1}, \"server_id\": 2}", path()).is_ok());
+        // Of two repeats, the one a reader meets first.
+        let errs = parse(
+            "{\"timeout\": 1,\n\"interval\": 5,\n\"interval\": 6,\n\"timeout\": 2}",
+            path(),
+        )
+        .unwrap_err();
+        assert!(errs[0].to_string().contains("\"interval\" appears twice (lines 2 and 3)"));
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 mod proc;
 
-use std::collections::HashSet;
 use std::fmt::Write;
 use std::fs::File;
 use std::io::Read;
@@ -77,7 +76,7 @@ pub struct Collector {
     physical_cpus: Option<u32>,
     /// The kernel's filesystems that need a device, read once: a module
     /// loaded later adds one whose mounts count from the next start.
-    device_filesystems: HashSet<String>,
+    device_filesystems: Vec<String>,
 }
 
 impl Collector {
@@ -238,7 +237,7 @@ impl Collector {
 /// it, the mounts of the server agent's `disk_partitions` filter.
 fn write_disks(
     out: &mut String,
-    filesystems: &HashSet<String>,
+    filesystems: &[String],
     limit: Duration,
     left_out: &mut Vec<LeftOut>,
 ) {
@@ -252,11 +251,16 @@ fn write_disks(
             (Vec::new(), false)
         }
     };
-    let mut seen = HashSet::new();
+    // Sorted, to be searched: up to 64 KiB of mounts.
+    let mut seen: Vec<&str> = Vec::new();
     let mut disks: Vec<&Mount> = Vec::new();
     // A mount point mounted over keeps its last entry, as psutil's dict does.
     for mount in mounts.iter().rev() {
-        if proc::is_real_disk(mount, filesystems) && seen.insert(mount.path.as_str()) {
+        if !proc::is_real_disk(mount, filesystems) {
+            continue;
+        }
+        if let Err(at) = seen.binary_search(&mount.path.as_str()) {
+            seen.insert(at, &mount.path);
             disks.push(mount);
         }
     }

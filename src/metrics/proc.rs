@@ -2,8 +2,6 @@
 //! Linux (docs/metrics.md gives each field's file and formula). Plain
 //! functions over the files' text: the readers are in mod.rs.
 
-use std::collections::HashSet;
-
 /// The aggregate `cpu` line of `/proc/stat`, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuTimes {
@@ -266,14 +264,18 @@ fn unescape_octal(field: &str) -> String {
 
 /// The filesystems of `/proc/filesystems` that sit on a device (no
 /// `nodev`), plus zfs: psutil's `disk_partitions(all=False)` keeps only these.
-pub fn parse_device_filesystems(text: &str) -> HashSet<String> {
-    let mut out: HashSet<String> = text
+/// Sorted, for [`is_real_disk`]'s binary search (a few dozen names: a hash
+/// set's code costs more bytes than it saves time).
+pub fn parse_device_filesystems(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
         .lines()
         .filter(|l| !l.starts_with("nodev"))
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
+        .chain(["zfs".to_string()])
         .collect();
-    out.insert("zfs".into());
+    out.sort_unstable();
+    out.dedup();
     out
 }
 
@@ -301,8 +303,8 @@ const EPHEMERAL_MOUNTS: [&str; 11] = [
 
 /// Whether a mount is one of the box's disks as the server's agent counts
 /// them: psutil's device filesystems, less virtual and ephemeral ones.
-pub fn is_real_disk(mount: &Mount, device_filesystems: &HashSet<String>) -> bool {
-    if mount.device.is_empty() || !device_filesystems.contains(&mount.fstype) {
+pub fn is_real_disk(mount: &Mount, device_filesystems: &[String]) -> bool {
+    if mount.device.is_empty() || device_filesystems.binary_search(&mount.fstype).is_err() {
         return false;
     }
     if VIRTUAL_FILESYSTEMS.contains(&mount.fstype.to_ascii_lowercase().as_str()) {
@@ -333,7 +335,9 @@ fn round1(x: f64) -> f64 {
 /// Distinct cores among the CPUs' `topology/core_cpus_list` (or the older
 /// `thread_siblings_list`) texts: psutil's `cpu_count(logical=False)`.
 pub fn physical_cores<'a>(siblings: impl Iterator<Item = &'a str>) -> Option<u32> {
-    let distinct: HashSet<&str> = siblings.map(str::trim).filter(|s| !s.is_empty()).collect();
+    let mut distinct: Vec<&str> = siblings.map(str::trim).filter(|s| !s.is_empty()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
     u32::try_from(distinct.len()).ok().filter(|&n| n > 0)
 }
 
@@ -408,7 +412,7 @@ mod tests {
         let fs = parse_device_filesystems(
             "nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\tnfs\n\tvfat\n\tsquashfs\n",
         );
-        assert!(fs.contains("ext4") && fs.contains("zfs") && !fs.contains("nfs"));
+        assert_eq!(fs, ["ext4", "squashfs", "vfat", "zfs"]);
         let mounts = parse_mounts(
             "/dev/sda1 / ext4 rw 0 0\n/dev/sda2 /my\\040data ext4 rw 0 0\ntmpfs /run tmpfs rw 0 0\n\
              /dev/sda3 /boot/efi vfat rw 0 0\n/dev/loop1 /snap/core/1 squashfs ro 0 0\n\
