@@ -26,6 +26,7 @@ mod logging;
 mod metrics;
 mod narrate;
 mod notify;
+mod number;
 mod process;
 mod reuse;
 mod schedule;

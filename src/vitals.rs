@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use std::fmt::Write;
 
+use crate::number::parse_decimal;
 use crate::text;
 
 /// Memory as `/proc/meminfo` gives it, in bytes.
@@ -66,7 +67,7 @@ pub fn memory() -> io::Result<Memory> {
 
 /// The 1-, 5- and 15-minute load averages of `/proc/loadavg`.
 pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
-    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    let mut fields = text.split_whitespace().map(parse_decimal);
     Some([fields.next()??, fields.next()??, fields.next()??])
 }
 
@@ -147,11 +148,8 @@ fn unreadable(path: &str) -> io::Error {
 /// say) is null rather than a missing beat.
 pub fn write_host_json(out: &mut String, disks: &[&Path], disks_within: Duration) {
     let read = |path: &str| read(path).ok();
-    let uptime = read("/proc/uptime").and_then(|t| {
-        t.split_whitespace()
-            .next()
-            .and_then(|s| s.parse::<f64>().ok())
-    });
+    let uptime =
+        read("/proc/uptime").and_then(|t| t.split_whitespace().next().and_then(parse_decimal));
     let boot_id = read("/proc/sys/kernel/random/boot_id");
     let load = load().ok();
     let memory = memory().ok();

@@ -427,7 +427,11 @@ mod tests {
             path(),
         )
         .unwrap_err();
-        assert!(errs[0].to_string().contains("\"interval\" appears twice (lines 2 and 3)"));
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("\"interval\" appears twice (lines 2 and 3)")
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::value;
+use crate::number::parse_decimal;
 use crate::text;
 
 /// A check's limit when it names none: a local service that takes longer
@@ -200,8 +201,8 @@ fn memory(min: &str) -> Result<MinMemory, String> {
         "T" => 1 << 40,
         _ => return Err(format!("has an unknown unit \"{unit}\"; {EXPECTED}")),
     };
-    match digits.parse::<f64>() {
-        Ok(n) if n.is_finite() && n > 0.0 && n * (scale as f64) < u64::MAX as f64 => {
+    match parse_decimal(digits) {
+        Some(n) if n.is_finite() && n > 0.0 && n * (scale as f64) < u64::MAX as f64 => {
             Ok(MinMemory::Bytes((n * scale as f64) as u64))
         }
         _ => Err(format!("has an invalid size; {EXPECTED}")),
@@ -210,8 +211,8 @@ fn memory(min: &str) -> Result<MinMemory, String> {
 
 #[inline(never)]
 fn load(max: &str) -> Result<Probe, String> {
-    match max.parse::<f64>() {
-        Ok(max_per_cpu)
+    match parse_decimal(max) {
+        Some(max_per_cpu)
             if max_per_cpu.is_finite() && max_per_cpu > 0.0 && max_per_cpu <= 1000.0 =>
         {
             Ok(Probe::Load { max_per_cpu })
@@ -226,7 +227,7 @@ fn load(max: &str) -> Result<Probe, String> {
 
 /// `90%` or `90` as a percentage in (0, 100].
 fn percent(text: &str) -> Option<f64> {
-    let n: f64 = text.strip_suffix('%').unwrap_or(text).parse().ok()?;
+    let n = parse_decimal(text.strip_suffix('%').unwrap_or(text))?;
     (n.is_finite() && n > 0.0 && n <= 100.0).then_some(n)
 }
 

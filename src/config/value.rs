@@ -148,9 +148,8 @@ pub fn sends_in_clear(api_url: &str) -> bool {
 /// Seconds as a decimal number within `min..=max`.
 pub fn seconds(text: &str, min: f64, max: f64) -> Result<Duration, String> {
     let expected = format!("expected a number of seconds from {min} to {max}, e.g. 30");
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("is not a number; {expected}"))?;
+    let secs =
+        crate::number::parse_decimal(text).ok_or_else(|| format!("is not a number; {expected}"))?;
     if !secs.is_finite() || secs < min || secs > max {
         return Err(format!("is out of range; {expected}"));
     }
