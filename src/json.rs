@@ -12,6 +12,8 @@ use std::fmt;
 /// hostile input (serde_json stops at 128 too).
 const MAX_DEPTH: usize = 128;
 
+const NOT_A_VALUE: &str = "expected a value (a string, number, object, array, true, false or null)";
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Null,
@@ -161,8 +163,7 @@ impl Reader<'_> {
             self.at += word.len();
             Ok(value)
         } else {
-            Err(self
-                .error("expected a value (a string, number, object, array, true, false or null)"))
+            Err(self.error(NOT_A_VALUE))
         }
     }
 
@@ -177,8 +178,7 @@ impl Reader<'_> {
             Some(b'f') => self.word(b"false", Value::Bool(false)),
             Some(b'n') => self.word(b"null", Value::Null),
             Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self
-                .error("expected a value (a string, number, object, array, true, false or null)")),
+            Some(_) => Err(self.error(NOT_A_VALUE)),
         }
     }
 

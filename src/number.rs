@@ -95,10 +95,10 @@ fn scaled(mantissa: u64, exponent: i32) -> f64 {
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
         1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     ];
-    let m = mantissa as f64;
     if mantissa == 0 {
         return 0.0;
     }
+    let m = mantissa as f64;
     match usize::try_from(exponent.unsigned_abs()) {
         Ok(e) if e < EXACT.len() => {
             if exponent >= 0 {
