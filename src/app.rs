@@ -9,12 +9,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::agent::{Agent, Role};
-use crate::checks::Preflight;
 use crate::cli::{self, Mode};
 use crate::clock::{self, SystemClock};
 use crate::config;
 use crate::heartbeat::Client;
 use crate::notify::Notifier;
+use crate::push::Planner;
 use crate::startup::StartupError;
 use crate::stop::{self, OnStop};
 use crate::{checkup, logging, signals, wrap};
@@ -96,12 +96,12 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
     let client = Client::new(&config).map_err(StartupError::Client)?;
     let gated = |client, role, job| {
         let agent = Agent::new(&config, SystemClock::new(), client, &notifier, role);
-        match Preflight::new(&config) {
-            Some(mut preflight) => {
+        match Planner::new(&config) {
+            Some(mut planner) => {
                 if let Some(job) = job {
-                    preflight.set_job(job);
+                    planner.set_job(job);
                 }
-                agent.with_gate(Box::new(preflight))
+                agent.with_gate(Box::new(planner))
             }
             None => agent,
         }

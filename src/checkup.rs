@@ -11,8 +11,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::body::CheckResult;
-use crate::checks::Preflight;
+use crate::checks::{CheckResult, Checks};
 use crate::classify::{self, Failure, Route, Trusting};
 use crate::clock::format_duration;
 use crate::config::{self, Api, Config, Key, Proxying};
@@ -35,10 +34,8 @@ pub fn run(config: &Config, offline: bool) -> (String, u8) {
             status = SERVER_FAILED;
         }
     }
-    if !config.settings.health.value.is_empty()
-        && let Some(mut preflight) = Preflight::new(config)
-    {
-        let results = preflight.run_checks(config.settings.interval.value, &|| {});
+    if let Some(mut checks) = Checks::new(config) {
+        let results = checks.run(config.settings.interval.value, &|| {});
         text.push_str(&check_results(
             &results,
             config.settings.report.value.status,

@@ -10,9 +10,9 @@ use ureq::http::Uri;
 
 use crate::json::{self, Value};
 
-use crate::body::{Endpoint, Post};
 use crate::classify::{self, Failure, Route, Sent, Trusting};
 use crate::config::{Api, Config, Proxying, api};
+use crate::push::{Endpoint, PerPush, Post};
 use crate::reuse::{self, Kept};
 use crate::tcp::Watch;
 use crate::text;
@@ -92,9 +92,8 @@ pub struct Client {
     /// The connection the last beat left open, if any (always none without keep-alive).
     kept: Kept,
     url: String,
-    /// `/api/agent/metrics/` and `/services/` (agent API only).
-    metrics_url: String,
-    services_url: String,
+    /// Each push's `/api/agent/<word>/` (agent API only).
+    push_urls: PerPush<String>,
     /// `GET /api/agent/ping/` (agent API only), for `--check`.
     ping_url: Option<String>,
     /// `host:port`, for messages.
@@ -140,8 +139,7 @@ impl Client {
             origin: origin_of(&config.settings.api_url.value),
             proxy: proxy_hop,
             url: config.heartbeat_url.clone(),
-            metrics_url: api::push_url(&config.settings.api_url.value, "metrics"),
-            services_url: api::push_url(&config.settings.api_url.value, "services"),
+            push_urls: PerPush::from_fn(|push| api::push_url(&config.settings.api_url.value, push)),
             ping_url: config.ping_url.clone(),
             authorization,
             api: config.api.value,
@@ -170,8 +168,7 @@ impl Client {
     fn url_of(&mut self, to: Endpoint) -> &mut String {
         match to {
             Endpoint::Heartbeat => &mut self.url,
-            Endpoint::Metrics => &mut self.metrics_url,
-            Endpoint::Services => &mut self.services_url,
+            Endpoint::Push(push) => &mut self.push_urls[push],
         }
     }
 

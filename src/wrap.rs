@@ -41,12 +41,16 @@ pub fn exit_status(job: End, delivered: Option<bool>) -> u8 {
 }
 
 /// The job's end as `--report status` sends it.
-pub fn job_report(job: End, took: std::time::Duration, tail: &Tail) -> crate::body::JobReport {
+pub fn job_report(
+    job: End,
+    took: std::time::Duration,
+    tail: &Tail,
+) -> crate::push::report::JobReport {
     let (exit_code, signal) = match job {
         End::Exited(code) => (Some(code), None),
         End::Signalled(signal) => (None, Some(signal)),
     };
-    crate::body::JobReport {
+    crate::push::report::JobReport {
         exit_code,
         signal,
         duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
@@ -64,7 +68,7 @@ const JOB_TAIL_BYTES: usize = 4 * 1024;
 pub fn run_and_beat(
     command: &[OsString],
     reporting: bool,
-    beat: impl FnOnce(Option<crate::body::JobReport>) -> bool,
+    beat: impl FnOnce(Option<crate::push::report::JobReport>) -> bool,
 ) -> u8 {
     let mut tail = reporting.then(|| Tail::new(JOB_TAIL_BYTES));
     let started = std::time::Instant::now();

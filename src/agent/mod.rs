@@ -7,14 +7,14 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::backoff::{self, Failed, Next};
-use crate::body::{Endpoint, Post};
-use crate::checks::Gate;
 use crate::classify::Class;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::heartbeat::{Courier, Outcome};
 use crate::narrate::{At, Attempt, Narrator, Said};
 use crate::notify::Notifier;
+use crate::push::Gate;
+use crate::push::{Endpoint, Post};
 use crate::schedule::Schedule;
 
 pub use crate::narrate::Role;

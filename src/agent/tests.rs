@@ -4,6 +4,7 @@ mod rig;
 
 use super::*;
 use crate::narrate::Line;
+use crate::push::Push;
 use rig::*;
 
 #[test]
@@ -53,7 +54,7 @@ fn failing_checks_withhold_beats_in_their_slots_and_passing_ones_resume_them() {
         rig.bodies
             .borrow()
             .iter()
-            .all(|b| b == &crate::body::default_body())
+            .all(|b| b == &crate::push::body::heartbeat())
     );
 }
 
@@ -97,10 +98,10 @@ fn pushes_carry_the_beat_and_each_is_answered_to_the_gate() {
     assert_eq!(
         kinds,
         [
-            Endpoint::Metrics,
-            Endpoint::Services,
-            Endpoint::Metrics,
-            Endpoint::Services
+            Endpoint::Push(Push::Metrics),
+            Endpoint::Push(Push::Services),
+            Endpoint::Push(Push::Metrics),
+            Endpoint::Push(Push::Services)
         ]
     );
     let lines = rig.said();
@@ -124,7 +125,7 @@ fn a_refused_push_is_said_once_and_the_beat_still_lands() {
     // Metrics refused, then services refused, then the plain heartbeat.
     let bodies = rig.bodies.borrow().clone();
     assert_eq!(bodies.len(), 6, "{bodies:?}");
-    assert_eq!(bodies[2], crate::body::default_body());
+    assert_eq!(bodies[2], crate::push::body::heartbeat());
     assert_eq!(a.failures, 0, "a refused body is not a failed beat");
     let warned: Vec<String> = rig
         .said()
@@ -179,7 +180,7 @@ fn a_push_after_the_beat_fails_alone() {
     );
     assert_eq!(
         *answered.borrow(),
-        [Endpoint::Metrics],
+        [Endpoint::Push(Push::Metrics)],
         "the services push stays due"
     );
     let lines = rig.said();

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::classify::{self, Route, Trusting};
 use crate::clock::format_duration;
+use crate::host;
 use crate::process::{self, Collected, End, Tail};
 use crate::text::{self, describe_io};
-use crate::vitals;
 
 use crate::config::health::{Check, MinMemory, Probe};
 
@@ -51,7 +51,7 @@ pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdic
             None => Verdict::fail("cannot set up an HTTP(S) client for it".into()),
         },
         Probe::Cmd { argv } => cmd(argv, limit),
-        Probe::Disk { path, max_percent } => match vitals::disk(path) {
+        Probe::Disk { path, max_percent } => match host::disk::statvfs(path) {
             Ok(d) => {
                 let used = d.used_percent();
                 let detail = format!(
@@ -68,7 +68,7 @@ pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdic
                 describe_io(&e)
             )),
         },
-        Probe::Memory(min) => match vitals::memory() {
+        Probe::Memory(min) => match host::memory() {
             Ok(m) => {
                 let (ok, limit) = match *min {
                     MinMemory::Percent(p) => (
@@ -87,8 +87,8 @@ pub fn run(check: &Check, limit: Duration, http: Option<&ureq::Agent>) -> Verdic
             }
             Err(e) => Verdict::fail(format!("cannot read memory: {}", describe_io(&e))),
         },
-        Probe::Load { max_per_cpu } => match vitals::load() {
-            Ok([one, ..]) => load(one, vitals::online_cpus(), *max_per_cpu),
+        Probe::Load { max_per_cpu } => match host::load() {
+            Ok([one, ..]) => load(one, host::online_cpus(), *max_per_cpu),
             Err(e) => Verdict::fail(format!("cannot read the load: {}", describe_io(&e))),
         },
     }

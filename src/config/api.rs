@@ -5,6 +5,7 @@
 use super::keys::Key;
 use super::source::Setting;
 use super::{About, ConfigError};
+use crate::push::Push;
 
 /// The endpoint family beats use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +127,12 @@ pub fn beat_url(api: Api, api_url: &str, server_id: Option<&str>) -> String {
 }
 
 /// Where the agent API takes a push: `metrics` or `services`.
-pub fn push_url(api_url: &str, endpoint: &str) -> String {
-    format!("{}/api/agent/{endpoint}/", api_url.trim_end_matches('/'))
+pub fn push_url(api_url: &str, push: Push) -> String {
+    format!(
+        "{}/api/agent/{}/",
+        api_url.trim_end_matches('/'),
+        push.word()
+    )
 }
 
 /// The agent API's side-effect-free authenticated request.
@@ -149,7 +154,7 @@ mod tests {
         );
         assert_eq!(ping_url("https://h/x/"), "https://h/x/api/agent/ping/");
         assert_eq!(
-            push_url("https://h/x/", "metrics"),
+            push_url("https://h/x/", Push::Metrics),
             "https://h/x/api/agent/metrics/"
         );
     }

@@ -19,7 +19,7 @@ pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
         None => "no splay".into(),
     };
     let pushes = config.settings.report.value;
-    let pushes = pushes.pushes().then(|| {
+    let pushes = pushes.pushes.any().then(|| {
         format!(
             "; {} pushed in place of a beat every {}",
             pushes.push_words(),
@@ -228,17 +228,15 @@ mod shown {
     pub fn report(key: Key, setting: &Setting<Reporting>, config: &Config) -> Vec<Row> {
         let report = setting.value;
         let mut rows = vec![(key.name(), report.words(), setting.source.to_string())];
-        for (on, endpoint) in [(report.metrics, "metrics"), (report.services, "services")] {
-            if on {
-                let url = api::push_url(&config.settings.api_url.value, endpoint);
-                rows.push((endpoint, format!("POST {url}"), String::new()));
-            }
+        for push in report.pushes.on() {
+            let url = api::push_url(&config.settings.api_url.value, push);
+            rows.push((push.word(), format!("POST {url}"), String::new()));
         }
         rows
     }
 
     pub fn metrics_interval(key: Key, setting: &Setting<Duration>, config: &Config) -> Vec<Row> {
-        if !config.settings.report.value.pushes() {
+        if !config.settings.report.value.pushes.any() {
             return vec![unset(key, "not used (no metrics or services)")];
         }
         vec![setting.row(key)]

@@ -8,6 +8,7 @@ use super::keys::Key;
 use super::source::{Setting, Source};
 use super::{About, ConfigError, Reporting};
 use crate::clock::format_duration;
+use crate::push::Push;
 
 /// The errors of a combination that cannot work: pushes without the agent
 /// API, services without a check, pushes more often than beats.
@@ -25,21 +26,27 @@ pub fn errors(
         message,
     };
     let wanted = report.value;
-    if wanted.pushes() && api == Api::Legacy {
+    if wanted.pushes.any() && api == Api::Legacy {
+        let paths: Vec<String> = wanted
+            .pushes
+            .on()
+            .map(|p| format!("/api/agent/{}/", p.word()))
+            .collect();
         out.push(about_report(format!(
-            "is {}, which the legacy API has no endpoint for; metrics and services go to \
-             /api/agent/metrics/ and /api/agent/services/ with a token (api agent)",
-            wanted.words()
+            "is {}, which the legacy API has no endpoint for; pushes go to {} with a token \
+             (api agent)",
+            wanted.words(),
+            paths.join(" and ")
         )));
     }
-    if wanted.services && checks == 0 {
+    if wanted.pushes[Push::Services] && checks == 0 {
         out.push(about_report(
             "has services, which sends each health check as a service, but no check is \
              configured; add one (--health, STACKSENSE_HEALTH or \"health\"), or drop services"
                 .into(),
         ));
     }
-    if wanted.pushes() && metrics_interval.value < interval.value {
+    if wanted.pushes.any() && metrics_interval.value < interval.value {
         out.push(ConfigError {
             about: About::Setting(Key::MetricsInterval),
             source: Some(metrics_interval.source.clone()),
@@ -54,25 +61,27 @@ pub fn errors(
     out
 }
 
-/// `--once` and `run` send one beat from a fresh process: a metrics push
-/// would have no previous sample to measure the CPU share and the rates
-/// over (psutil's first `cpu_percent` is a meaningless 0.0; ours would be
-/// a few milliseconds' worth). Refused rather than sent wrong.
+/// `--once` and `run` send one beat from a fresh process: a sampled push
+/// (metrics) would have no previous sample to measure the CPU share and
+/// the rates over (psutil's first `cpu_percent` is a meaningless 0.0;
+/// ours would be a few milliseconds' worth). Refused rather than sent wrong.
 pub fn one_beat_error(report: &Setting<Reporting>, mode: &str) -> Option<ConfigError> {
-    report.value.metrics.then(|| ConfigError {
+    let push = report.value.pushes.on().find(|p| p.sampled())?;
+    let word = push.word();
+    Some(ConfigError {
         about: About::Setting(Key::Report),
         source: Some(report.source.clone()),
         message: format!(
-            "has metrics, which {mode} cannot send: cpu_percent and the rates are measured \
+            "has {word}, which {mode} cannot send: cpu_percent and the rates are measured \
              from one push to the next, and {mode} sends one beat; run the service for \
-             metrics (services alone work with {mode})"
+             {word} (services alone work with {mode})"
         ),
     })
 }
 
 /// A metrics_interval someone set that nothing uses.
 pub fn warning(report: Reporting, metrics_interval: &Setting<Duration>) -> Option<String> {
-    (!report.pushes() && metrics_interval.source != Source::Default).then(|| {
+    (!report.pushes.any() && metrics_interval.source != Source::Default).then(|| {
         format!(
             "metrics_interval (from {}) is not used: report has neither metrics nor services",
             metrics_interval.source

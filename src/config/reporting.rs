@@ -1,6 +1,7 @@
 //! The `report` setting: what `--report` adds to a beat's body, and which
 //! of the agent API's pushes replace a beat.
 
+use crate::push::{PerPush, Push};
 use crate::text;
 
 /// What `--report` turns on.
@@ -11,34 +12,32 @@ pub struct Reporting {
     pub status: bool,
     /// `host`: uptime, load, memory, disks, the agent's RSS.
     pub vitals: bool,
-    /// `POST /api/agent/metrics/` every `metrics_interval`: the server's
-    /// CPU, memory, disk and network graphs.
-    pub metrics: bool,
-    /// `POST /api/agent/services/`: each health check as a service.
-    pub services: bool,
+    /// The agent API's pushes (`metrics`, `services`, ...), each in place
+    /// of a beat every `metrics_interval`.
+    pub pushes: PerPush<bool>,
 }
 
-/// The words `report` takes, in the order `words` gives them.
-const WORDS: [&str; 4] = ["status", "vitals", "metrics", "services"];
-
 impl Reporting {
-    /// Any of `status`, `vitals`, `metrics`, `services`, comma-separated, or `off`.
+    /// Any of `status`, `vitals` and the pushes' words, comma-separated, or `off`.
     pub fn parse(text: &str) -> Result<Reporting, String> {
         let mut reporting = Reporting::default();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            match word.to_ascii_lowercase().as_str() {
+            let word = word.to_ascii_lowercase();
+            match word.as_str() {
                 "status" => reporting.status = true,
                 "vitals" => reporting.vitals = true,
-                "metrics" => reporting.metrics = true,
-                "services" => reporting.services = true,
                 "off" | "none" => {}
-                _ => {
-                    return Err(format!(
-                        "has \"{}\"; expected status, vitals, metrics or services \
-                         (comma-separated, e.g. metrics,services), or off",
-                        text::untrusted_max(word, 40)
-                    ));
-                }
+                other => match Push::from_word(other) {
+                    Some(push) => reporting.pushes[push] = true,
+                    None => {
+                        return Err(format!(
+                            "has \"{}\"; expected status, vitals, {} (comma-separated, \
+                             e.g. metrics,services), or off",
+                            text::untrusted_max(&word, 40),
+                            or_list(Push::ALL.map(Push::word).as_slice())
+                        ));
+                    }
+                },
             }
         }
         Ok(reporting)
@@ -46,37 +45,40 @@ impl Reporting {
 
     /// Something to do before a beat: a body to compose or a push to make.
     pub fn is_on(self) -> bool {
-        self.status || self.vitals || self.pushes()
+        self.status || self.vitals || self.pushes.any()
     }
 
-    /// A push to the agent API's metrics or services endpoint.
-    pub fn pushes(self) -> bool {
-        self.metrics || self.services
-    }
-
-    /// The pushes on, for the start-up line.
-    pub fn push_words(self) -> &'static str {
-        match (self.metrics, self.services) {
-            (true, true) => "metrics and services",
-            (true, false) => "metrics",
-            (false, true) => "services",
-            (false, false) => "nothing",
+    /// The pushes on, for the start-up line: "metrics and services".
+    pub fn push_words(self) -> String {
+        let on: Vec<&str> = self.pushes.on().map(Push::word).collect();
+        match on.split_last() {
+            None => "nothing".into(),
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         }
     }
 
     /// As `--check` and the start-up line show it.
     pub fn words(self) -> String {
-        let on = [self.status, self.vitals, self.metrics, self.services];
-        let words: Vec<&str> = WORDS
-            .iter()
-            .zip(on)
-            .filter_map(|(w, on)| on.then_some(*w))
+        let words: Vec<&str> = [("status", self.status), ("vitals", self.vitals)]
+            .into_iter()
+            .chain(self.pushes.iter().map(|(p, on)| (p.word(), *on)))
+            .filter_map(|(w, on)| on.then_some(w))
             .collect();
         if words.is_empty() {
             "off".into()
         } else {
             words.join(",")
         }
+    }
+}
+
+/// "a, b or c".
+fn or_list(words: &[&str]) -> String {
+    match words.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
     }
 }
 
@@ -101,10 +103,14 @@ mod tests {
     #[test]
     fn pushes_are_words_of_their_own() {
         let pushes = Reporting::parse("services, METRICS").unwrap();
-        assert!(pushes.metrics && pushes.services && !pushes.status);
-        assert!(pushes.pushes() && pushes.is_on());
+        assert!(pushes.pushes[Push::Metrics] && pushes.pushes[Push::Services]);
+        assert!(!pushes.status && pushes.is_on());
         assert_eq!(pushes.words(), "metrics,services");
+        assert_eq!(pushes.push_words(), "metrics and services");
         assert_eq!(Reporting::default().words(), "off");
-        assert!(!Reporting::parse("status").unwrap().pushes());
+        assert_eq!(Reporting::default().push_words(), "nothing");
+        assert!(!Reporting::parse("status").unwrap().pushes.any());
+        let err = Reporting::parse("containers").unwrap_err();
+        assert!(err.contains("status, vitals, metrics or services"), "{err}");
     }
 }

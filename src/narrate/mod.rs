@@ -9,11 +9,12 @@ mod pushes;
 use std::time::{Duration, SystemTime};
 
 use crate::backoff::Next;
-use crate::body::Endpoint;
-use crate::checks::{self, Assessment};
+use crate::checks;
 use crate::classify::{Class, Failure};
 use crate::clock::{format_duration, format_time_of_day};
 use crate::heartbeat::Reply;
+use crate::push::Assessment;
+use crate::push::Endpoint;
 use crate::text;
 
 /// What the agent is run as.

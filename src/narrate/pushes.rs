@@ -3,28 +3,20 @@
 //! failures, and the push that lands after them.
 
 use super::Said;
-use crate::body::Endpoint;
 use crate::classify::Failure;
 use crate::heartbeat::Reply;
+use crate::push::{Endpoint, PerPush};
 use crate::text;
 
-/// What was said about each push kind (metrics, services).
+/// What was said about each push.
 #[derive(Debug, Default)]
 pub struct Pushes {
-    /// The last refusal said, per kind: the same one again is a debug line.
-    refused: [Option<String>; 2],
-    /// A push of this kind failed after its beat and has not landed since.
-    failing: [bool; 2],
-    /// The server answers metrics pushes with `"stored": false`.
-    not_stored: bool,
-}
-
-fn slot(to: Endpoint) -> Option<usize> {
-    match to {
-        Endpoint::Metrics => Some(0),
-        Endpoint::Services => Some(1),
-        Endpoint::Heartbeat => None,
-    }
+    /// The last refusal said: the same one again is a debug line.
+    refused: PerPush<Option<String>>,
+    /// It failed after its beat and has not landed since.
+    failing: PerPush<bool>,
+    /// The server answered it with `"stored": false`.
+    not_stored: PerPush<bool>,
 }
 
 impl Pushes {
@@ -33,7 +25,7 @@ impl Pushes {
     /// one warning per reason, since it stays wrong until someone acts.
     pub fn refused(&mut self, to: Endpoint, failure: &Failure, follows: Option<Endpoint>) -> Said {
         let mut said = Said::default();
-        let Some(i) = slot(to) else {
+        let Some(i) = to.push() else {
             return said;
         };
         let beat = match follows {
@@ -66,28 +58,28 @@ impl Pushes {
     /// once when it stores them again.
     pub fn landed(&mut self, to: Endpoint, reply: &Reply) -> Said {
         let mut said = Said::default();
-        if let Some(i) = slot(to) {
-            if std::mem::take(&mut self.failing[i]) {
-                said.info(format!("{} delivered again", to.words()));
-            }
-            self.refused[i] = None;
+        let Some(push) = to.push() else {
+            return said;
+        };
+        if std::mem::take(&mut self.failing[push]) {
+            said.info(format!("{} delivered again", to.words()));
         }
-        if to == Endpoint::Metrics {
-            match (reply.stored, self.not_stored) {
-                (Some(false), false) => {
-                    let why = reply.reason.as_deref().unwrap_or("no reason given");
-                    said.warn(format!(
-                        "the server recorded the beat but not the metrics: it says \"{}\"",
-                        text::untrusted_max(why, 120)
-                    ));
-                    self.not_stored = true;
-                }
-                (Some(true), true) => {
-                    said.info("the server stores the metrics again".into());
-                    self.not_stored = false;
-                }
-                _ => {}
+        self.refused[push] = None;
+        let word = push.word();
+        match (reply.stored, self.not_stored[push]) {
+            (Some(false), false) => {
+                let why = reply.reason.as_deref().unwrap_or("no reason given");
+                said.warn(format!(
+                    "the server recorded the beat but not the {word}: it says \"{}\"",
+                    text::untrusted_max(why, 120)
+                ));
+                self.not_stored[push] = true;
             }
+            (Some(true), true) => {
+                said.info(format!("the server stores the {word} again"));
+                self.not_stored[push] = false;
+            }
+            _ => {}
         }
         said
     }
@@ -95,7 +87,7 @@ impl Pushes {
     /// A push that followed the beat failed; the beat itself landed.
     pub fn failed(&mut self, to: Endpoint, failure: &Failure) -> Said {
         let mut said = Said::default();
-        let Some(i) = slot(to) else {
+        let Some(i) = to.push() else {
             return said;
         };
         let line = format!(
@@ -115,6 +107,7 @@ impl Pushes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::push::Push;
 
     fn levels(said: &Said) -> Vec<log::Level> {
         said.lines.iter().map(|l| l.level).collect()
@@ -128,7 +121,11 @@ mod tests {
                 .into(),
             None,
         );
-        let first = p.refused(Endpoint::Metrics, &bad, Some(Endpoint::Heartbeat));
+        let first = p.refused(
+            Endpoint::Push(Push::Metrics),
+            &bad,
+            Some(Endpoint::Heartbeat),
+        );
         assert_eq!(levels(&first), [log::Level::Warn]);
         assert!(
             first.lines[0]
@@ -141,12 +138,20 @@ mod tests {
             first.lines[0].text
         );
         assert_eq!(
-            levels(&p.refused(Endpoint::Metrics, &bad, Some(Endpoint::Heartbeat))),
+            levels(&p.refused(
+                Endpoint::Push(Push::Metrics),
+                &bad,
+                Some(Endpoint::Heartbeat)
+            )),
             [log::Level::Debug]
         );
         let other = Failure::fatal("HTTP 413 Payload Too Large".into(), None);
         assert_eq!(
-            levels(&p.refused(Endpoint::Metrics, &other, Some(Endpoint::Heartbeat))),
+            levels(&p.refused(
+                Endpoint::Push(Push::Metrics),
+                &other,
+                Some(Endpoint::Heartbeat)
+            )),
             [log::Level::Warn]
         );
     }
@@ -156,17 +161,21 @@ mod tests {
         let mut p = Pushes::default();
         let down = Failure::retryable("connection refused".into());
         assert_eq!(
-            levels(&p.failed(Endpoint::Services, &down)),
+            levels(&p.failed(Endpoint::Push(Push::Services), &down)),
             [log::Level::Warn]
         );
         assert_eq!(
-            levels(&p.failed(Endpoint::Services, &down)),
+            levels(&p.failed(Endpoint::Push(Push::Services), &down)),
             [log::Level::Debug]
         );
         let ok = Reply::default();
-        let back = p.landed(Endpoint::Services, &ok);
+        let back = p.landed(Endpoint::Push(Push::Services), &ok);
         assert_eq!(back.lines[0].text, "services push delivered again");
-        assert!(p.landed(Endpoint::Services, &ok).lines.is_empty());
+        assert!(
+            p.landed(Endpoint::Push(Push::Services), &ok)
+                .lines
+                .is_empty()
+        );
     }
 
     #[test]
@@ -177,22 +186,30 @@ mod tests {
             reason: Some("monitoring suspended".into()),
             ..Reply::default()
         };
-        let said = p.landed(Endpoint::Metrics, &suspended);
+        let said = p.landed(Endpoint::Push(Push::Metrics), &suspended);
         assert_eq!(levels(&said), [log::Level::Warn]);
         assert!(
             said.lines[0]
                 .text
                 .ends_with("it says \"monitoring suspended\"")
         );
-        assert!(p.landed(Endpoint::Metrics, &suspended).lines.is_empty());
+        assert!(
+            p.landed(Endpoint::Push(Push::Metrics), &suspended)
+                .lines
+                .is_empty()
+        );
         let stored = Reply {
             stored: Some(true),
             ..Reply::default()
         };
         assert_eq!(
-            levels(&p.landed(Endpoint::Metrics, &stored)),
+            levels(&p.landed(Endpoint::Push(Push::Metrics), &stored)),
             [log::Level::Info]
         );
-        assert!(p.landed(Endpoint::Metrics, &stored).lines.is_empty());
+        assert!(
+            p.landed(Endpoint::Push(Push::Metrics), &stored)
+                .lines
+                .is_empty()
+        );
     }
 }

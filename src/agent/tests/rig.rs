@@ -7,10 +7,10 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::super::*;
-use crate::checks::Assessment;
 use crate::classify::Failure;
 use crate::heartbeat::Reply;
 use crate::narrate::Line;
+use crate::push::{Assessment, Push};
 
 pub const S: fn(f64) -> Duration = Duration::from_secs_f64;
 
@@ -188,7 +188,7 @@ impl Gate for FakeGate {
         self.limits.borrow_mut().push(limit);
         self.clock.sleep(self.took.min(limit));
         let ok = self.script.pop_front().unwrap_or(true);
-        let results = vec![crate::body::CheckResult {
+        let results = vec![crate::checks::CheckResult {
             name: "tcp db:5432".into(),
             ok,
             detail: if ok { "connected" } else { "refused" }.into(),
@@ -200,8 +200,8 @@ impl Gate for FakeGate {
         };
         let posts = if self.pushes {
             vec![
-                post(Endpoint::Metrics, "metrics"),
-                post(Endpoint::Services, "services"),
+                post(Endpoint::Push(Push::Metrics), "metrics"),
+                post(Endpoint::Push(Push::Services), "services"),
             ]
         } else if self.report {
             vec![post(Endpoint::Heartbeat, &format!("ok={ok}"))]

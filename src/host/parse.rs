@@ -1,6 +1,8 @@
-//! The `/proc` files a metrics push reads, parsed as psutil parses them on
-//! Linux (docs/metrics.md gives each field's file and formula). Plain
-//! functions over the files' text: the readers are in mod.rs.
+//! The `/proc` and `/sys` files the agent reads, parsed as psutil parses
+//! them on Linux (docs/metrics.md gives each field's file and formula).
+//! Plain functions over the files' text: the readers are in mod.rs.
+
+use crate::number::parse_decimal;
 
 /// The aggregate `cpu` line of `/proc/stat`, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +52,14 @@ pub fn cpu_percent(before: CpuTimes, now: CpuTimes) -> f64 {
     round1(busy as f64 * 100.0 / total as f64)
 }
 
-/// `/proc/meminfo` as psutil's `virtual_memory()` and `swap_memory()` read it, in bytes.
+/// `/proc/meminfo` as psutil's `virtual_memory()` and `swap_memory()`
+/// read it, in bytes: the one meaning of each figure that the memory
+/// check, the report's vitals and the metrics push share.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MemInfo {
+pub struct Memory {
     pub total: u64,
     pub free: u64,
+    /// psutil's `available`: see [`parse_meminfo`].
     pub available: u64,
     pub buffers: u64,
     /// `Cached` + `SReclaimable`, as psutil (and `free`) count it.
@@ -65,7 +70,7 @@ pub struct MemInfo {
     pub swap_free: u64,
 }
 
-impl MemInfo {
+impl Memory {
     /// psutil's `used`: total - free - cached - buffers, or total - free
     /// when that would be negative (LXC containers report odd figures).
     pub fn used(&self) -> u64 {
@@ -81,6 +86,14 @@ impl MemInfo {
         percent(self.total.saturating_sub(self.available), self.total)
     }
 
+    /// What the `memory N%` check compares: available / total.
+    pub fn available_percent(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        self.available as f64 * 100.0 / self.total as f64
+    }
+
     pub fn swap_used(&self) -> u64 {
         self.swap_total.saturating_sub(self.swap_free)
     }
@@ -90,11 +103,18 @@ impl MemInfo {
     }
 }
 
-/// None without `MemTotal`. Without `MemAvailable` (kernels before 3.14)
-/// available is free + buffers + cached.
-pub fn parse_meminfo(text: &str) -> Option<MemInfo> {
-    let mut m = MemInfo::default();
-    let (mut total, mut available, mut cached, mut reclaimable) = (None, None, 0, 0);
+/// None without `MemTotal`. `available` follows psutil: the kernel's
+/// `MemAvailable`; where it is missing (kernels before 3.14) or 0 (a
+/// kernel bug psutil works around), the kernel's own estimate redone from
+/// the page cache, the reclaimable slab and the zones' low watermarks
+/// (`low_watermark`, in bytes, read only then), or free + cached where
+/// those are missing too; never below 0, and the free memory where it
+/// exceeds the total (LXC and OpenVZ containers show the host's figure).
+pub fn parse_meminfo(text: &str, low_watermark: impl FnOnce() -> Option<u64>) -> Option<Memory> {
+    let mut m = Memory::default();
+    let mut total = None;
+    let (mut available, mut cached, mut reclaimable) = (None, 0, None);
+    let (mut active_file, mut inactive_file) = (None, None);
     for line in text.lines() {
         let Some((name, rest)) = line.split_once(':') else {
             continue;
@@ -116,7 +136,9 @@ pub fn parse_meminfo(text: &str) -> Option<MemInfo> {
             "MemAvailable" => available = Some(bytes),
             "Buffers" => m.buffers = bytes,
             "Cached" => cached = bytes,
-            "SReclaimable" => reclaimable = bytes,
+            "SReclaimable" => reclaimable = Some(bytes),
+            "Active(file)" => active_file = Some(bytes),
+            "Inactive(file)" => inactive_file = Some(bytes),
             "Shmem" => m.shared = bytes,
             "SwapTotal" => m.swap_total = bytes,
             "SwapFree" => m.swap_free = bytes,
@@ -124,10 +146,51 @@ pub fn parse_meminfo(text: &str) -> Option<MemInfo> {
         }
     }
     m.total = total?;
-    m.cached = cached.saturating_add(reclaimable);
-    let fallback = m.free.saturating_add(m.buffers).saturating_add(m.cached);
-    m.available = available.unwrap_or(fallback).min(m.total);
+    m.cached = cached.saturating_add(reclaimable.unwrap_or(0));
+    let estimate = || {
+        let fallback = m.free.saturating_add(cached) as f64;
+        let (Some(active), Some(inactive), Some(slab)) = (active_file, inactive_file, reclaimable)
+        else {
+            return fallback;
+        };
+        let Some(low) = low_watermark() else {
+            return fallback;
+        };
+        let (low, slab) = (low as f64, slab as f64);
+        let pagecache = active.saturating_add(inactive) as f64;
+        m.free as f64 - low + pagecache - (pagecache / 2.0).min(low) + slab - (slab / 2.0).min(low)
+    };
+    let available = match available {
+        Some(kernel) if kernel > 0 => kernel,
+        // Below zero is "none"; the cast saturates.
+        _ => estimate().max(0.0) as u64,
+    };
+    m.available = if available > m.total {
+        m.free
+    } else {
+        available
+    };
     Some(m)
+}
+
+/// The sum of the zones' `low` watermarks in `/proc/zoneinfo`, in pages.
+pub fn parse_low_watermarks(zoneinfo: &str) -> Option<u64> {
+    let mut sum = None;
+    for line in zoneinfo.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("low")
+            && let Some(pages) = words.next().and_then(|n| n.parse::<u64>().ok())
+        {
+            sum = Some(sum.unwrap_or(0u64).saturating_add(pages));
+        }
+    }
+    sum
+}
+
+/// The 1-, 5- and 15-minute load averages of `/proc/loadavg`.
+pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
+    let mut fields = text.split_whitespace().map(parse_decimal);
+    Some([fields.next()??, fields.next()??, fields.next()??])
 }
 
 /// One interface's counters from `/proc/net/dev`.
@@ -169,7 +232,7 @@ pub fn parse_net_dev(text: &str) -> Vec<NetCounters> {
 /// `keep` accepts (psutil sums whole disks, not partitions: a device is
 /// kept when `/sys/block/NAME` exists). Sectors are 512 bytes there
 /// whatever the disk's own sector size.
-pub fn parse_diskstats(text: &str, keep: impl Fn(&str) -> bool) -> Option<(u64, u64)> {
+pub fn parse_diskstats(text: &str, keep: impl Fn(&str) -> bool) -> Option<DiskIo> {
     let mut seen = false;
     let (mut read, mut written) = (0u64, 0u64);
     for line in text.lines() {
@@ -185,7 +248,14 @@ pub fn parse_diskstats(text: &str, keep: impl Fn(&str) -> bool) -> Option<(u64, 
         read = read.saturating_add(r.saturating_mul(512));
         written = written.saturating_add(w.saturating_mul(512));
     }
-    seen.then_some((read, written))
+    seen.then_some(DiskIo { read, written })
+}
+
+/// Bytes read from and written to the whole disks since boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskIo {
+    pub read: u64,
+    pub written: u64,
 }
 
 /// Sockets of `/proc/net/sockstat` (or `sockstat6`): TCP in use plus
@@ -369,16 +439,53 @@ mod tests {
         let text = "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 600 kB\nBuffers: 50 kB\n\
                     Cached: 300 kB\nSwapCached: 0 kB\nShmem: 20 kB\nSReclaimable: 50 kB\n\
                     SwapTotal: 400 kB\nSwapFree: 300 kB\n";
-        let m = parse_meminfo(text).unwrap();
+        let m = parse_meminfo(text, || panic!("MemAvailable is there")).unwrap();
         assert_eq!(m.cached, 350 * 1024);
         assert_eq!(m.used(), 500 * 1024);
         assert_eq!(m.percent(), 40.0);
+        assert!((m.available_percent() - 60.0).abs() < 1e-9);
         assert_eq!(m.shared, 20 * 1024);
         assert_eq!((m.swap_used(), m.swap_percent()), (100 * 1024, 25.0));
-        let odd = parse_meminfo("MemTotal: 100 kB\nMemFree: 50 kB\nCached: 90 kB\n").unwrap();
+        let odd = parse_meminfo("MemTotal: 100 kB\nMemFree: 50 kB\nCached: 90 kB\n", || None);
+        let odd = odd.unwrap();
         assert_eq!(odd.used(), 50 * 1024, "never below zero");
-        assert_eq!(odd.available, 100 * 1024, "never above the total");
-        assert_eq!(parse_meminfo("MemFree: 1 kB\n"), None);
+        assert_eq!(
+            odd.available,
+            50 * 1024,
+            "above the total: the free memory, as psutil"
+        );
+        assert_eq!(parse_meminfo("MemFree: 1 kB\n", || None), None);
+    }
+
+    #[test]
+    fn available_memory_without_the_kernels_figure_is_psutils_estimate() {
+        let old = "MemTotal: 1000 kB\nMemFree: 100 kB\nCached: 300 kB\nBuffers: 50 kB\n";
+        // No page cache split: free + cached, buffers not counted (psutil).
+        assert_eq!(parse_meminfo(old, || None).unwrap().available, 400 * 1024);
+        let split = "MemTotal: 1000 kB\nMemFree: 100 kB\nCached: 300 kB\nActive(file): 200 kB\n\
+                     Inactive(file): 100 kB\nSReclaimable: 40 kB\nMemAvailable: 0 kB\n";
+        // free - low + cache - min(cache/2, low) + slab - min(slab/2, low)
+        let low = 10 * 1024;
+        let m = parse_meminfo(split, || Some(low)).unwrap();
+        assert_eq!(m.available, (100 - 10 + 300 - 10 + 40 - 10) * 1024);
+        let none = parse_meminfo(split, || Some(10_000 * 1024)).unwrap();
+        assert_eq!(none.available, 0, "an estimate below zero is none");
+        assert_eq!(
+            parse_low_watermarks(
+                "Node 0, zone DMA\n  pages free 3\n        low      7\n  high 9\nNode 0, zone Normal\n        low      100\n"
+            ),
+            Some(107)
+        );
+    }
+
+    #[test]
+    fn loadavg_gives_three_numbers() {
+        assert_eq!(
+            parse_loadavg("0.52 0.58 0.59 1/467 12345\n"),
+            Some([0.52, 0.58, 0.59])
+        );
+        assert_eq!(parse_loadavg("0.52 x 0.59"), None);
+        assert_eq!(parse_loadavg(""), None);
     }
 
     #[test]
@@ -402,7 +509,10 @@ mod tests {
         let whole_disks = |name: &str| !name.starts_with("sda1");
         assert_eq!(
             parse_diskstats(stats, whole_disks),
-            Some((108 * 512, 200 * 512))
+            Some(DiskIo {
+                read: 108 * 512,
+                written: 200 * 512
+            })
         );
         assert_eq!(parse_diskstats(stats, |_| false), None);
     }

@@ -1,0 +1,135 @@
+//! What every body the agent sends is made of: typed structs written by
+//! serde_json, with two rules kept by types rather than by care. Text from
+//! outside the process (a check's name, a mount point, a job's output, a
+//! host name) is an [`Outside`], which never writes the token and is cut
+//! to the server's field length; a figure is a plain number, rounded where
+//! psutil rounds.
+
+use serde::{Serialize, Serializer};
+
+use crate::text;
+use crate::version::VERSION;
+
+/// The body every beat carries when nothing is reported:
+/// `{"agent_version":"X"}`, which every StackSense server reads.
+pub fn heartbeat() -> String {
+    to_json(&Version::default())
+}
+
+/// `agent_version`, the one field every body has.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Version {
+    pub agent_version: &'static str,
+}
+
+impl Default for Version {
+    fn default() -> Version {
+        Version {
+            agent_version: VERSION,
+        }
+    }
+}
+
+/// A body as JSON. Our bodies hold strings, numbers, lists and maps with
+/// string keys, which serde_json always writes.
+pub fn to_json(body: &impl Serialize) -> String {
+    serde_json::to_string(body).unwrap_or_else(|e| {
+        log::error!(
+            "cannot write a request body: {}",
+            text::untrusted(&e.to_string())
+        );
+        to_json_fallback()
+    })
+}
+
+fn to_json_fallback() -> String {
+    format!("{{\"agent_version\":\"{VERSION}\"}}")
+}
+
+/// Text from outside the process as a body carries it: the token, should
+/// anything have carried it here, is replaced (text::redacted), and the
+/// text is cut to the field's length on the server.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Outside(String);
+
+impl Outside {
+    /// All of `text` (a field the server does not cut).
+    pub fn new(text: &str) -> Outside {
+        Outside(text::redacted(text).into_owned())
+    }
+
+    /// At most `max` characters of `text`.
+    pub fn capped(text: &str, max: usize) -> Outside {
+        Outside(text::redacted(text).chars().take(max).collect())
+    }
+}
+
+impl Serialize for Outside {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A JSON object whose keys are outside text, in the order given (the
+/// mount table's, the interfaces'): written as a map, not a list of pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyed<V>(pub Vec<(Outside, V)>);
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Keyed<V> {
+        Keyed(Vec::new())
+    }
+}
+
+impl<V: Serialize> Serialize for Keyed<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// `x` rounded to `places` decimals: loads, percentages and seconds are
+/// never negative, and NaN is 0.
+pub fn round(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    let x = if x.is_nan() { 0.0 } else { x.max(0.0) };
+    (x * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heartbeat_body_is_the_one_servers_know() {
+        assert_eq!(heartbeat(), format!("{{\"agent_version\":\"{VERSION}\"}}"));
+        assert_eq!(heartbeat(), to_json_fallback());
+    }
+
+    #[test]
+    fn outside_text_is_escaped_capped_and_never_carries_the_token() {
+        let token = "tok-SECRET-0123456789abcdef";
+        text::hide(token);
+        let hostile = format!("a\"b\\c\nd\u{1b}[31m\u{202e}e {token} \u{0}");
+        let written = to_json(&Keyed(vec![(
+            Outside::new(&hostile),
+            Outside::capped(&hostile, 8),
+        )]));
+        assert!(!written.contains("SECRET"), "{written}");
+        assert!(
+            !written.contains('\n') && !written.contains('\u{1b}'),
+            "{written}"
+        );
+        let read: serde_json::Value = serde_json::from_str(&written).unwrap();
+        let (key, value) = read.as_object().unwrap().iter().next().unwrap();
+        assert_eq!(*key, hostile.replace(token, text::REDACTED));
+        assert_eq!(value, "a\"b\\c\nd\u{1b}");
+    }
+
+    #[test]
+    fn figures_round_as_psutil_and_never_go_negative() {
+        assert_eq!(round(12.345_6, 2), 12.35);
+        assert_eq!(round(-1.0, 1), 0.0);
+        assert_eq!(round(f64::NAN, 1), 0.0);
+        assert_eq!(to_json(&round(100.0, 1)), "100.0");
+    }
+}

@@ -1,0 +1,370 @@
+//! The body of `POST /api/agent/metrics/`: the box's CPU, memory, swap,
+//! load, disks, network and uptime with psutil's meanings (docs/metrics.md
+//! gives each field's source and formula). A push is a [`Sample`] read from
+//! the host, the rates between it and the previous one (never over a
+//! sleep), and the disks' sizes; the body is a struct serde writes.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::body::{Keyed, Outside, Version, round, to_json};
+use super::{Collect, Collected, LeftOut, Moment};
+use crate::host::disk::{self, MAX_DISKS};
+use crate::host::{self, CpuTimes, DiskIo, MAX_INTERFACES, Memory, NetCounters, parse};
+use crate::text;
+
+/// The longest all the disks' statvfs may take together.
+const DISKS_LIMIT: Duration = Duration::from_secs(1);
+
+/// The counters a push sends the rates of, read at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    cpu: Option<CpuTimes>,
+    /// `btime`: seconds since the epoch at boot.
+    boot: Option<u64>,
+    disk_io: Option<DiskIo>,
+    /// Bytes received and sent over every interface.
+    net_io: Option<(u64, u64)>,
+}
+
+impl Sample {
+    fn read(nics: Option<&[NetCounters]>) -> Sample {
+        let (cpu, boot) = host::stat();
+        Sample {
+            at: Instant::now(),
+            cpu,
+            boot,
+            disk_io: host::disk_io(),
+            net_io: nics.filter(|n| !n.is_empty()).map(totals),
+        }
+    }
+}
+
+/// Per-second rates from `before` to `now`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Rates {
+    disk_read: Option<u64>,
+    disk_write: Option<u64>,
+    net_sent: Option<u64>,
+    net_recv: Option<u64>,
+}
+
+impl Rates {
+    fn between(before: &Sample, now: &Sample) -> Rates {
+        let seconds = now.at.saturating_duration_since(before.at).as_secs_f64();
+        let rate = |now: Option<u64>, before: Option<u64>| -> Option<u64> {
+            // A counter that went back (a reset interface) has no honest rate.
+            let delta = now?.checked_sub(before?)?;
+            (seconds > 0.0).then(|| (delta as f64 / seconds) as u64)
+        };
+        let disk = |s: &Sample, f: fn(DiskIo) -> u64| s.disk_io.map(f);
+        let net = |s: &Sample, f: fn((u64, u64)) -> u64| s.net_io.map(f);
+        Rates {
+            disk_read: rate(disk(now, |d| d.read), disk(before, |d| d.read)),
+            disk_write: rate(disk(now, |d| d.written), disk(before, |d| d.written)),
+            net_sent: rate(net(now, |n| n.1), net(before, |n| n.1)),
+            net_recv: rate(net(now, |n| n.0), net(before, |n| n.0)),
+        }
+    }
+}
+
+/// The metrics body, field for field as the server reads it; None is null.
+#[derive(Debug, Serialize)]
+struct Metrics {
+    #[serde(flatten)]
+    version: Version,
+    os_type: &'static str,
+    os_version: Outside,
+    hostname: Outside,
+    cpu_percent: f64,
+    cpu_count: u32,
+    physical_cpu_count: Option<u32>,
+    cpu_load_avg_1m: Option<f64>,
+    cpu_load_avg_5m: Option<f64>,
+    cpu_load_avg_15m: Option<f64>,
+    memory_total: u64,
+    memory_available: u64,
+    memory_percent: f64,
+    memory_used: u64,
+    memory_buffers: u64,
+    memory_cached: u64,
+    memory_shared: u64,
+    swap_total: Option<u64>,
+    swap_used: Option<u64>,
+    swap_percent: Option<f64>,
+    system_uptime_seconds: Option<u64>,
+    network_connections: Option<u64>,
+    disk_read_bytes_total: Option<u64>,
+    disk_write_bytes_total: Option<u64>,
+    disk_io_read: Option<u64>,
+    disk_io_write: Option<u64>,
+    net_io_sent: Option<u64>,
+    net_io_recv: Option<u64>,
+    disk_usage: Keyed<DiskUsage>,
+    network_io: Keyed<NetIo>,
+}
+
+/// psutil's `disk_usage(mount)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+struct DiskUsage {
+    total: u64,
+    used: u64,
+    free: u64,
+    percent: f64,
+}
+
+/// psutil's `net_io_counters(pernic=True)[nic]`, the fields the server keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+struct NetIo {
+    bytes_sent: u64,
+    bytes_recv: u64,
+    packets_sent: u64,
+    packets_recv: u64,
+}
+
+/// Keeps the previous sample between pushes.
+pub struct Collector {
+    previous: Sample,
+    /// Cores do not come and go while the agent runs; counted once.
+    physical_cpus: Option<u32>,
+    /// The kernel's filesystems that need a device, read once: a module
+    /// loaded later adds one whose mounts count from the next start.
+    device_filesystems: Vec<String>,
+}
+
+impl Collector {
+    /// Takes the first sample: the first push's CPU share and rates cover
+    /// the time from here.
+    pub fn new() -> Collector {
+        let nics = host::interfaces().map(|(nics, _)| nics);
+        Collector {
+            previous: Sample::read(nics.as_deref()),
+            physical_cpus: host::physical_cpus(),
+            device_filesystems: host::device_filesystems(),
+        }
+    }
+
+    /// A metrics body now. The statvfs calls share at most `limit` (and a
+    /// second): a disk that does not answer is left out of this push.
+    fn body(&mut self, limit: Duration, left_out: &mut Vec<LeftOut>) -> Option<String> {
+        let (nics, nics_cut) = host::interfaces().unwrap_or_default();
+        let now = Sample::read(Some(&nics));
+        let before = std::mem::replace(&mut self.previous, now);
+        let memory = host::memory().ok();
+        let (Some(cpu_now), Some(cpu_before), Some(memory)) = (now.cpu, before.cpu, memory) else {
+            left_out.push(LeftOut::new(
+                "everything",
+                "/proc/stat or /proc/meminfo cannot be read, and the server requires \
+                 cpu_percent and memory; beats go as plain heartbeats",
+            ));
+            return None;
+        };
+        if nics_cut {
+            left_out.push(LeftOut::new(
+                "network_io",
+                format!("interfaces past the first {MAX_INTERFACES} (or 64 KiB of /proc/net/dev)"),
+            ));
+        }
+        let rates = Rates::between(&before, &now);
+        let disk_usage = disk_usage(&self.device_filesystems, limit.min(DISKS_LIMIT), left_out);
+        let body = Metrics::new(
+            (cpu_before, cpu_now),
+            &memory,
+            &now,
+            &rates,
+            self.physical_cpus,
+            disk_usage,
+            &nics,
+        );
+        Some(to_json(&body))
+    }
+}
+
+impl Collect for Collector {
+    fn collect(&mut self, at: &Moment) -> Collected {
+        let mut left_out = Vec::new();
+        let body = self.body(at.limit, &mut left_out);
+        Collected { body, left_out }
+    }
+}
+
+impl Metrics {
+    fn new(
+        (cpu_before, cpu_now): (CpuTimes, CpuTimes),
+        memory: &Memory,
+        now: &Sample,
+        rates: &Rates,
+        physical_cpus: Option<u32>,
+        disk_usage: Keyed<DiskUsage>,
+        nics: &[NetCounters],
+    ) -> Metrics {
+        let uname = host::uname();
+        let os_version = uname.as_ref().map_or("Linux".into(), |u| {
+            format!("Linux-{}-{}", u.release, u.machine)
+        });
+        let load = host::load().ok();
+        let load_at = |i: usize| load.map(|l| round(l[i], 2));
+        let swap = (memory.swap_total > 0).then_some(memory);
+        let uptime = now.boot.and_then(|boot| {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()?;
+            now.as_secs().checked_sub(boot)
+        });
+        Metrics {
+            version: Version::default(),
+            os_type: "linux",
+            os_version: Outside::capped(&os_version, 200),
+            hostname: Outside::capped(uname.as_ref().map_or("", |u| &u.nodename), 200),
+            cpu_percent: parse::cpu_percent(cpu_before, cpu_now),
+            cpu_count: host::online_cpus(),
+            physical_cpu_count: physical_cpus,
+            cpu_load_avg_1m: load_at(0),
+            cpu_load_avg_5m: load_at(1),
+            cpu_load_avg_15m: load_at(2),
+            memory_total: memory.total,
+            memory_available: memory.available,
+            memory_percent: memory.percent(),
+            memory_used: memory.used(),
+            memory_buffers: memory.buffers,
+            memory_cached: memory.cached,
+            memory_shared: memory.shared,
+            swap_total: swap.map(|m| m.swap_total),
+            swap_used: swap.map(Memory::swap_used),
+            swap_percent: swap.map(Memory::swap_percent),
+            system_uptime_seconds: uptime,
+            network_connections: host::connections(),
+            disk_read_bytes_total: now.disk_io.map(|d| d.read),
+            disk_write_bytes_total: now.disk_io.map(|d| d.written),
+            disk_io_read: rates.disk_read,
+            disk_io_write: rates.disk_write,
+            net_io_sent: rates.net_sent,
+            net_io_recv: rates.net_recv,
+            disk_usage,
+            network_io: Keyed(
+                nics.iter()
+                    .map(|nic| {
+                        let io = NetIo {
+                            bytes_sent: nic.bytes_sent,
+                            bytes_recv: nic.bytes_recv,
+                            packets_sent: nic.packets_sent,
+                            packets_recv: nic.packets_recv,
+                        };
+                        (Outside::new(&nic.name), io)
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// `disk_usage`: each real mount's statvfs as psutil's `disk_usage` gives
+/// it, the mounts of the server agent's `disk_partitions` filter.
+fn disk_usage(
+    filesystems: &[String],
+    limit: Duration,
+    left_out: &mut Vec<LeftOut>,
+) -> Keyed<DiskUsage> {
+    let (disks, cut) = match disk::real_disks(filesystems) {
+        Ok(found) => found,
+        Err(e) => {
+            let why = format!(
+                "/proc/self/mounts cannot be read: {}",
+                text::describe_io(&e)
+            );
+            left_out.push(LeftOut::new("disk_usage", why));
+            return Keyed::default();
+        }
+    };
+    if cut {
+        left_out.push(LeftOut::new(
+            "disk_usage",
+            format!("disks past the first {MAX_DISKS} (or 64 KiB of /proc/self/mounts)"),
+        ));
+    }
+    let paths: Vec<&Path> = disks.iter().map(|m| Path::new(&m.path)).collect();
+    let figures = disk::within_limit(&paths, limit);
+    let mut usage = Vec::with_capacity(disks.len());
+    for (mount, figure) in disks.iter().zip(figures) {
+        match figure {
+            Ok(d) => {
+                let usable = d.used.saturating_add(d.avail);
+                let row = DiskUsage {
+                    total: d.total,
+                    used: d.used,
+                    free: d.avail,
+                    percent: parse::percent(d.used, usable),
+                };
+                usage.push((Outside::new(&mount.path), row));
+            }
+            Err(e) => left_out.push(LeftOut::new(
+                format!("disk {}", text::untrusted(&mount.path)),
+                text::describe_io(&e),
+            )),
+        }
+    }
+    Keyed(usage)
+}
+
+fn totals(nics: &[NetCounters]) -> (u64, u64) {
+    nics.iter().fold((0, 0), |(r, s), n| {
+        (
+            r.saturating_add(n.bytes_recv),
+            s.saturating_add(n.bytes_sent),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_push_has_every_field_the_schema_requires() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/metrics.schema.json")).unwrap();
+        let mut collector = Collector::new();
+        let mut left_out = Vec::new();
+        let body = collector
+            .body(Duration::from_secs(1), &mut left_out)
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        for field in schema["required"].as_array().unwrap() {
+            let field = field.as_str().unwrap();
+            let kind = &schema["properties"][field]["type"];
+            let nullable = kind.as_array().is_some_and(|k| k.contains(&"null".into()));
+            assert!(
+                body.get(field).is_some_and(|v| nullable || !v.is_null()),
+                "{field}: {}",
+                body[field]
+            );
+        }
+        assert!(
+            body["network_io"].get("lo").is_some(),
+            "{}",
+            body["network_io"]
+        );
+    }
+
+    #[test]
+    fn rates_are_per_second_and_none_for_a_counter_that_went_back() {
+        let t0 = Instant::now();
+        let sample = |secs: u64, read: u64, recv: u64| Sample {
+            at: t0 + Duration::from_secs(secs),
+            cpu: None,
+            boot: None,
+            disk_io: Some(DiskIo { read, written: 0 }),
+            net_io: Some((recv, 7)),
+        };
+        let rates = Rates::between(&sample(0, 1000, 500), &sample(2, 3000, 100));
+        assert_eq!(rates.disk_read, Some(1000));
+        assert_eq!(rates.disk_write, Some(0));
+        assert_eq!(rates.net_recv, None, "a reset interface");
+        assert_eq!(rates.net_sent, Some(0));
+        let same_instant = Rates::between(&sample(2, 0, 0), &sample(2, 10, 10));
+        assert_eq!(same_instant.disk_read, None);
+    }
+}
