@@ -16,7 +16,8 @@ use crate::heartbeat::Client;
 use crate::notify::Notifier;
 use crate::push::Planner;
 use crate::startup::StartupError;
-use crate::stop::{self, OnStop};
+use crate::stop;
+use crate::task::Task;
 use crate::{checkup, logging, signals, wrap};
 
 /// Runs the program with this process's arguments and environment.
@@ -34,31 +35,23 @@ pub fn main() -> ExitCode {
 
 fn run(journald: bool) -> Result<ExitCode, StartupError> {
     let cli = cli::parse(env::args_os().skip(1)).map_err(StartupError::Usage)?;
-    let on_stop = match cli.mode {
+    let task = match cli.mode {
         Mode::Help => return Ok(print(&cli::help())),
         Mode::Version => return Ok(print(&format!("stacksense-heartbeat {}\n", cli::VERSION))),
-        // The service was asked to stop: a clean stop. --once did not
-        // confirm its beat, and --check did not finish. `run` outside its
-        // job reports the signal as a shell would (while the job runs, the
-        // signal goes to the job instead).
-        Mode::Service => OnStop::Exit(0),
-        Mode::Once | Mode::Check => OnStop::Exit(1),
-        Mode::Run => OnStop::AsAShellWould,
+        Mode::Task(task) => task,
     };
     logging::init(cli.verbosity, journald, env::var("RUST_LOG").ok());
     // SIGTERM/SIGINT work from here on, before any file is opened (a FIFO
     // named as a file would otherwise hang us deaf to both). Blocked before
     // any other thread exists, so every thread inherits the mask.
-    let notifier = Arc::new(match cli.mode {
-        Mode::Service => Notifier::from_env(|name| env::var(name).ok()),
-        _ => Notifier::disabled(),
+    let notifier = Arc::new(if task.notifies() {
+        Notifier::from_env(|name| env::var(name).ok())
+    } else {
+        Notifier::disabled()
     });
-    let handled = match cli.mode {
-        Mode::Run => signals::FORWARD,
-        _ => signals::STOP,
-    };
-    signals::block(handled).map_err(StartupError::Signals)?;
-    stop::on_signal(handled, Arc::clone(&notifier), on_stop).map_err(StartupError::Signals)?;
+    signals::block(task.signals()).map_err(StartupError::Signals)?;
+    stop::on_signal(task.signals(), Arc::clone(&notifier), task.on_stop())
+        .map_err(StartupError::Signals)?;
 
     let (config, warnings) = config::load(config::Inputs {
         flags: cli.flags,
@@ -74,26 +67,11 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         log::warn!("{warning}");
     }
     let config = config.map_err(StartupError::Config)?;
-    let one_beat = match cli.mode {
-        Mode::Once => Some("--once"),
-        Mode::Run => Some("run"),
-        _ => None,
-    };
-    if let Some(error) =
-        one_beat.and_then(|mode| config::one_beat_error(&config.settings.report, mode))
+    if let Some(flag) = task.flag().filter(|_| task.one_beat())
+        && let Some(error) = config::one_beat_error(&config.settings.report, flag)
     {
         return Err(StartupError::Config(vec![error]));
     }
-    if cli.mode == Mode::Check {
-        let (text, status) = checkup::run(&config, cli.offline);
-        let printed = print(&text);
-        return Ok(if status == 0 {
-            printed
-        } else {
-            ExitCode::from(status)
-        });
-    }
-    let client = Client::new(&config).map_err(StartupError::Client)?;
     let gated = |client, role, job| {
         let agent = Agent::new(&config, SystemClock::new(), client, &notifier, role);
         match Planner::new(&config) {
@@ -106,16 +84,29 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
             None => agent,
         }
     };
-    match cli.mode {
-        Mode::Run => {
+    let client = || Client::new(&config).map_err(StartupError::Client);
+    match task {
+        Task::Check => {
+            let (text, status) = checkup::run(&config, cli.offline);
+            let printed = print(&text);
+            Ok(if status == 0 {
+                printed
+            } else {
+                ExitCode::from(status)
+            })
+        }
+        Task::Run => {
+            // Before the job starts: a client that cannot be set up is a
+            // start-up error, not a job run for nothing.
+            let client = client()?;
             let status =
                 wrap::run_and_beat(&cli.command, config.settings.report.value.status, |job| {
                     gated(client, Role::Once, job).once()
                 });
             Ok(ExitCode::from(status))
         }
-        Mode::Once => {
-            let mut agent = gated(client, Role::Once, None);
+        Task::Once => {
+            let mut agent = gated(client()?, Role::Once, None);
             let phase = config.settings.splay.value.then(|| agent.phase());
             log::debug!("{}", config::startup_line(&config, phase));
             Ok(if agent.once() {
@@ -124,9 +115,9 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
                 ExitCode::FAILURE
             })
         }
-        _ => {
+        Task::Service => {
             notifier.warn_if_shorter_than(config.settings.timeout.value);
-            let mut agent = gated(client, Role::Service, None);
+            let mut agent = gated(client()?, Role::Service, None);
             let phase = config.settings.splay.value.then(|| agent.phase());
             log::info!("{}", config::startup_line(&config, phase));
             notifier.ready(&format!(

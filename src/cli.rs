@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::config::{Flag, Key, Kind, Layer, Raw, Source, help_rows};
+pub use crate::task::Task;
 
 pub use crate::version::VERSION;
 
@@ -67,16 +68,12 @@ pub fn help() -> String {
     format!("{USAGE}{}{MORE_OPTIONS}", help_rows())
 }
 
+/// What the command line asks for: text to print, or a task to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// No mode flag: the long-running service.
-    Service,
-    Once,
-    Check,
-    /// `run -- CMD`: the job wrapper.
-    Run,
     Help,
     Version,
+    Task(Task),
 }
 
 #[derive(Debug, PartialEq)]
@@ -111,7 +108,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
     use lexopt::prelude::*;
 
     let mut cli = Cli {
-        mode: Mode::Service,
+        mode: Mode::Task(Task::Service),
         verbosity: 0,
         flags: Layer::default(),
         config: None,
@@ -119,18 +116,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
         command: Vec::new(),
     };
     let mut parser = lexopt::Parser::from_args(args);
-    let set_mode = |cli: &mut Cli, mode: Mode, name: &str| {
-        if cli.mode != Mode::Service && cli.mode != mode {
-            let others: Vec<&str> = ["--once", "--check", "run"]
-                .into_iter()
-                .filter(|m| *m != name)
-                .collect();
+    let set_task = |cli: &mut Cli, task: Task| {
+        let current = cli.mode;
+        if current != Mode::Task(Task::Service) && current != Mode::Task(task) {
             return Err(UsageError(format!(
-                "{name} cannot be combined with {}",
-                others.join(" or ")
+                "{} cannot be combined with {}",
+                task.flag().unwrap_or("the service"),
+                task.conflicts().join(" or ")
             )));
         }
-        cli.mode = mode;
+        cli.mode = Mode::Task(task);
         Ok(())
     };
     while let Some(arg) = parser.next()? {
@@ -165,8 +160,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
                         .into(),
                 ));
             }
-            Long("once") => set_mode(&mut cli, Mode::Once, "--once")?,
-            Long("check") => set_mode(&mut cli, Mode::Check, "--check")?,
+            Long("once") => set_task(&mut cli, Task::Once)?,
+            Long("check") => set_task(&mut cli, Task::Check)?,
             Long("offline") => cli.offline = true,
             Short('v') | Long("verbose") => cli.verbosity = cli.verbosity.saturating_add(1),
             Short('q') | Long("quiet") => cli.verbosity = cli.verbosity.saturating_sub(1),
@@ -182,9 +177,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
                     ..cli
                 });
             }
-            Value(v) if v == "run" && cli.mode == Mode::Service => cli.mode = Mode::Run,
+            Value(v) if v == "run" && cli.mode == Mode::Task(Task::Service) => {
+                cli.mode = Mode::Task(Task::Run);
+            }
             // The job: this word and everything after it, options included.
-            Value(v) if cli.mode == Mode::Run => {
+            Value(v) if cli.mode == Mode::Task(Task::Run) => {
                 cli.command.push(v);
                 cli.command.extend(parser.raw_args()?);
             }
@@ -198,12 +195,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, UsageError
             _ => return Err(arg.unexpected().into()),
         }
     }
-    if cli.offline && cli.mode != Mode::Check {
+    if cli.offline && cli.mode != Mode::Task(Task::Check) {
         return Err(UsageError(
             "--offline goes with --check (the settings only, no request to the server)".into(),
         ));
     }
-    if cli.mode == Mode::Run && cli.command.is_empty() {
+    if cli.mode == Mode::Task(Task::Run) && cli.command.is_empty() {
         return Err(UsageError(
             "run needs a command: stacksense-heartbeat run [OPTIONS] -- CMD ARGS...".into(),
         ));
@@ -230,7 +227,7 @@ mod tests {
             "-vv",
         ])
         .unwrap();
-        assert_eq!(cli.mode, Mode::Service);
+        assert_eq!(cli.mode, Mode::Task(Task::Service));
         assert_eq!(cli.verbosity, 2);
         let interval = cli.flags.get(Key::Interval).unwrap();
         assert_eq!(interval.text, "5");
@@ -242,9 +239,15 @@ mod tests {
 
     #[test]
     fn modes_and_their_conflicts() {
-        assert_eq!(parse_str(&["--once"]).unwrap().mode, Mode::Once);
+        assert_eq!(parse_str(&["--once"]).unwrap().mode, Mode::Task(Task::Once));
         assert_eq!(parse_str(&["--check", "-q"]).unwrap().verbosity, -1);
-        assert!(parse_str(&["--once", "--check"]).is_err());
+        assert_eq!(
+            parse_str(&["--once", "--check"]),
+            Err(UsageError(
+                "--check cannot be combined with --once or run".into()
+            ))
+        );
+        assert!(parse_str(&["run", "--once", "--", "true"]).is_err());
         assert_eq!(
             parse_str(&["--bogus", "-h"]).map(|c| c.mode),
             Err(UsageError("invalid option '--bogus'".into()))
@@ -265,7 +268,7 @@ mod tests {
             "x",
         ])
         .unwrap();
-        assert_eq!(cli.mode, Mode::Run);
+        assert_eq!(cli.mode, Mode::Task(Task::Run));
         assert_eq!(cli.verbosity, 0, "-v after the command is the job's");
         assert_eq!(cli.command, ["backup.sh", "-v", "--", "x"]);
         assert_eq!(cli.flags.get(Key::ServerId).unwrap().text, "7");

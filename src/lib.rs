@@ -4,9 +4,10 @@
 //! so rustc reports what nothing uses (`pub` inside them means "for the
 //! rest of the crate").
 //!
-//! A newcomer reads `app.rs` (the wiring), then `config/mod.rs` (what a
-//! `Config` holds and how it is loaded), `agent.rs` (the loop) and
-//! `heartbeat.rs` (one beat).
+//! A newcomer reads `app.rs` (the wiring) and `task.rs` (what each way of
+//! running means), then `config/mod.rs` (what a `Config` holds and how it
+//! is loaded), `agent/mod.rs` (the loop), `push/mod.rs` (what a beat
+//! sends) and `heartbeat.rs` (one request).
 
 mod agent;
 mod app;
@@ -32,6 +33,7 @@ mod schedule;
 mod signals;
 mod startup;
 mod stop;
+mod task;
 mod tcp;
 mod text;
 mod tls;

@@ -35,7 +35,7 @@ fn signal_set(signals: &[Signal]) -> libc::sigset_t {
 
 /// Blocks `signals` in the calling thread and every thread it starts
 /// afterwards. Call before any thread exists. A child process would
-/// inherit the mask: process.rs spawns children with an empty one.
+/// inherit the mask: process/mod.rs spawns children with an empty one.
 pub fn block(signals: &[Signal]) -> io::Result<()> {
     mask(libc::SIG_BLOCK, signals)
 }

@@ -1,7 +1,7 @@
 //! The heartbeat loop: keep the schedule and retry within a slot. Time and
 //! the network come in through [`Clock`] and [`Courier`], so every timing
 //! rule here is unit-tested against a fake clock; what to say about it is
-//! narrate.rs's, and this loop only passes its words on.
+//! narrate/'s, and this loop only passes its words on.
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! it matters, then summaries at a falling cadence, then one line on
 //! recovery; failing checks likewise. Pure: each method takes what happened
 //! and when, and returns the lines and the status text for systemd; the
-//! loop (agent.rs) logs and notifies them. "Silent unless broken."
+//! loop (agent/mod.rs) logs and notifies them. "Silent unless broken."
 
 mod pushes;
 
