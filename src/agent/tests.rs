@@ -18,7 +18,7 @@ fn checks_leave_the_beat_its_timeout_or_half_the_slot() {
 
 #[test]
 fn failing_checks_withhold_beats_in_their_slots_and_passing_ones_resume_them() {
-    let (a, rig) = agent(10.0, 5.0, None, vec![], 0.1, Role::Service);
+    let (a, rig) = AgentSpec::every(10.0).timeout(5.0).took(0.1).build();
     let (g, limits) = gate(&rig, 1.0, vec![true, false, false, true], false);
     let mut a = a.with_gate(g);
     let ends = beats(&mut a, 5);
@@ -60,7 +60,7 @@ fn failing_checks_withhold_beats_in_their_slots_and_passing_ones_resume_them() {
 
 #[test]
 fn slow_checks_shorten_the_beat_not_the_schedule() {
-    let (a, rig) = agent(2.0, 10.0, None, vec![], 0.0, Role::Service);
+    let (a, rig) = AgentSpec::every(2.0).timeout(10.0).build();
     let (g, _) = gate(&rig, 1.5, vec![], false);
     let mut a = a.with_gate(g);
     beats(&mut a, 3);
@@ -72,7 +72,7 @@ fn slow_checks_shorten_the_beat_not_the_schedule() {
 
 #[test]
 fn with_reporting_a_failing_check_changes_the_body_not_the_beat() {
-    let (a, rig) = agent(10.0, 5.0, None, vec![], 0.1, Role::Service);
+    let (a, rig) = AgentSpec::every(10.0).timeout(5.0).took(0.1).build();
     let (g, _) = gate(&rig, 0.0, vec![false, true], true);
     let mut a = a.with_gate(g);
     let ends = beats(&mut a, 2);
@@ -82,7 +82,7 @@ fn with_reporting_a_failing_check_changes_the_body_not_the_beat() {
 
 #[test]
 fn pushes_carry_the_beat_and_each_is_answered_to_the_gate() {
-    let (a, rig) = agent(10.0, 5.0, None, vec![], 0.1, Role::Service);
+    let (a, rig) = AgentSpec::every(10.0).timeout(5.0).took(0.1).build();
     let (mut g, _) = gate(&rig, 0.0, vec![false], false);
     g.pushes = true;
     let answered = g.answered.clone();
@@ -114,7 +114,7 @@ fn pushes_carry_the_beat_and_each_is_answered_to_the_gate() {
 
 #[test]
 fn a_refused_push_is_said_once_and_the_beat_still_lands() {
-    let (mut a, rig) = agent(10.0, 5.0, None, vec![], 0.1, Role::Service);
+    let (mut a, rig) = AgentSpec::every(10.0).timeout(5.0).took(0.1).build();
     a.transport.refuse_pushes = true;
     let (mut g, _) = gate(&rig, 0.0, vec![], false);
     g.pushes = true;
@@ -159,14 +159,11 @@ fn a_refused_push_is_said_once_and_the_beat_still_lands() {
 #[test]
 fn a_push_after_the_beat_fails_alone() {
     // The metrics push lands; the services push after it is refused by the network.
-    let (a, rig) = agent(
-        10.0,
-        5.0,
-        None,
-        vec![Ok(()), unavailable()],
-        0.1,
-        Role::Service,
-    );
+    let (a, rig) = AgentSpec::every(10.0)
+        .timeout(5.0)
+        .script(vec![Ok(()), unavailable()])
+        .took(0.1)
+        .build();
     let (mut g, _) = gate(&rig, 0.0, vec![], false);
     g.pushes = true;
     let answered = g.answered.clone();
@@ -194,7 +191,7 @@ fn a_push_after_the_beat_fails_alone() {
 
 #[test]
 fn a_long_check_failure_is_summarised_like_a_long_outage() {
-    let (a, rig) = agent(1.0, 0.5, None, vec![], 0.0, Role::Service);
+    let (a, rig) = AgentSpec::every(1.0).timeout(0.5).build();
     let (g, _) = gate(&rig, 0.0, vec![false; 150], false);
     let mut a = a.with_gate(g);
     for _ in 0..150 {
@@ -217,7 +214,11 @@ fn a_long_check_failure_is_summarised_like_a_long_outage() {
 #[test]
 fn beat_zero_is_at_start_then_beats_follow_the_phase_grid() {
     // Phase 2.5 s of 10: beat zero at 0, the next slot at least 5 s on is 12.5.
-    let (mut a, rig) = agent(10.0, 5.0, Some(0.25), vec![], 0.2, Role::Service);
+    let (mut a, rig) = AgentSpec::every(10.0)
+        .timeout(5.0)
+        .phase(0.25)
+        .took(0.2)
+        .build();
     let ends = beats(&mut a, 4);
     assert!(ends.iter().all(|e| e.delivered));
     assert!(
@@ -229,14 +230,14 @@ fn beat_zero_is_at_start_then_beats_follow_the_phase_grid() {
 
 #[test]
 fn a_small_phase_never_sends_two_beats_back_to_back() {
-    let (mut a, rig) = agent(10.0, 5.0, Some(0.01), vec![], 0.0, Role::Service);
+    let (mut a, rig) = AgentSpec::every(10.0).timeout(5.0).phase(0.01).build();
     beats(&mut a, 3);
     assert!(close(&rig.times(), &[0.0, 10.1, 20.1]), "{:?}", rig.times());
 }
 
 #[test]
 fn slow_replies_do_not_drift_the_schedule() {
-    let (mut a, rig) = agent(1.0, 10.0, None, vec![], 0.3, Role::Service);
+    let (mut a, rig) = AgentSpec::every(1.0).timeout(10.0).took(0.3).build();
     beats(&mut a, 6);
     assert!(
         close(&rig.times(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
@@ -247,14 +248,10 @@ fn slow_replies_do_not_drift_the_schedule() {
 
 #[test]
 fn retries_back_off_within_the_slot_then_the_grid_resumes() {
-    let (mut a, rig) = agent(
-        30.0,
-        5.0,
-        None,
-        vec![unavailable(), unavailable()],
-        0.0,
-        Role::Service,
-    );
+    let (mut a, rig) = AgentSpec::every(30.0)
+        .timeout(5.0)
+        .script(vec![unavailable(), unavailable()])
+        .build();
     let ends = beats(&mut a, 2);
     assert_eq!(
         ends[0],
@@ -278,14 +275,10 @@ fn retries_back_off_within_the_slot_then_the_grid_resumes() {
 
 #[test]
 fn a_fatal_failure_waits_for_the_next_slot_and_counts_as_missed() {
-    let (mut a, rig) = agent(
-        30.0,
-        5.0,
-        None,
-        vec![failure(Class::Fatal, None)],
-        0.0,
-        Role::Service,
-    );
+    let (mut a, rig) = AgentSpec::every(30.0)
+        .timeout(5.0)
+        .script(vec![failure(Class::Fatal, None)])
+        .build();
     let end = a.next_beat();
     assert_eq!(
         end,
@@ -302,14 +295,10 @@ fn a_fatal_failure_waits_for_the_next_slot_and_counts_as_missed() {
 
 #[test]
 fn retry_after_past_the_next_slot_holds_back_slots_and_counts_them() {
-    let (mut a, rig) = agent(
-        30.0,
-        5.0,
-        None,
-        vec![failure(Class::Retryable, Some(S(70.0)))],
-        0.0,
-        Role::Service,
-    );
+    let (mut a, rig) = AgentSpec::every(30.0)
+        .timeout(5.0)
+        .script(vec![failure(Class::Retryable, Some(S(70.0)))])
+        .build();
     let end = a.next_beat();
     assert_eq!(end.next, S(90.0));
     // Beat zero and the held-back slots at 30 and 60.
@@ -320,14 +309,10 @@ fn retry_after_past_the_next_slot_holds_back_slots_and_counts_them() {
 
 #[test]
 fn retry_after_within_the_slot_is_honoured() {
-    let (mut a, rig) = agent(
-        30.0,
-        5.0,
-        None,
-        vec![failure(Class::Retryable, Some(S(4.0)))],
-        0.0,
-        Role::Service,
-    );
+    let (mut a, rig) = AgentSpec::every(30.0)
+        .timeout(5.0)
+        .script(vec![failure(Class::Retryable, Some(S(4.0)))])
+        .build();
     a.next_beat();
     let t = rig.times();
     assert!(t[1] >= 4.0 && t[1] < 6.0, "{t:?}");
@@ -335,7 +320,7 @@ fn retry_after_within_the_slot_is_honoured() {
 
 #[test]
 fn a_late_wake_skips_slots_instead_of_bunching_them() {
-    let (mut a, rig) = agent(1.0, 0.5, None, vec![], 0.0, Role::Service);
+    let (mut a, rig) = AgentSpec::every(1.0).timeout(0.5).build();
     beats(&mut a, 2);
     // The sleep towards the slot at 2 s overruns by 3.5 s (SIGSTOP).
     rig.clock.stall.set(Some((S(2.0), S(3.5))));
@@ -351,7 +336,7 @@ fn a_late_wake_skips_slots_instead_of_bunching_them() {
 #[test]
 fn an_attempt_gets_no_more_than_the_time_left_before_the_next_slot() {
     // A 10 s timeout at a 1 s interval: each attempt is cut to the slot.
-    let (mut a, rig) = agent(1.0, 10.0, None, vec![], 0.0, Role::Service);
+    let (mut a, rig) = AgentSpec::every(1.0).timeout(10.0).build();
     beats(&mut a, 3);
     assert!(
         rig.budgets().iter().all(|b| *b <= S(1.0)),
@@ -359,7 +344,7 @@ fn an_attempt_gets_no_more_than_the_time_left_before_the_next_slot() {
         rig.budgets()
     );
     // And never below the minimum worth starting.
-    let (mut a, rig) = agent(30.0, 0.01, None, vec![], 0.0, Role::Service);
+    let (mut a, rig) = AgentSpec::every(30.0).timeout(0.01).build();
     a.next_beat();
     assert_eq!(rig.budgets(), [backoff::MIN_ATTEMPT]);
 }
@@ -367,7 +352,7 @@ fn an_attempt_gets_no_more_than_the_time_left_before_the_next_slot() {
 #[test]
 fn in_a_long_outage_each_slot_gets_one_attempt() {
     let script = (0..200).map(|_| unavailable()).collect();
-    let (mut a, rig) = agent(30.0, 5.0, None, script, 0.0, Role::Service);
+    let (mut a, rig) = AgentSpec::every(30.0).timeout(5.0).script(script).build();
     beats(&mut a, 20);
     let late: Vec<f64> = rig.times().into_iter().filter(|t| *t >= 300.0).collect();
     // Once the backoff passes the interval, only the scheduled beats go out.
@@ -406,7 +391,7 @@ fn a_lossy_link_logs_an_hourly_summary_not_a_line_per_blip() {
         }
         script.push(Ok(()));
     }
-    let (mut a, rig) = agent(30.0, 5.0, None, script, 0.0, Role::Service);
+    let (mut a, rig) = AgentSpec::every(30.0).timeout(5.0).script(script).build();
     while rig.clock.elapsed() < S(3.0 * 3600.0) {
         a.next_beat();
     }
@@ -427,7 +412,10 @@ fn an_outage_is_a_warning_once_it_misses_three_beats_or_a_minute() {
     // At 2 s three missed beats come first; at 30 s the minute does.
     for (interval, says) in [(2.0, "3 beat(s) missed)"), (30.0, "(failing for 1m,")] {
         let script = vec![unavailable(); 200];
-        let (mut a, rig) = agent(interval, 1.0, None, script, 0.0, Role::Service);
+        let (mut a, rig) = AgentSpec::every(interval)
+            .timeout(1.0)
+            .script(script)
+            .build();
         let mut ends = Vec::new();
         while ends.len() < 6 && rig.clock.elapsed() < S(600.0) {
             ends.push(a.next_beat());
@@ -455,7 +443,7 @@ fn an_outage_is_a_warning_once_it_misses_three_beats_or_a_minute() {
 #[test]
 fn a_day_long_outage_logs_a_few_lines_not_one_per_beat() {
     let script = (0..20_000).map(|_| unavailable()).collect();
-    let (mut a, rig) = agent(30.0, 5.0, None, script, 0.0, Role::Service);
+    let (mut a, rig) = AgentSpec::every(30.0).timeout(5.0).script(script).build();
     while rig.clock.elapsed() < S(86_400.0) {
         a.next_beat();
     }
@@ -490,7 +478,10 @@ fn a_day_long_outage_logs_a_few_lines_not_one_per_beat() {
     );
 
     // Recovery is one line, and a new outage starts the cadence again.
-    let (mut a, rig) = agent(30.0, 5.0, None, vec![unavailable(); 30], 0.0, Role::Service);
+    let (mut a, rig) = AgentSpec::every(30.0)
+        .timeout(5.0)
+        .script(vec![unavailable(); 30])
+        .build();
     // 30 failed attempts miss 10+ beats: first line, one summary, recovery.
     while rig.clock.elapsed() < S(1200.0) {
         a.next_beat();
@@ -508,14 +499,18 @@ fn a_day_long_outage_logs_a_few_lines_not_one_per_beat() {
 #[test]
 fn once_logs_only_its_final_outcome() {
     let script = (0..50).map(|_| unavailable()).collect();
-    let (mut a, rig) = agent(3.0, 1.0, None, script, 0.0, Role::Once);
+    let (mut a, rig) = AgentSpec::every(3.0)
+        .timeout(1.0)
+        .script(script)
+        .once()
+        .build();
     a.once();
     let lines = rig.said();
     let loud = shown(&lines);
     assert_eq!(loud.len(), 1, "{lines:#?}");
     assert!(loud[0].contains("giving up after"), "{}", loud[0]);
     assert!(lines.len() > 1, "the attempts are there at debug level");
-    let (mut a, rig) = agent(3.0, 1.0, None, vec![], 0.0, Role::Once);
+    let (mut a, rig) = AgentSpec::every(3.0).timeout(1.0).once().build();
     a.once();
     assert!(shown(&rig.said()).is_empty(), "success is silent");
 }
@@ -523,13 +518,17 @@ fn once_logs_only_its_final_outcome() {
 #[test]
 fn once_retries_within_one_interval_then_gives_up() {
     let script = (0..50).map(|_| unavailable()).collect();
-    let (mut a, rig) = agent(3.0, 1.0, None, script, 0.0, Role::Once);
+    let (mut a, rig) = AgentSpec::every(3.0)
+        .timeout(1.0)
+        .script(script)
+        .once()
+        .build();
     assert!(!a.once());
     let t = rig.times();
     assert!(t.len() >= 2, "{t:?}");
     assert!(t.iter().all(|t| *t < 3.0), "{t:?}");
     assert!(rig.clock.elapsed() < S(3.0));
 
-    let (mut a, _) = agent(3.0, 1.0, None, vec![], 0.0, Role::Once);
+    let (mut a, _) = AgentSpec::every(3.0).timeout(1.0).once().build();
     assert!(a.once());
 }

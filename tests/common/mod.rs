@@ -1,7 +1,23 @@
 //! Test harness: scripted HTTP(S) receivers on 127.0.0.1 and the real agent
 //! binary as a child process whose every wait has a deadline. The examples
 //! (demo, benchmarks) use it too, through `#[path]`.
-#![allow(dead_code, unused_imports)] // each test binary and example uses a different part of it
+#![allow(dead_code, unused_imports)] // the tests and each example use a different part of it
+
+/// Fails unless `needle` is in `haystack`, showing the whole haystack
+/// (a log, a `--check` page) so the failure says what the agent said.
+#[allow(unused_macros)]
+macro_rules! assert_contains {
+    ($haystack:expr, $needle:expr $(,)?) => {{
+        let haystack: &str = ::std::convert::AsRef::<str>::as_ref(&$haystack);
+        let needle = $needle;
+        assert!(
+            haystack.contains(needle),
+            "expected to find {:?} in:\n{}",
+            needle,
+            haystack
+        );
+    }};
+}
 
 mod agent;
 mod hung;

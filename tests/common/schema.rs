@@ -31,6 +31,25 @@ pub fn assert_valid_services(body: &Value) {
     );
 }
 
+/// The fields docs/metrics.schema.json requires as numbers that may not
+/// be null: what the server refuses a metrics push without.
+pub fn metrics_required_numbers() -> Vec<String> {
+    let schema: Value = serde_json::from_str(include_str!("../../docs/metrics.schema.json"))
+        .expect("schema is JSON");
+    let required = schema["required"].as_array().cloned().unwrap_or_default();
+    required
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|field| {
+            matches!(
+                schema["properties"][*field]["type"].as_str(),
+                Some("number" | "integer")
+            )
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 fn assert_valid_against(body: &Value, name: &str, text: &str) {
     let schema: Value = serde_json::from_str(text).expect("schema is JSON");
     let mut schemas = boon::Schemas::new();

@@ -276,14 +276,8 @@ fn answer(state: &mut State, request: &Request) -> Reply {
             let Some(map) = body.as_object() else {
                 return error(400, "payload must be a JSON object");
             };
-            for field in [
-                "cpu_percent",
-                "memory_total",
-                "memory_available",
-                "memory_percent",
-                "memory_used",
-            ] {
-                if map.get(field).is_none_or(Value::is_null) {
+            for field in super::schema::metrics_required_numbers() {
+                if map.get(&field).is_none_or(Value::is_null) {
                     return error(400, &format!("missing required field: {field}"));
                 }
             }

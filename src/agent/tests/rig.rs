@@ -118,51 +118,97 @@ impl Rig {
 
 pub static QUIET: std::sync::LazyLock<Notifier> = std::sync::LazyLock::new(Notifier::disabled);
 
-pub fn agent(
+/// An agent on a fake clock and a scripted server: `every` seconds,
+/// a 5 s timeout, no splay, every attempt accepted at once, as the
+/// service; each method changes one of these.
+pub struct AgentSpec {
     interval: f64,
     timeout: f64,
+    /// The splay draw (0..1) that sets the phase; None: no splay.
     unit: Option<f64>,
     script: Vec<Result<(), Failure>>,
+    /// Fake seconds each attempt takes.
     took: f64,
     role: Role,
-) -> (Agent<'static, FakeClock, FakeServer>, Rig) {
-    let clock = FakeClock::default();
-    let attempts = Rc::new(RefCell::new(Vec::new()));
-    let bodies = Rc::new(RefCell::new(Vec::new()));
-    let server = FakeServer {
-        clock: clock.clone(),
-        script: script.into(),
-        took: S(took),
-        attempts: attempts.clone(),
-        bodies: bodies.clone(),
-        refuse_pushes: false,
-    };
-    let lines = Rc::new(RefCell::new(Vec::new()));
-    let statuses = Rc::new(RefCell::new(Vec::new()));
-    let (heard, status) = (lines.clone(), statuses.clone());
-    let voice: Voice = Box::new(move |said: Said| {
-        heard.borrow_mut().extend(said.lines);
-        status.borrow_mut().extend(said.status);
-    });
-    let agent = Agent::with_parts(
-        Schedule::new(S(interval), unit),
-        clock.clone(),
-        server,
-        &QUIET,
-        Narrator::new(role, S(timeout), true),
-        voice,
-        fastrand::Rng::with_seed(7),
-    );
-    (
-        agent,
-        Rig {
+}
+
+impl AgentSpec {
+    pub fn every(interval: f64) -> AgentSpec {
+        AgentSpec {
+            interval,
+            timeout: 5.0,
+            unit: None,
+            script: Vec::new(),
+            took: 0.0,
+            role: Role::Service,
+        }
+    }
+
+    pub fn timeout(self, timeout: f64) -> AgentSpec {
+        AgentSpec { timeout, ..self }
+    }
+
+    pub fn phase(self, unit: f64) -> AgentSpec {
+        AgentSpec {
+            unit: Some(unit),
+            ..self
+        }
+    }
+
+    /// The server's answers, in order; then it accepts everything.
+    pub fn script(self, script: Vec<Result<(), Failure>>) -> AgentSpec {
+        AgentSpec { script, ..self }
+    }
+
+    pub fn took(self, took: f64) -> AgentSpec {
+        AgentSpec { took, ..self }
+    }
+
+    /// As `--once` and `run`.
+    pub fn once(self) -> AgentSpec {
+        AgentSpec {
+            role: Role::Once,
+            ..self
+        }
+    }
+
+    pub fn build(self) -> (Agent<'static, FakeClock, FakeServer>, Rig) {
+        let clock = FakeClock::default();
+        let attempts = Rc::new(RefCell::new(Vec::new()));
+        let bodies = Rc::new(RefCell::new(Vec::new()));
+        let server = FakeServer {
+            clock: clock.clone(),
+            script: self.script.into(),
+            took: S(self.took),
+            attempts: attempts.clone(),
+            bodies: bodies.clone(),
+            refuse_pushes: false,
+        };
+        let lines = Rc::new(RefCell::new(Vec::new()));
+        let statuses = Rc::new(RefCell::new(Vec::new()));
+        let (heard, status) = (lines.clone(), statuses.clone());
+        let voice: Voice = Box::new(move |said: Said| {
+            heard.borrow_mut().extend(said.lines);
+            status.borrow_mut().extend(said.status);
+        });
+        let agent = Agent::with_parts(
+            Schedule::new(S(self.interval), self.unit),
+            clock.clone(),
+            server,
+            &QUIET,
+            Narrator::new(self.role, S(self.timeout), true),
+            voice,
+            fastrand::Rng::with_seed(7),
+        );
+        let rig = Rig {
             clock,
             attempts,
             bodies,
             lines,
             statuses,
-        },
-    )
+        };
+        (agent, rig)
+    }
 }
 
 /// Checks that take `took` of fake time and pass or fail as scripted

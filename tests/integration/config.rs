@@ -1,10 +1,8 @@
 //! Configuration as a user meets it: env, file, flags, --check, bad input.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn beat_path(id: &str) -> String {
     format!("/api/heartbeat/{id}/")
@@ -37,7 +35,7 @@ fn env_only_config_sends_the_documented_request() {
     );
     assert_eq!(req.header("authorization"), None);
     let line = agent.wait_for_line("first heartbeat accepted", Duration::from_secs(5));
-    assert!(line.contains("\"Test Box\""), "{line}");
+    assert_contains!(line, "\"Test Box\"");
 }
 
 #[test]
@@ -121,17 +119,10 @@ fn check_shows_sources_and_hides_the_token() {
         .args([&token_file])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert!(
-        out.stdout
-            .contains("POST http://127.0.0.1:9/api/heartbeat/7/"),
-        "{}",
-        out.stdout
-    );
+    assert_contains!(out.stdout, "POST http://127.0.0.1:9/api/heartbeat/7/");
     let token_row = out.stdout.lines().find(|l| l.starts_with("token")).unwrap();
-    assert!(
-        token_row.contains("set") && token_row.contains("from flag --token-file"),
-        "{token_row}"
-    );
+    assert_contains!(token_row, "set");
+    assert_contains!(token_row, "from flag --token-file");
     assert!(!out.stdout.contains("s3cret") && !out.stderr.contains("s3cret"));
     assert!(
         out.stdout
@@ -151,12 +142,8 @@ fn check_fits_80_columns_and_catches_a_pasted_endpoint() {
     for line in out.stdout.lines() {
         assert!(line.chars().count() <= 80, "{} columns: {line}", line.len());
     }
-    assert!(
-        out.stderr.contains("already ends in an API path")
-            && out.stderr.contains("did you mean https://mon.example.com?"),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "already ends in an API path");
+    assert_contains!(out.stderr, "did you mean https://mon.example.com?");
 }
 
 #[test]
@@ -176,7 +163,7 @@ fn check_validates_the_ca_file() {
         .args([&good])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert!(out.stdout.contains("(1 certificate(s))"), "{}", out.stdout);
+    assert_contains!(out.stdout, "(1 certificate(s))");
 }
 
 /// Runs with `args` and env, expects exit 2 and a message naming `setting` and `source`.
@@ -210,13 +197,13 @@ fn bad_inputs_exit_2_naming_setting_and_source() {
         "api: no token and no server_id",
         "STACKSENSE_TOKEN",
     );
-    assert!(line.contains("create_agent_token"), "{line}");
+    assert_contains!(line, "create_agent_token");
     let line = expect_error(
         AgentCmd::new().args(["--server-id", "7"]),
         "api_url: not set",
         "STACKSENSE_URL",
     );
-    assert!(line.contains("--api-url"), "{line}");
+    assert_contains!(line, "--api-url");
 
     let line = expect_error(
         AgentCmd::new()
@@ -225,7 +212,7 @@ fn bad_inputs_exit_2_naming_setting_and_source() {
         "api_url",
         "env STACKSENSE_API_URL",
     );
-    assert!(line.contains("http://"), "{line}");
+    assert_contains!(line, "http://");
 
     for (value, what) in [
         ("0", "out of range"),
@@ -237,10 +224,8 @@ fn bad_inputs_exit_2_naming_setting_and_source() {
             "interval",
             "flag --interval",
         );
-        assert!(
-            line.contains(what) && line.contains("0.1 to 86400"),
-            "{line}"
-        );
+        assert_contains!(line, what);
+        assert_contains!(line, "0.1 to 86400");
     }
     expect_error(
         with_required().env("STACKSENSE_TIMEOUT", "soon"),
@@ -278,7 +263,7 @@ fn config_file_problems_exit_2_naming_the_file() {
         "malformed JSON",
         "bad.conf:4:",
     );
-    assert!(line.contains("config file"), "{line}");
+    assert_contains!(line, "config file");
 
     let wrong_type = dir.write(
         "type.conf",
@@ -308,12 +293,8 @@ fn unknown_keys_warn_but_do_not_stop() {
         .args([&conf])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("unknown key \"intervall\"")
-            && out.stderr.contains("did you mean \"interval\""),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "unknown key \"intervall\"");
+    assert_contains!(out.stderr, "did you mean \"interval\"");
 }
 
 #[test]
@@ -339,7 +320,7 @@ fn token_and_ca_file_problems_exit_2() {
         "ca_file",
         "flag --ca-file",
     );
-    assert!(line.contains("no PEM certificate"), "{line}");
+    assert_contains!(line, "no PEM certificate");
     let broken = dir.write(
         "broken.pem",
         "-----BEGIN CERTIFICATE-----\nMIIBnotbase64!!\n-----END CERTIFICATE-----\n",
@@ -391,11 +372,8 @@ fn once_exits_0_when_delivered_and_1_when_not() {
         .args(["--once", "--interval", "2"])
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains("HTTP 404") && out.stderr.contains("check server_id and api_url"),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "HTTP 404");
+    assert_contains!(out.stderr, "check server_id and api_url");
     assert_eq!(rx.requests().len(), 1, "a 404 is not retried");
 
     let port = free_port();
@@ -406,7 +384,7 @@ fn once_exits_0_when_delivered_and_1_when_not() {
     assert_eq!(out.code(), Some(1));
     // One line for cron's mail: the final outcome, after retries within the interval.
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-    assert!(out.stderr.contains("connection refused"), "{}", out.stderr);
+    assert_contains!(out.stderr, "connection refused");
     let attempts: u32 = out
         .stderr
         .split("giving up after ")
@@ -435,9 +413,8 @@ fn a_mistyped_variable_is_pointed_out() {
         ])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("env STACKSENSE_SERVERID is not a setting of this agent and is ignored (did you mean STACKSENSE_SERVER_ID?)"),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "env STACKSENSE_SERVERID is not a setting of this agent and is ignored (did you mean STACKSENSE_SERVER_ID?)"
     );
 }

@@ -1,12 +1,10 @@
 //! Fleet behaviour: agents started together do not beat together, and a
 //! long run of failures leaks nothing.
 
-mod common;
-
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -102,7 +100,7 @@ fn agents_started_together_draw_their_own_phases_and_keep_their_grids() {
     let fleet = start_fleet(&rx, AGENTS, &["--no-splay"]);
     for agent in &fleet {
         let line = agent.wait_for_line("starting: legacy API, POST", WAIT);
-        assert!(line.contains("no splay"), "{line}");
+        assert_contains!(line, "no splay");
     }
 }
 

@@ -2,16 +2,14 @@
 //! server that follows the StackSense contract, each field held to what
 //! /proc and statvfs say at that moment, the bodies to their JSON Schemas.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::schema::{assert_valid_metrics, assert_valid_services};
-use common::stacksense::{BOX_ID, TOKEN};
-use common::*;
+use crate::common::schema::{assert_valid_metrics, assert_valid_services};
+use crate::common::stacksense::{BOX_ID, TOKEN};
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -291,7 +289,7 @@ fn checks_are_services_that_flip_at_the_next_beat() {
     server.rx.wait_for(3, WAIT);
     std::fs::remove_file(&flag).unwrap();
     let line = agent.wait_for_line("pushed to the server as a failed service", WAIT);
-    assert!(line.contains(&format!("check {cmd} failed")), "{line}");
+    assert_contains!(line, &format!("check {cmd} failed"));
     let pushes = wait_for_pushes(|| server.services(BOX_ID), 2, WAIT);
     assert_valid_services(&pushes[1]);
     let failed = &pushes[1]["services"][1];
@@ -360,12 +358,12 @@ fn a_refused_metrics_push_is_said_once_and_the_box_stays_online() {
         .args(["--no-splay"])
         .spawn();
     let line = agent.wait_for_line("refused the metrics push", WAIT);
-    assert!(line.contains("WARN"), "{line}");
-    assert!(
-        line.contains("server says \"field 'cpu_percent' is not a valid number\"")
-            && line.contains("the beat goes as a heartbeat instead"),
-        "{line}"
+    assert_contains!(line, "WARN");
+    assert_contains!(
+        line,
+        "server says \"field 'cpu_percent' is not a valid number\""
     );
+    assert_contains!(line, "the beat goes as a heartbeat instead");
     server.rx.wait_for(8, WAIT);
     agent.stop_with(libc::SIGTERM);
     let refusals = agent
@@ -416,11 +414,8 @@ fn a_hung_disk_is_left_out_of_the_push_in_time_and_said_once() {
         .filter(|l| l.contains("the metrics push leaves out disk"))
         .collect();
     assert_eq!(said.len(), 1, "{:#?}", agent.log());
-    assert!(
-        said[0].contains(hung.path()) && said[0].contains("WARN"),
-        "{}",
-        said[0]
-    );
+    assert_contains!(said[0], hung.path());
+    assert_contains!(said[0], "WARN");
     // Pushes kept the schedule: a second apart, not a statvfs apart.
     let times: Vec<Instant> = server
         .rx

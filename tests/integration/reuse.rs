@@ -2,13 +2,11 @@
 //! connections carry the beats, and a connection that dies while idle costs
 //! neither a WARN line nor a missed beat.
 
-mod common;
-
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -173,7 +171,7 @@ fn a_silently_dropped_connection_is_replaced_within_the_short_deadline() {
     assert_eq!(relay.connections(), 2);
     assert!(warnings(&agent).is_empty(), "{:#?}", agent.log());
     let line = agent.wait_for_line("was dead", WAIT);
-    assert!(line.contains("not acknowledged"), "{line}");
+    assert_contains!(line, "not acknowledged");
 }
 
 #[test]

@@ -1,13 +1,11 @@
 //! The agent against servers that misbehave in the ways real ones do.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn agent(url: &str, interval: &str) -> AgentCmd {
     AgentCmd::posting_to(url).args(["--interval", interval, "--no-splay"])
@@ -26,10 +24,8 @@ fn server_down_at_start_then_up() {
     let rx = Receiver::on(listener, None, |_| ok_json());
     rx.wait_for(3, WAIT);
     let line = running.wait_for_line("delivered again", WAIT);
-    assert!(
-        line.contains("down for") && line.contains("beat(s) missed"),
-        "{line}"
-    );
+    assert_contains!(line, "down for");
+    assert_contains!(line, "beat(s) missed");
     assert!(running.is_running());
 }
 
@@ -105,12 +101,9 @@ fn a_404_is_not_retried_before_the_next_slot() {
     let running = agent(&rx.url(), "3").spawn();
     let line = running.wait_for_line("HTTP 404", WAIT);
     let posted = format!("for POST {}/api/heartbeat/", rx.url());
-    assert!(
-        line.contains(&posted)
-            && line.contains("check server_id and api_url")
-            && line.contains("next beat in"),
-        "{line}"
-    );
+    assert_contains!(line, &posted);
+    assert_contains!(line, "check server_id and api_url");
+    assert_contains!(line, "next beat in");
     let reqs = rx.wait_for(2, WAIT);
     let gap = gaps(&reqs)[0];
     assert!(
@@ -125,7 +118,7 @@ fn a_server_that_never_answers_times_out_and_the_schedule_continues() {
     let started = Instant::now();
     let running = agent(&rx.url(), "2").args(["--timeout", "0.5"]).spawn();
     let line = running.wait_for_line("no answer from", WAIT);
-    assert!(line.contains("within 500ms"), "{line}");
+    assert_contains!(line, "within 500ms");
     // Beats keep coming: the first retry, then slots at 2 s and 4 s.
     let reqs = rx.wait_for(4, WAIT);
     assert!(started.elapsed() < Duration::from_secs(7));
@@ -151,7 +144,7 @@ fn broken_replies_never_crash_the_agent() {
         log.contains("connection reset") || log.contains("closed the connection"),
         "{log}"
     );
-    assert!(log.contains("did not answer in HTTP"), "{log}");
+    assert_contains!(log, "did not answer in HTTP");
     // Only the first 4 KiB of a reply is read: 5 MB bodies leave no mark.
     let peak_kb = running.proc_status("VmHWM");
     assert!(
@@ -320,10 +313,8 @@ fn under_nohup_sighup_is_ignored_and_the_log_goes_to_the_redirect() {
         "beats stopped after SIGHUP"
     );
     let text = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        text.contains("starting: legacy API, POST") && text.contains("first heartbeat accepted"),
-        "{text}"
-    );
+    assert_contains!(text, "starting: legacy API, POST");
+    assert_contains!(text, "first heartbeat accepted");
 }
 
 #[test]
@@ -351,8 +342,6 @@ fn a_reply_saying_not_received_is_a_warning() {
     });
     let running = agent(&rx.url(), "30").spawn();
     let line = running.wait_for_line("heartbeat_received=false", WAIT);
-    assert!(
-        line.contains("WARN") && line.contains("did not record the beat"),
-        "{line}"
-    );
+    assert_contains!(line, "WARN");
+    assert_contains!(line, "did not record the beat");
 }

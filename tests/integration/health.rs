@@ -2,12 +2,10 @@
 //! listeners, HTTP servers, commands and paths this test sets up on
 //! 127.0.0.1 and in a temporary directory.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -80,8 +78,8 @@ fn check_runs_each_kind_once_and_says_why() {
     let out = agent.finish();
     assert_eq!(out.code(), Some(0), "a failing check is not a config error");
     let s = &out.stdout;
-    assert!(s.contains("health       14 check(s)"), "{s}");
-    assert!(s.contains("from flag --health"), "{s}");
+    assert_contains!(s, "health       14 check(s)");
+    assert_contains!(s, "from flag --health");
     let expect = |check: &str, pass: bool, why: &str| {
         let line = verdict(s, check);
         assert!(
@@ -120,7 +118,7 @@ fn check_runs_each_kind_once_and_says_why() {
         false,
         &format!("no answer from 127.0.0.1:{full_port} within 500ms"),
     );
-    assert!(s.contains("8 of 14 check(s) failing"), "{s}");
+    assert_contains!(s, "8 of 14 check(s) failing");
     assert_eq!(healthy.requests()[0].method, "GET");
     assert_eq!(healthy.requests()[0].path, "/health");
 }
@@ -153,12 +151,9 @@ fn checks_come_from_flags_env_or_file_with_their_source_in_errors() {
         .args(["--check", "--offline"])
         .finish();
     assert_eq!(out.code(), Some(2));
-    assert!(
-        out.stderr.contains(
-            "health (from env STACKSENSE_HEALTH): \"tcp nowhere\" has no port; expected tcp HOST:PORT"
-        ),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "health (from env STACKSENSE_HEALTH): \"tcp nowhere\" has no port; expected tcp HOST:PORT"
     );
     assert_eq!(out.stderr.lines().count(), 1, "the others are fine");
     // A flag replaces the variable's list, as for every setting.
@@ -167,11 +162,7 @@ fn checks_come_from_flags_env_or_file_with_their_source_in_errors() {
         .args(["--health", "load 1000", "--check", "--offline"])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert!(
-        out.stdout.contains("health       1 check(s)"),
-        "{}",
-        out.stdout
-    );
+    assert_contains!(out.stdout, "health       1 check(s)");
 }
 
 #[test]
@@ -184,11 +175,11 @@ fn a_failing_check_withholds_beats_until_it_passes_and_says_so_twice() {
         .args(["--health", "load 1000"])
         .spawn();
     let line = agent.wait_for_line("heartbeat withheld", WAIT);
-    assert!(
-        line.contains(&format!(
+    assert_contains!(
+        line,
+        &format!(
             "check tcp 127.0.0.1:{port} failed: connection refused by 127.0.0.1:{port}; heartbeat withheld"
-        )),
-        "{line}"
+        )
     );
     // Several slots go by: none reaches the server, none adds a line.
     std::thread::sleep(Duration::from_millis(1500));
@@ -196,7 +187,7 @@ fn a_failing_check_withholds_beats_until_it_passes_and_says_so_twice() {
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let back = agent.wait_for_line("all checks pass again", WAIT);
     rx.wait_for(2, WAIT);
-    assert!(back.contains("heartbeat(s) were withheld"), "{back}");
+    assert_contains!(back, "heartbeat(s) were withheld");
     let log = agent.log();
     let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
     assert_eq!(count("failed:"), 1, "{log:#?}");
@@ -268,10 +259,9 @@ fn once_with_a_failing_check_sends_nothing_and_exits_1() {
         ])
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains("check cmd sh -c 'echo disk full >&2; exit 1' failed: exit status 1: disk full; heartbeat withheld"),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "check cmd sh -c 'echo disk full >&2; exit 1' failed: exit status 1: disk full; heartbeat withheld"
     );
     assert_eq!(rx.requests().len(), 0);
 }

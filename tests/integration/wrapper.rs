@@ -1,11 +1,9 @@
 //! `run -- CMD`, the job wrapper: the real binary around real jobs (sh),
 //! against a receiver on 127.0.0.1.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -40,17 +38,15 @@ fn a_failed_job_sends_no_beat_and_exits_with_its_status() {
     let out = wrapping(&rx.url(), "echo partial; exit 3").finish();
     assert_eq!(out.code(), Some(3));
     assert_eq!(out.stdout, "partial\n");
-    assert!(
-        out.stderr
-            .contains("the job failed with exit status 3; no heartbeat sent"),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "the job failed with exit status 3; no heartbeat sent"
     );
     assert_eq!(rx.requests().len(), 0);
 
     let out = wrapping(&rx.url(), "kill -KILL $$").finish();
     assert_eq!(out.code(), Some(128 + 9), "{}", out.stderr);
-    assert!(out.stderr.contains("ended by signal 9"), "{}", out.stderr);
+    assert_contains!(out.stderr, "ended by signal 9");
     assert_eq!(rx.requests().len(), 0);
 }
 
@@ -102,13 +98,10 @@ fn a_success_whose_beat_cannot_be_delivered_exits_75() {
     let rx = Receiver::start(|_| status(503));
     let out = wrapping(&rx.url(), "exit 0").finish();
     assert_eq!(out.code(), Some(75), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("HTTP 503")
-            && out
-                .stderr
-                .contains("the job succeeded but its heartbeat was not delivered"),
-        "{}",
-        out.stderr
+    assert_contains!(out.stderr, "HTTP 503");
+    assert_contains!(
+        out.stderr,
+        "the job succeeded but its heartbeat was not delivered"
     );
 }
 
@@ -129,11 +122,7 @@ fn a_bad_config_stops_before_the_job_runs() {
         .arg_path(&marker)
         .finish();
     assert_eq!(out.code(), Some(2), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("server_id (from flag --server-id)"),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "server_id (from flag --server-id)");
     assert!(!marker.exists(), "the job ran despite the bad config");
 }
 
@@ -144,16 +133,14 @@ fn a_job_that_cannot_be_run_gets_the_shells_status() {
         .args(["run", "--", "/nonexistent/backup.sh"])
         .finish();
     assert_eq!(out.code(), Some(127), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("cannot run /nonexistent/backup.sh: No such file or directory"),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "cannot run /nonexistent/backup.sh: No such file or directory"
     );
     assert_eq!(rx.requests().len(), 0);
     let out = AgentCmd::new().args(["run"]).finish();
     assert_eq!(out.code(), Some(2));
-    assert!(out.stderr.contains("run needs a command"), "{}", out.stderr);
+    assert_contains!(out.stderr, "run needs a command");
 }
 
 /// Everything the job wrote reaches stdout and the tail, however slowly

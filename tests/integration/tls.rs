@@ -1,10 +1,8 @@
 //! HTTPS with a CA the test makes itself.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -38,11 +36,9 @@ fn an_unknown_ca_is_rejected_and_not_retried() {
         .args(["--interval", "2", "--no-splay"])
         .spawn();
     let line = running.wait_for_line("heartbeat rejected", WAIT);
-    assert!(
-        line.contains("certificate") && line.contains("--ca-file"),
-        "{line}"
-    );
-    assert!(line.contains("ERROR"), "{line}");
+    assert_contains!(line, "certificate");
+    assert_contains!(line, "--ca-file");
+    assert_contains!(line, "ERROR");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(rx.connections(), 1, "retried before the next slot");
     assert!(
@@ -54,5 +50,5 @@ fn an_unknown_ca_is_rejected_and_not_retried() {
         .args(["--once", "--interval", "2"])
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(out.stderr.contains("certificate"), "{}", out.stderr);
+    assert_contains!(out.stderr, "certificate");
 }

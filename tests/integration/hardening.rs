@@ -1,14 +1,12 @@
 //! A hostile box, server and network: none of them stops the beats, hangs
 //! the agent, forges its log or gets a secret printed.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -121,17 +119,9 @@ fn an_unreadable_home_is_a_warning_when_flags_say_everything() {
     let out = cmd.finish();
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("cannot read the default config file")
-            && out.stderr.contains("Permission denied"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stdout.contains("(not readable; skipped)"),
-        "{}",
-        out.stdout
-    );
+    assert_contains!(out.stderr, "cannot read the default config file");
+    assert_contains!(out.stderr, "Permission denied");
+    assert_contains!(out.stdout, "(not readable; skipped)");
 }
 
 #[test]
@@ -161,12 +151,7 @@ fn a_token_pasted_into_a_token_file_setting_is_never_echoed() {
         )
         .finish();
     assert_eq!(out.code(), Some(2));
-    assert!(
-        out.stderr
-            .contains("token_file (from env STACKSENSE_TOKEN_FILE)"),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "token_file (from env STACKSENSE_TOKEN_FILE)");
     assert!(!out.stderr.contains("s3cret-pasted"), "{}", out.stderr);
 }
 
@@ -267,11 +252,7 @@ fn oversized_reply_headers_are_called_that() {
         .args(["--once", "--interval", "1"])
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains("sent oversized response headers"),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "sent oversized response headers");
 }
 
 #[test]
@@ -285,25 +266,17 @@ fn a_self_signed_ca_certificate_as_the_servers_own_is_explained() {
         .arg_path(&ca)
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains("it is a CA certificate (CA:TRUE)")
-            && out
-                .stderr
-                .contains("pin the server's key with pinned_pubkey"),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "it is a CA certificate (CA:TRUE)");
+    assert_contains!(out.stderr, "pin the server's key with pinned_pubkey");
     // --check sees it coming.
     let out = AgentCmd::posting_to(&rx.url())
         .args(["--check", "--offline", "--ca-file"])
         .arg_path(&ca)
         .finish();
     assert_eq!(out.code(), Some(0));
-    assert!(
-        out.stderr
-            .contains("holds only CA certificates (CA:TRUE), one of them for 127.0.0.1"),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "holds only CA certificates (CA:TRUE), one of them for 127.0.0.1"
     );
     // A proper CA (the usual fixture) draws no such warning.
     let good = dir.write("ca.pem", &TlsFixture::new().ca_pem);
@@ -332,13 +305,12 @@ fn beats_go_through_the_proxy_curls_variables_name() {
             .any(|h| h.starts_with("Proxy-Authorization: Basic "))
     );
     // The start-up line (at -v for --once) names the proxy, never its password.
-    assert!(
-        out.stderr.contains(&format!(
+    assert_contains!(
+        out.stderr,
+        &format!(
             "via proxy http://bob:***@{} from env http_proxy",
             proxy.addr
-        )),
-        "{}",
-        out.stderr
+        )
     );
     assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
 
@@ -359,13 +331,12 @@ fn proxy_failures_name_the_proxy_and_407_is_not_retried() {
         .env("http_proxy", format!("http://{dead}"))
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains(&format!(
+    assert_contains!(
+        out.stderr,
+        &format!(
             "connection refused by proxy {dead} (on the way to {})",
             rx.addr
-        )),
-        "{}",
-        out.stderr
+        )
     );
 
     let auth_wall = Receiver::start(|_| status(407));
@@ -374,11 +345,8 @@ fn proxy_failures_name_the_proxy_and_407_is_not_retried() {
         .env("http_proxy", auth_wall.url())
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains("wants credentials (HTTP 407") && out.stderr.contains("user:password@"),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "wants credentials (HTTP 407");
+    assert_contains!(out.stderr, "user:password@");
     assert_eq!(auth_wall.requests().len(), 1, "407 was retried");
 
     // NO_PROXY names the server: straight there, past the dead proxy.
@@ -402,11 +370,7 @@ fn a_proxy_the_agent_cannot_use_stops_it_instead_of_being_bypassed() {
             .env("HTTPS_PROXY", value)
             .finish();
         assert_eq!(out.code(), Some(2), "{value}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("proxy (from env HTTPS_PROXY)"),
-            "{}",
-            out.stderr
-        );
+        assert_contains!(out.stderr, "proxy (from env HTTPS_PROXY)");
     }
 }
 
@@ -425,7 +389,7 @@ fn children_never_see_the_token_and_nothing_they_say_shows_it() {
         .args(["--once", "--health", echo_env])
         .finish();
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    assert!(out.stderr.contains("token=[] creds=[]"), "{}", out.stderr);
+    assert_contains!(out.stderr, "token=[] creds=[]");
 
     // The token written out literally (a check that cats the token file).
     let literal = format!("cmd sh -c 'echo {TOKEN}; exit 1'");
@@ -497,18 +461,16 @@ fn a_dns_server_that_does_not_answer_is_named_and_lookups_do_not_pile_up() {
     };
     let out = in_namespace(&["--once", "--timeout", "1", "--interval", "2"]).finish();
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("the name stacksense-dns-test.invalid did not resolve"),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "the name stacksense-dns-test.invalid did not resolve"
     );
     assert!(!out.stderr.contains("no answer from"), "{}", out.stderr);
 
     let agent =
         in_namespace(&["--interval", "0.5", "--timeout", "0.3", "--no-splay", "-v"]).spawn();
     let line = agent.wait_for_line("did not resolve", WAIT);
-    assert!(line.contains("did not resolve within 300ms"), "{line}");
+    assert_contains!(line, "did not resolve within 300ms");
     thread::sleep(Duration::from_secs(5));
     let threads = agent.proc_status("Threads");
     assert!(

@@ -2,12 +2,10 @@
 //! server's contract: beats the server records, `--check` that asks it,
 //! pinned self-signed servers, and failures said in words.
 
-mod common;
-
 use std::time::Duration;
 
-use common::stacksense::{BOX_ID, TOKEN};
-use common::*;
+use crate::common::stacksense::{BOX_ID, TOKEN};
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -141,12 +139,9 @@ fn the_python_agents_own_file_is_pointed_out_not_silently_read() {
     );
     let out = cmd.args(["--check", "--offline"]).finish();
     assert_eq!(out.code(), Some(2), "nothing else configures it");
-    assert!(
-        out.stderr.contains(
-            ".stacksense_agent.conf (the StackSense Python agent's file) is not read unless named"
-        ),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        ".stacksense_agent.conf (the StackSense Python agent's file) is not read unless named"
     );
 }
 
@@ -155,13 +150,11 @@ fn check_authenticates_with_ping_which_is_not_a_beat() {
     let server = StackSense::start();
     let out = like_the_python_agent(&server).args(["--check"]).finish();
     assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .contains("authenticated as server 3 \"web-1\" (GET /api/agent/ping/ in "),
-        "{}",
-        out.stdout
+    assert_contains!(
+        out.stdout,
+        "authenticated as server 3 \"web-1\" (GET /api/agent/ping/ in "
     );
-    assert!(out.stdout.contains("server OK"), "{}", out.stdout);
+    assert_contains!(out.stdout, "server OK");
     assert_eq!(server.pings(), 1);
     assert!(server.beats(BOX_ID).is_empty(), "a ping is not a heartbeat");
 
@@ -188,12 +181,9 @@ fn check_fails_with_exit_3_and_the_reason_for_a_rejected_token_or_no_server() {
         .lines()
         .find(|l| l.starts_with("server "))
         .unwrap();
-    assert!(
-        line.contains("FAIL: HTTP 401 Unauthorized for GET ")
-            && line.contains("server says \"invalid or disabled token\"")
-            && line.contains("create_agent_token"),
-        "{line}"
-    );
+    assert_contains!(line, "FAIL: HTTP 401 Unauthorized for GET ");
+    assert_contains!(line, "server says \"invalid or disabled token\"");
+    assert_contains!(line, "create_agent_token");
     assert!(!out.stdout.contains("not-the-token") && !out.stderr.contains("not-the-token"));
 
     // Nothing listens there.
@@ -204,11 +194,9 @@ fn check_fails_with_exit_3_and_the_reason_for_a_rejected_token_or_no_server() {
         .args(["--check", "--timeout", "2"])
         .finish();
     assert_eq!(out.code(), Some(3), "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains(&format!("FAIL: connection refused by 127.0.0.1:{port}")),
-        "{}",
-        out.stdout
+    assert_contains!(
+        out.stdout,
+        &format!("FAIL: connection refused by 127.0.0.1:{port}")
     );
 
     // A name that does not resolve.
@@ -218,7 +206,7 @@ fn check_fails_with_exit_3_and_the_reason_for_a_rejected_token_or_no_server() {
         .args(["--check", "--timeout", "5"])
         .finish();
     assert_eq!(out.code(), Some(3), "{}", out.stdout);
-    assert!(out.stdout.contains("FAIL: DNS"), "{}", out.stdout);
+    assert_contains!(out.stdout, "FAIL: DNS");
 }
 
 #[test]
@@ -228,16 +216,13 @@ fn the_legacy_endpoints_csrf_refusal_is_explained_and_not_retried() {
         .args(["--once", "--server-id", "3", "--api-url", &server.url()])
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains("HTTP 403 Forbidden for POST ")
-            && out
-                .stderr
-                .contains("the server refuses anonymous POSTs to the legacy endpoint")
-            && out.stderr.contains("use the agent API")
-            && out.stderr.contains("create_agent_token"),
-        "{}",
-        out.stderr
+    assert_contains!(out.stderr, "HTTP 403 Forbidden for POST ");
+    assert_contains!(
+        out.stderr,
+        "the server refuses anonymous POSTs to the legacy endpoint"
     );
+    assert_contains!(out.stderr, "use the agent API");
+    assert_contains!(out.stderr, "create_agent_token");
     assert!(!out.stderr.contains("<!DOCTYPE"), "{}", out.stderr);
     assert_eq!(server.rx.requests().len(), 1, "a refusal is not retried");
 
@@ -246,12 +231,8 @@ fn the_legacy_endpoints_csrf_refusal_is_explained_and_not_retried() {
         .args(["--check", "--server-id", "3", "--api-url", &server.url()])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("connected to 127.0.0.1:"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("--once"), "{}", out.stdout);
+    assert_contains!(out.stdout, "connected to 127.0.0.1:");
+    assert_contains!(out.stdout, "--once");
     assert_eq!(
         server.rx.requests().len(),
         1,
@@ -269,11 +250,7 @@ fn the_legacy_endpoints_csrf_refusal_is_explained_and_not_retried() {
             &server.url(),
         ])
         .finish();
-    assert!(
-        out.stderr.contains("StackSense routes only numeric ids"),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "StackSense routes only numeric ids");
 }
 
 #[test]
@@ -285,11 +262,8 @@ fn a_rejected_token_costs_one_request_per_slot_and_one_error_line() {
         .args(["--interval", "1", "--no-splay"])
         .spawn();
     let line = agent.wait_for_line("heartbeat rejected", WAIT);
-    assert!(
-        line.contains("server says \"invalid or disabled token\""),
-        "{line}"
-    );
-    assert!(line.contains("ERROR"), "{line}");
+    assert_contains!(line, "server says \"invalid or disabled token\"");
+    assert_contains!(line, "ERROR");
     server.rx.wait_for(3, WAIT);
     let requests = server.rx.requests();
     let gaps = gaps(&requests);
@@ -312,13 +286,11 @@ fn no_token_with_the_agent_api_says_none_is_configured() {
         .args(["--once", "--api", "agent", "--api-url", &server.url()])
         .finish();
     assert_eq!(out.code(), Some(2));
-    assert!(
-        out.stderr
-            .contains("api (from flag --api): is agent, which needs a token")
-            && out.stderr.contains("create_agent_token"),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "api (from flag --api): is agent, which needs a token"
     );
+    assert_contains!(out.stderr, "create_agent_token");
 }
 
 #[test]
@@ -331,23 +303,14 @@ fn a_pinned_self_signed_ca_certificate_is_trusted_and_a_wrong_pin_is_not() {
     // Unpinned, --check shows the key and the line to add.
     let out = like_the_python_agent(&server).args(["--check"]).finish();
     assert_eq!(out.code(), Some(3), "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains(&format!("STACKSENSE_PINNED_PUBKEY={pin}")),
-        "{}",
-        out.stdout
-    );
+    assert_contains!(out.stdout, &format!("STACKSENSE_PINNED_PUBKEY={pin}"));
 
     let out = like_the_python_agent(&server)
         .env("STACKSENSE_PINNED_PUBKEY", &pin)
         .args(["--check"])
         .finish();
     assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("authenticated as server 3"),
-        "{}",
-        out.stdout
-    );
+    assert_contains!(out.stdout, "authenticated as server 3");
     let out = like_the_python_agent(&server)
         .args(["--once", "--pinned-pubkey", &pin])
         .finish();
@@ -360,12 +323,7 @@ fn a_pinned_self_signed_ca_certificate_is_trusted_and_a_wrong_pin_is_not() {
         .args(["--once", "--pinned-pubkey", &other])
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr
-            .contains(&format!("the server's key {pin} is not pinned")),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, &format!("the server's key {pin} is not pinned"));
     assert_eq!(server.beats(BOX_ID).len(), 1);
 
     // A malformed pin is a config error naming the setting.
@@ -373,12 +331,7 @@ fn a_pinned_self_signed_ca_certificate_is_trusted_and_a_wrong_pin_is_not() {
         .args(["--once", "--pinned-pubkey", "sha256//short"])
         .finish();
     assert_eq!(out.code(), Some(2));
-    assert!(
-        out.stderr
-            .contains("pinned_pubkey (from flag --pinned-pubkey)"),
-        "{}",
-        out.stderr
-    );
+    assert_contains!(out.stderr, "pinned_pubkey (from flag --pinned-pubkey)");
 }
 
 #[test]
@@ -390,13 +343,11 @@ fn verify_tls_false_is_refused_loudly_and_verification_stays_on() {
         .args(["--once", "--interval", "1"])
         .finish();
     assert_eq!(out.code(), Some(1), "no silent downgrade");
-    assert!(
-        out.stderr
-            .contains("verify_tls (from env STACKSENSE_VERIFY_TLS) is false: ignored")
-            && out.stderr.contains("pinned_pubkey"),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "verify_tls (from env STACKSENSE_VERIFY_TLS) is false: ignored"
     );
+    assert_contains!(out.stderr, "pinned_pubkey");
     assert!(server.beats(BOX_ID).is_empty());
 }
 
@@ -412,11 +363,9 @@ fn tls_and_scheme_mistakes_are_said_in_words() {
         .arg_path(&ca)
         .finish();
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr
-            .contains("it is not for 127.0.0.1 (it names monitor.example.com)"),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "it is not for 127.0.0.1 (it names monitor.example.com)"
     );
     assert!(!out.stderr.contains("NotValidForName"), "{}", out.stderr);
     assert!(
@@ -433,11 +382,8 @@ fn tls_and_scheme_mistakes_are_said_in_words() {
         .args(["--check", "--timeout", "2"])
         .finish();
     assert_eq!(out.code(), Some(3), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("did not answer in HTTP") && out.stdout.contains("use https://"),
-        "{}",
-        out.stdout
-    );
+    assert_contains!(out.stdout, "did not answer in HTTP");
+    assert_contains!(out.stdout, "use https://");
 }
 
 #[test]
@@ -447,10 +393,8 @@ fn the_service_keeps_the_box_online() {
         .args(["--interval", "0.5", "--no-splay"])
         .spawn();
     let line = agent.wait_for_line("starting:", WAIT);
-    assert!(
-        line.contains("agent API, POST ") && line.contains("/api/agent/heartbeat/"),
-        "{line}"
-    );
+    assert_contains!(line, "agent API, POST ");
+    assert_contains!(line, "/api/agent/heartbeat/");
     agent.wait_for_line("first heartbeat accepted", WAIT);
     server.rx.wait_for(4, WAIT);
     assert!(server.beats(BOX_ID).len() >= 4);

@@ -1,11 +1,9 @@
 //! Report bodies: `--report status,vitals` beats and `run`'s job reports
 //! from the real binary, validated against docs/report.schema.json.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -25,11 +23,9 @@ fn report_bodies_carry_checks_and_vitals_and_validate_against_the_schema() {
         "a reported failure is still a delivered beat: {}",
         out.stderr
     );
-    assert!(
-        out.stderr
-            .contains("check cmd false failed: exit status 1; reported as status \"fail\""),
-        "{}",
-        out.stderr
+    assert_contains!(
+        out.stderr,
+        "check cmd false failed: exit status 1; reported as status \"fail\""
     );
     let body = body_of(&rx.requests()[0]);
     assert_valid(&body);
@@ -76,12 +72,10 @@ fn run_with_report_status_sends_the_jobs_end_and_output_tail_either_way() {
         .finish();
     assert_eq!(out.code(), Some(4), "{}", out.stderr);
     assert!(out.stdout.starts_with("line 0\nline 1\n") && out.stdout.ends_with("line 599\n"));
-    assert!(out.stderr.contains("oops"), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("the job failed with exit status 4; reported with its heartbeat"),
-        "{}",
-        out.stderr
+    assert_contains!(out.stderr, "oops");
+    assert_contains!(
+        out.stderr,
+        "the job failed with exit status 4; reported with its heartbeat"
     );
     let body = body_of(&rx.requests()[0]);
     assert_valid(&body);
