@@ -78,7 +78,7 @@ mod tests {
     const S: Duration = Duration::from_secs(1);
 
     fn both() -> PerPush<bool> {
-        PerPush::from_fn(|_| true)
+        PerPush::from_fn(|p| matches!(p, Metrics | Services))
     }
 
     fn only(push: Push) -> PerPush<bool> {
