@@ -12,7 +12,7 @@ use crate::json::{self, Value};
 
 use crate::classify::{self, Failure, Route, Sent, Trusting};
 use crate::config::{Api, Config, Proxying, api};
-use crate::push::{Endpoint, PerPush, Post};
+use crate::push::{Endpoint, PerPush, Post, Push};
 use crate::reuse::{self, Kept};
 use crate::tcp::Watch;
 use crate::text;
@@ -31,8 +31,10 @@ pub enum Outcome {
         took: Duration,
     },
     Failed(Failure),
-    /// A push whose body the server refused (400, 413): the beat is sent
-    /// again as a plain heartbeat, and the refusal said once.
+    /// A push the server answered with an error that is about the push,
+    /// not the box (a refused body, an endpoint this server lacks, a proxy
+    /// failing on that path): the beat goes on in the same slot as a plain
+    /// heartbeat, the push waits for its interval, and it is said once.
     Refused(Failure),
 }
 
@@ -162,7 +164,7 @@ impl Client {
         let started = Instant::now();
         self.rejected.take();
         let result = self.attempt(&url, None, budget, Duration::ZERO);
-        Some(self.outcome(result, started, budget, "GET", &url, false))
+        Some(self.outcome(result, started, budget, "GET", &url, Endpoint::Heartbeat))
     }
 
     fn url_of(&mut self, to: Endpoint) -> &mut String {
@@ -216,8 +218,7 @@ impl Courier for Client {
             }
         }
         let result = result.unwrap_or_else(|| self.attempt(&url, Some(body), left, Duration::ZERO));
-        let push = post.to != Endpoint::Heartbeat;
-        let outcome = self.outcome(result, started, budget, "POST", &url, push);
+        let outcome = self.outcome(result, started, budget, "POST", &url, post.to);
         *self.url_of(post.to) = url;
         outcome
     }
@@ -333,7 +334,7 @@ impl Client {
         budget: Duration,
         method: &str,
         url: &str,
-        push: bool,
+        to: Endpoint,
     ) -> Outcome {
         let answer = match result {
             Ok(answer) => answer,
@@ -368,14 +369,43 @@ impl Client {
                 sent,
                 SystemTime::now(),
             );
-            // What the server says about a push's body, not about the box's beat.
-            if push && matches!(answer.status, 400 | 413) {
-                Outcome::Refused(failure)
-            } else {
-                Outcome::Failed(failure)
+            match to.push() {
+                Some(push) if !about_the_box(answer.status) => {
+                    Outcome::Refused(push_failure(failure, push, answer.status))
+                }
+                _ => Outcome::Failed(failure),
             }
         }
     }
+}
+
+/// Statuses that would answer the heartbeat too: the token (401, 403),
+/// a proxy's login (407), a server asking us to slow down (429). Any other
+/// error on a push is the push's own: a heartbeat must still go, or a
+/// server without that endpoint (some StackSense revisions have metrics
+/// but no services) would see the box offline.
+fn about_the_box(status: u16) -> bool {
+    matches!(status, 401 | 403 | 407 | 429)
+}
+
+/// `failure` with words for a push that failed on its own.
+fn push_failure(mut failure: Failure, push: Push, status: u16) -> Failure {
+    let word = push.word();
+    match status {
+        404 | 405 => {
+            failure.hint = Some(format!(
+                "this server has no /api/agent/{word}/ (an older StackSense?): remove {word} \
+                 from report, or upgrade the server"
+            ))
+        }
+        500..=599 => {
+            failure.hint = Some(format!(
+                "the server (or a proxy before it) failed on the {word} push; its log says why"
+            ))
+        }
+        _ => {}
+    }
+    failure
 }
 
 /// Room for our request's head: request line, our headers and the token,

@@ -39,6 +39,9 @@ struct State {
     pings: usize,
     /// Every metrics push gets 400 with this error, after its beat is recorded.
     refuse_metrics: Option<String>,
+    /// Paths answered with this status before anything else (nothing
+    /// recorded): a revision without that endpoint, a proxy failing there.
+    failing: HashMap<String, u16>,
 }
 
 /// The metrics fields the server reads as floats and as integers: a value
@@ -162,6 +165,16 @@ impl StackSense {
         self.state.lock().unwrap().pings
     }
 
+    /// From now on `path` answers `status` and records nothing: 404 as a
+    /// server revision without that endpoint, 5xx as a failing proxy.
+    pub fn fail(&self, path: &str, status: u16) {
+        self.state
+            .lock()
+            .unwrap()
+            .failing
+            .insert(path.into(), status);
+    }
+
     /// From now on every metrics push is refused with `error` (a 400).
     pub fn refuse_metrics(&self, error: &str) {
         self.state.lock().unwrap().refuse_metrics = Some(error.into());
@@ -216,6 +229,14 @@ fn answer(state: &mut State, request: &Request) -> Reply {
             "POST" => csrf_page(),
             _ => Reply::Status(302, vec![("Location", "/login/".into())], Vec::new()),
         };
+    }
+    match state.failing.get(path) {
+        Some(404) => return not_found(),
+        Some(&status) => {
+            let page = format!("<html><title>{status}</title>Bad Gateway</html>");
+            return Reply::Status(status, Vec::new(), page.into_bytes());
+        }
+        None => {}
     }
     let allowed = match path {
         "/api/agent/ping/" => "GET",

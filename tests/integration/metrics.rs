@@ -387,6 +387,51 @@ fn a_refused_metrics_push_is_said_once_and_the_box_stays_online() {
     }
 }
 
+/// A server revision without the services endpoint (404), or a proxy that
+/// fails on the metrics path (502): every beat still reaches the server in
+/// its slot, each push waits for its interval, and each is said once with
+/// what to do.
+#[test]
+fn a_push_endpoint_that_fails_costs_no_beat() {
+    let server = StackSense::start();
+    server.fail("/api/agent/services/", 404);
+    server.fail("/api/agent/metrics/", 502);
+    let mut agent = agent_for(&server)
+        .args(["--report", "metrics,services", "--health", "cmd true"])
+        .args(["--interval", "0.5", "--metrics-interval", "1", "--no-splay"])
+        .spawn();
+    let line = agent.wait_for_line("refused the services push", WAIT);
+    assert_contains!(line, "HTTP 404 Not Found for POST");
+    assert_contains!(line, "remove services from report");
+    assert_contains!(line, "the beat goes as a ");
+    let line = agent.wait_for_line("refused the metrics push", WAIT);
+    assert_contains!(line, "HTTP 502 Bad Gateway");
+    let deadline = Instant::now() + WAIT;
+    while server.beats(BOX_ID).len() < 6 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent.stop_with(libc::SIGTERM);
+    let paths = paths_of(&server);
+    let beats = paths
+        .iter()
+        .filter(|p| *p == "/api/agent/heartbeat/")
+        .count();
+    assert!(beats >= 6, "{paths:#?}");
+    // Pushes wait for their interval (1 s at 0.5 s beats): at most about
+    // one beat in two tries each, never every beat.
+    for push in ["/api/agent/services/", "/api/agent/metrics/"] {
+        let tries = paths.iter().filter(|p| *p == push).count();
+        assert!(tries >= 1 && tries <= beats / 2 + 1, "{push}: {paths:#?}");
+    }
+    let log = agent.log();
+    for push in ["services", "metrics"] {
+        let said = format!("refused the {push} push");
+        let lines = log.iter().filter(|l| l.contains(&said)).count();
+        assert_eq!(lines, 1, "{log:#?}");
+    }
+    assert!(!log.iter().any(|l| l.contains("missed")), "{log:#?}");
+}
+
 #[test]
 fn a_hung_disk_is_left_out_of_the_push_in_time_and_said_once() {
     let Some(hung) = HungMount::on_a_block_device() else {
