@@ -15,6 +15,7 @@ use crate::config;
 use crate::heartbeat::Client;
 use crate::notify::Notifier;
 use crate::push::Planner;
+use crate::push::kept::{self, Kept};
 use crate::startup::StartupError;
 use crate::stop;
 use crate::task::Task;
@@ -67,14 +68,17 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
         log::warn!("{warning}");
     }
     let config = config.map_err(StartupError::Config)?;
-    if let Some(flag) = task.flag().filter(|_| task.one_beat())
-        && let Some(error) = config::one_beat_error(&config.settings.report, flag)
-    {
-        return Err(StartupError::Config(vec![error]));
-    }
+    // One beat from a fresh process: the metrics push's previous sample is
+    // the one the run before kept (a runtime directory: RAM, gone at reboot).
+    let kept = task.one_beat().then(|| {
+        // SAFETY: getuid reads a value and has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let dir = kept::directory(&|name| env::var(name).ok(), uid);
+        Kept::new(&dir, &config.heartbeat_url)
+    });
     let gated = |client, role, job| {
         let agent = Agent::new(&config, SystemClock::new(), client, &notifier, role);
-        match Planner::new(&config) {
+        match Planner::new(&config, kept.as_ref()) {
             Some(mut planner) => {
                 if let Some(job) = job {
                     planner.set_job(job);

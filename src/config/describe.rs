@@ -18,13 +18,17 @@ pub fn startup_line(config: &Config, phase: Option<Duration>) -> String {
         Some(phase) => format!("phase {}", format_duration(phase)),
         None => "no splay".into(),
     };
-    let pushes = config.settings.report.value;
-    let pushes = pushes.pushes.any().then(|| {
-        format!(
-            "; {} pushed in place of a beat every {}",
-            pushes.push_words(),
-            format_duration(config.settings.metrics_interval.value)
-        )
+    let report = config.settings.report.value;
+    let pushes = report.pushes.any().then(|| {
+        let each: Vec<String> = report
+            .pushes
+            .on()
+            .map(|p| {
+                let every = crate::config::push_every(&config.settings, p.every());
+                format!("{} every {}", p.word(), format_duration(every.value))
+            })
+            .collect();
+        format!("; pushes in place of a beat: {}", each.join(", "))
     });
     format!(
         "stacksense-heartbeat {VERSION} starting: {} API, POST {} every {} ({splay}, timeout {}, {token}, {}{}){}",
@@ -235,9 +239,16 @@ mod shown {
         rows
     }
 
-    pub fn metrics_interval(key: Key, setting: &Setting<Duration>, config: &Config) -> Vec<Row> {
-        if !config.settings.report.value.pushes.any() {
-            return vec![unset(key, "not used (no metrics or services)")];
+    /// A push interval: its value, or that no push goes by it.
+    pub fn pushes_every(key: Key, setting: &Setting<Duration>, config: &Config) -> Vec<Row> {
+        let by_it = config.settings.report.value.pushes.on().any(|p| {
+            std::ptr::eq(
+                crate::config::push_every(&config.settings, p.every()),
+                setting,
+            )
+        });
+        if !by_it {
+            return vec![unset(key, "not used (no push goes by it)")];
         }
         vec![setting.row(key)]
     }

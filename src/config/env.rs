@@ -52,10 +52,7 @@ pub fn layer(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Layer, Vec<Config
 }
 
 /// The StackSense Python agent's variables this agent has no setting for.
-const PYTHON_AGENT_ONLY: [&str; 2] = [
-    "STACKSENSE_SERVICES_INTERVAL",
-    "STACKSENSE_INSPECT_INTERVAL",
-];
+const PYTHON_AGENT_ONLY: [&str; 1] = ["STACKSENSE_INSPECT_INTERVAL"];
 
 /// Variables the agent reads that are not settings of the table.
 const OTHERS: [&str; 1] = ["STACKSENSE_CONFIG"];
@@ -134,6 +131,7 @@ mod tests {
             "STACKSENSE_CONFIG",
             "PATH",
             "STACKSENSE_SERVICES_INTERVAL",
+            "STACKSENSE_INSPECT_INTERVAL",
             "STACKSENSE_COLOUR",
         ];
         let warnings = unknown_variables(names);

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Every tenth beat at the default interval: 15 MB a month of pushes
-/// instead of 150 at every beat (docs/design.md, "Metrics: how often").
-pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(300);
+/// The StackSense server's own agent's cadence (its STACKSENSE_INTERVAL
+/// and STACKSENSE_SERVICES_INTERVAL): what the server's anomaly detection,
+/// availability and charts count on (docs/design.md, "Metrics and
+/// services: how often"). A longer interval raises them to it.
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_SERVICES_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How a setting is given on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,7 +189,16 @@ mod tests {
             Key::MetricsInterval.spec().default,
             secs(DEFAULT_METRICS_INTERVAL)
         );
-        for key in [Key::Interval, Key::Timeout, Key::MetricsInterval] {
+        assert_eq!(
+            Key::ServicesInterval.spec().default,
+            secs(DEFAULT_SERVICES_INTERVAL)
+        );
+        for key in [
+            Key::Interval,
+            Key::Timeout,
+            Key::MetricsInterval,
+            Key::ServicesInterval,
+        ] {
             let (min, max) = key.seconds_range().unwrap();
             assert!(
                 key.spec().help.contains(&format!("{min} to {max}")),

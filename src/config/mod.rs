@@ -33,11 +33,12 @@ pub use describe::{aligned, check_settings, startup_line};
 pub use error::{About, ConfigError};
 pub use file::parse as parse_file;
 pub use keys::{
-    DEFAULT_INTERVAL, DEFAULT_METRICS_INTERVAL, DEFAULT_TIMEOUT, Flag, Key, Kind, help_rows,
+    DEFAULT_INTERVAL, DEFAULT_METRICS_INTERVAL, DEFAULT_SERVICES_INTERVAL, DEFAULT_TIMEOUT, Flag,
+    Key, Kind, help_rows,
 };
 pub use locate::{ConfigFile, SYSTEM_FILE};
 pub use proxy::Proxying;
-pub use pushes::one_beat_error;
+pub use pushes::every_setting as push_every;
 pub use reporting::Reporting;
 pub use source::{Layer, Raw, Setting, Source};
 
@@ -136,7 +137,7 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
     let env = env::layer(inputs.env)?;
     let (file_layer, file, found) = locate::read(&inputs)?;
     warnings.extend(found);
-    let (r, mut token) = resolve(&inputs.flags, &env, &file_layer, &file)?;
+    let (mut r, mut token) = resolve(&inputs.flags, &env, &file_layer, &file)?;
     // A systemd credential is the unit's own word, so it wins over the
     // config file (whose token_file, /etc/stacksense/token, is for root's
     // `--check`: the service's dynamic user may not read it) but not over
@@ -183,17 +184,12 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
     let Some((api, api_why)) = chosen else {
         return Err(errors);
     };
-    errors.extend(pushes::errors(
-        &r.report,
-        api.value,
-        r.health.value.len(),
-        &r.interval,
-        &r.metrics_interval,
-    ));
+    pushes::settle(&mut r, api.value);
+    errors.extend(pushes::errors(&r, api.value));
     if !errors.is_empty() {
         return Err(errors);
     }
-    warnings.extend(pushes::warning(r.report.value, &r.metrics_interval));
+    warnings.extend(pushes::warnings(&r));
     warnings.extend(combination_warnings(
         &r,
         api.value,

@@ -1,25 +1,72 @@
-//! What `report metrics`/`services` and `metrics_interval` need from the
-//! rest of the configuration: checked together, after each one alone.
+//! What the pushes need from the rest of the configuration, checked
+//! together after each setting alone: `report auto` settled against the
+//! API and the checks, each push's interval against the beats'.
 
 use std::time::Duration;
 
 use super::api::Api;
 use super::keys::Key;
+use super::resolve::Settings;
 use super::source::{Setting, Source};
-use super::{About, ConfigError, Reporting};
+use super::{About, ConfigError};
 use crate::clock::format_duration;
-use crate::push::Push;
+use crate::push::{Every, PerPush, Push};
+
+/// How often a push goes by `every`.
+pub fn every_setting(settings: &Settings, every: Every) -> &Setting<Duration> {
+    match every {
+        Every::MetricsInterval => &settings.metrics_interval,
+        Every::ServicesInterval => &settings.services_interval,
+    }
+}
+
+/// The intervals some push of `pushes` goes by.
+fn used(pushes: PerPush<bool>) -> impl Iterator<Item = (Every, bool)> {
+    Every::ALL
+        .into_iter()
+        .map(move |every| (every, pushes.on().any(|p| p.every() == every)))
+}
+
+fn key_of(every: Every) -> Key {
+    match every {
+        Every::MetricsInterval => Key::MetricsInterval,
+        Every::ServicesInterval => Key::ServicesInterval,
+    }
+}
+
+/// `report auto` becomes the pushes the server's own agent makes that
+/// this box can make: with the agent API, metrics, and services when a
+/// check is configured; with the legacy API, none (it has no push). A
+/// default interval shorter than the beats' is raised to it: the server
+/// agent's 30 s means "every beat" on a box that beats every minute.
+pub fn settle(settings: &mut Settings, api: Api) {
+    let checks = settings.health.value.len();
+    let report = &mut settings.report.value;
+    if report.auto {
+        report.pushes = PerPush::from_fn(|push| {
+            api == Api::Agent
+                && match push {
+                    Push::Metrics => true,
+                    Push::Services => checks > 0,
+                }
+        });
+    }
+    let interval = settings.interval.value;
+    for every in [
+        &mut settings.metrics_interval,
+        &mut settings.services_interval,
+    ] {
+        if every.source == Source::Default {
+            every.value = every.value.max(interval);
+        }
+    }
+}
 
 /// The errors of a combination that cannot work: pushes without the agent
 /// API, services without a check, pushes more often than beats.
-pub fn errors(
-    report: &Setting<Reporting>,
-    api: Api,
-    checks: usize,
-    interval: &Setting<Duration>,
-    metrics_interval: &Setting<Duration>,
-) -> Vec<ConfigError> {
+pub fn errors(settings: &Settings, api: Api) -> Vec<ConfigError> {
     let mut out = Vec::new();
+    let report = &settings.report;
     let about_report = |message: String| ConfigError {
         about: About::Setting(Key::Report),
         source: Some(report.source.clone()),
@@ -39,121 +86,142 @@ pub fn errors(
             paths.join(" and ")
         )));
     }
-    if wanted.pushes[Push::Services] && checks == 0 {
+    if wanted.pushes[Push::Services] && settings.health.value.is_empty() {
         out.push(about_report(
             "has services, which sends each health check as a service, but no check is \
              configured; add one (--health, STACKSENSE_HEALTH or \"health\"), or drop services"
                 .into(),
         ));
     }
-    if wanted.pushes.any() && metrics_interval.value < interval.value {
-        out.push(ConfigError {
-            about: About::Setting(Key::MetricsInterval),
-            source: Some(metrics_interval.source.clone()),
-            message: format!(
-                "is {}, shorter than interval ({}); expected at least the interval: pushes \
-                 replace beats, so equal means every beat",
-                format_duration(metrics_interval.value),
-                format_duration(interval.value)
-            ),
-        });
+    let interval = &settings.interval;
+    for (used, _) in used(wanted.pushes).filter(|(_, used)| *used) {
+        let every = every_setting(settings, used);
+        if every.value < interval.value {
+            out.push(ConfigError {
+                about: About::Setting(key_of(used)),
+                source: Some(every.source.clone()),
+                message: format!(
+                    "is {}, shorter than interval ({}); expected at least the interval: pushes \
+                     replace beats, so equal means every beat",
+                    format_duration(every.value),
+                    format_duration(interval.value)
+                ),
+            });
+        }
     }
     out
 }
 
-/// `--once` and `run` send one beat from a fresh process: a sampled push
-/// (metrics) would have no previous sample to measure the CPU share and
-/// the rates over (psutil's first `cpu_percent` is a meaningless 0.0;
-/// ours would be a few milliseconds' worth). Refused rather than sent wrong.
-pub fn one_beat_error(report: &Setting<Reporting>, mode: &str) -> Option<ConfigError> {
-    let push = report.value.pushes.on().find(|p| p.sampled())?;
-    let word = push.word();
-    Some(ConfigError {
-        about: About::Setting(Key::Report),
-        source: Some(report.source.clone()),
-        message: format!(
-            "has {word}, which {mode} cannot send: cpu_percent and the rates are measured \
-             from one push to the next, and {mode} sends one beat; run the service for \
-             {word} (services alone work with {mode})"
-        ),
-    })
-}
-
-/// A metrics_interval someone set that nothing uses.
-pub fn warning(report: Reporting, metrics_interval: &Setting<Duration>) -> Option<String> {
-    (!report.pushes.any() && metrics_interval.source != Source::Default).then(|| {
-        format!(
-            "metrics_interval (from {}) is not used: report has neither metrics nor services",
-            metrics_interval.source
-        )
-    })
+/// A push interval someone set that nothing uses.
+pub fn warnings(settings: &Settings) -> Vec<String> {
+    used(settings.report.value.pushes)
+        .filter(|(_, used)| !used)
+        .filter_map(|(every, _)| {
+            let setting = every_setting(settings, every);
+            (setting.source != Source::Default).then(|| {
+                format!(
+                    "{} (from {}) is not used: report makes no push that goes by it",
+                    key_of(every).name(),
+                    setting.source
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ConfigFile, Layer};
 
-    fn set<T>(value: T) -> Setting<T> {
-        Setting {
-            value,
-            source: Source::Env("STACKSENSE_X"),
+    /// The settings from environment variables alone.
+    fn settings(vars: &[(Key, &str)]) -> Settings {
+        let mut env = Layer::default().with(Key::ApiUrl, "http://m", Source::Env("STACKSENSE_URL"));
+        for (key, value) in vars {
+            env = env.with(*key, value, Source::Env("STACKSENSE_X"));
         }
+        let none = ConfigFile::Missing(Vec::new());
+        super::super::resolve::resolve(&Layer::default(), &env, &Layer::default(), &none)
+            .unwrap()
+            .0
     }
 
-    fn secs(n: u64) -> Setting<Duration> {
-        set(Duration::from_secs(n))
-    }
-
-    #[test]
-    fn pushes_need_the_agent_api_a_check_and_no_more_than_the_beats() {
-        let both = set(Reporting::parse("metrics,services").unwrap());
-        let ok = errors(&both, Api::Agent, 1, &secs(30), &secs(30));
-        assert_eq!(ok, Vec::new());
-        let legacy = errors(&both, Api::Legacy, 1, &secs(30), &secs(300));
-        assert_eq!(legacy.len(), 1);
-        let said = legacy[0].to_string();
-        assert!(
-            said.starts_with("report (from env STACKSENSE_X): is metrics,services")
-                && said.contains("/api/agent/metrics/"),
-            "{said}"
-        );
-        let no_checks = errors(&both, Api::Agent, 0, &secs(30), &secs(300));
-        assert!(
-            no_checks[0].to_string().contains("no check"),
-            "{no_checks:?}"
-        );
-        let faster = errors(&both, Api::Agent, 1, &secs(30), &secs(10));
-        let said = faster[0].to_string();
-        assert!(
-            said.starts_with("metrics_interval (from env STACKSENSE_X): is 10s, shorter"),
-            "{said}"
-        );
-        let metrics = set(Reporting::parse("metrics").unwrap());
-        assert_eq!(errors(&metrics, Api::Agent, 0, &secs(30), &secs(60)), []);
+    fn settled(vars: &[(Key, &str)], api: Api) -> Settings {
+        let mut s = settings(vars);
+        settle(&mut s, api);
+        s
     }
 
     #[test]
-    fn one_beat_cannot_carry_metrics() {
-        let metrics = set(Reporting::parse("metrics,services").unwrap());
-        let said = one_beat_error(&metrics, "--once").unwrap().to_string();
+    fn auto_is_the_server_agents_pushes_where_they_can_go() {
+        let plain = settled(&[], Api::Agent);
+        assert!(plain.report.value.pushes[Push::Metrics]);
         assert!(
-            said.starts_with("report (from env STACKSENSE_X): has metrics, which --once cannot"),
-            "{said}"
+            !plain.report.value.pushes[Push::Services],
+            "no check: no services"
         );
-        let services = set(Reporting::parse("services").unwrap());
-        assert_eq!(one_beat_error(&services, "run"), None);
+        assert_eq!(plain.report.value.words(), "auto (metrics)");
+        let checked = settled(&[(Key::Health, "memory 1%")], Api::Agent);
+        assert!(checked.report.value.pushes[Push::Services]);
+        let legacy = settled(&[(Key::Health, "memory 1%")], Api::Legacy);
+        assert!(!legacy.report.value.pushes.any());
+        assert_eq!(errors(&legacy, Api::Legacy), []);
+        let off = settled(&[(Key::Report, "off")], Api::Agent);
+        assert!(!off.report.value.pushes.any() && !off.report.value.is_on());
     }
 
     #[test]
-    fn an_unused_metrics_interval_is_worth_a_word() {
-        let off = Reporting::default();
-        assert!(warning(off, &secs(60)).is_some());
-        let default = Setting {
-            value: Duration::from_secs(300),
-            source: Source::Default,
-        };
-        assert_eq!(warning(off, &default), None);
-        let on = Reporting::parse("metrics").unwrap();
-        assert_eq!(warning(on, &secs(60)), None);
+    fn default_intervals_follow_slower_beats_and_set_ones_are_held_to_them() {
+        let every_minute = settled(&[(Key::Interval, "60")], Api::Agent);
+        assert_eq!(every_minute.metrics_interval.value, Duration::from_secs(60));
+        assert_eq!(
+            every_minute.services_interval.value,
+            Duration::from_secs(60)
+        );
+        assert_eq!(errors(&every_minute, Api::Agent), []);
+        let fast = settled(&[(Key::Interval, "10")], Api::Agent);
+        assert_eq!(fast.metrics_interval.value, Duration::from_secs(30));
+        assert_eq!(fast.services_interval.value, Duration::from_secs(60));
+        let short = settled(
+            &[(Key::Interval, "60"), (Key::MetricsInterval, "10")],
+            Api::Agent,
+        );
+        let said: Vec<String> = errors(&short, Api::Agent)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].starts_with("metrics_interval (from env STACKSENSE_X): is 10s, shorter"),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn pushes_need_the_agent_api_and_services_a_check() {
+        let both = settled(&[(Key::Report, "metrics,services")], Api::Legacy);
+        let said: Vec<String> = errors(&both, Api::Legacy)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].starts_with("report (from env STACKSENSE_X): is metrics,services")
+                && said[0].contains("/api/agent/metrics/ and /api/agent/services/"),
+            "{said:?}"
+        );
+        assert!(said[1].contains("no check"), "{said:?}");
+    }
+
+    #[test]
+    fn an_unused_push_interval_is_worth_a_word() {
+        let off = settled(
+            &[(Key::Report, "off"), (Key::ServicesInterval, "90")],
+            Api::Agent,
+        );
+        let said = warnings(&off);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("services_interval (from env STACKSENSE_X) is not used"));
+        assert_eq!(warnings(&settled(&[], Api::Agent)), Vec::<String>::new());
     }
 }

@@ -13,17 +13,30 @@ pub struct Reporting {
     /// `host`: uptime, load, memory, disks, the agent's RSS.
     pub vitals: bool,
     /// The agent API's pushes (`metrics`, `services`, ...), each in place
-    /// of a beat every `metrics_interval`.
+    /// of a beat every `metrics_interval` or `services_interval`.
     pub pushes: PerPush<bool>,
+    /// `auto`: the pushes are chosen from the API and the checks when the
+    /// config is loaded (config::pushes::settle).
+    pub auto: bool,
 }
 
 impl Reporting {
-    /// Any of `status`, `vitals` and the pushes' words, comma-separated, or `off`.
+    /// The default: the pushes the server's own agent makes, where they can go.
+    pub const AUTO: Reporting = Reporting {
+        status: false,
+        vitals: false,
+        pushes: PerPush::NONE,
+        auto: true,
+    };
+
+    /// `auto`, `off`, or any of `status`, `vitals` and the pushes' words,
+    /// comma-separated (`auto` may join them).
     pub fn parse(text: &str) -> Result<Reporting, String> {
         let mut reporting = Reporting::default();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             let word = word.to_ascii_lowercase();
             match word.as_str() {
+                "auto" => reporting.auto = true,
                 "status" => reporting.status = true,
                 "vitals" => reporting.vitals = true,
                 "off" | "none" => {}
@@ -31,8 +44,8 @@ impl Reporting {
                     Some(push) => reporting.pushes[push] = true,
                     None => {
                         return Err(format!(
-                            "has \"{}\"; expected status, vitals, {} (comma-separated, \
-                             e.g. metrics,services), or off",
+                            "has \"{}\"; expected auto, off, or status, vitals, {} \
+                             (comma-separated, e.g. metrics,services)",
                             text::untrusted_max(&word, 40),
                             or_list(Push::ALL.map(Push::word).as_slice())
                         ));
@@ -48,27 +61,19 @@ impl Reporting {
         self.status || self.vitals || self.pushes.any()
     }
 
-    /// The pushes on, for the start-up line: "metrics and services".
-    pub fn push_words(self) -> String {
-        let on: Vec<&str> = self.pushes.on().map(Push::word).collect();
-        match on.split_last() {
-            None => "nothing".into(),
-            Some((last, [])) => last.to_string(),
-            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
-        }
-    }
-
-    /// As `--check` and the start-up line show it.
+    /// As `--check` and the start-up line show it: once settled, what
+    /// `auto` chose, marked as such.
     pub fn words(self) -> String {
         let words: Vec<&str> = [("status", self.status), ("vitals", self.vitals)]
             .into_iter()
             .chain(self.pushes.iter().map(|(p, on)| (p.word(), *on)))
             .filter_map(|(w, on)| on.then_some(w))
             .collect();
-        if words.is_empty() {
-            "off".into()
-        } else {
-            words.join(",")
+        match (words.is_empty(), self.auto) {
+            (true, false) => "off".into(),
+            (true, true) => "auto (off)".into(),
+            (false, false) => words.join(","),
+            (false, true) => format!("auto ({})", words.join(",")),
         }
     }
 }
@@ -96,6 +101,13 @@ mod tests {
         assert_eq!(Reporting::parse("status,vitals"), Ok(both));
         assert_eq!(Reporting::parse(" Vitals , status "), Ok(both));
         assert_eq!(Reporting::parse("off"), Ok(Reporting::default()));
+        assert_eq!(Reporting::parse("auto"), Ok(Reporting::AUTO));
+        assert_eq!(Reporting::AUTO.words(), "auto (off)");
+        let chose = Reporting {
+            pushes: PerPush::from_fn(|p| p == Push::Metrics),
+            ..Reporting::AUTO
+        };
+        assert_eq!(chose.words(), "auto (metrics)");
         let err = Reporting::parse("status,cpu").unwrap_err();
         assert!(err.contains("\"cpu\"") && err.contains("expected"), "{err}");
     }
@@ -106,9 +118,7 @@ mod tests {
         assert!(pushes.pushes[Push::Metrics] && pushes.pushes[Push::Services]);
         assert!(!pushes.status && pushes.is_on());
         assert_eq!(pushes.words(), "metrics,services");
-        assert_eq!(pushes.push_words(), "metrics and services");
         assert_eq!(Reporting::default().words(), "off");
-        assert_eq!(Reporting::default().push_words(), "nothing");
         assert!(!Reporting::parse("status").unwrap().pushes.any());
         let err = Reporting::parse("cpu").unwrap_err();
         for push in Push::ALL {

@@ -85,6 +85,19 @@ pub fn stat() -> (Option<CpuTimes>, Option<u64>) {
     read("/proc/stat").map_or((None, None), |t| parse::parse_stat(&t))
 }
 
+/// Time since boot, counting suspend (CLOCK_BOOTTIME): what a sample kept
+/// by an earlier run of this boot is timed by.
+pub fn since_boot() -> Option<std::time::Duration> {
+    // SAFETY: clock_gettime writes into the zeroed struct we own.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+    Some(std::time::Duration::new(secs, nanos))
+}
+
 /// Seconds since boot, from `/proc/uptime`.
 pub fn uptime() -> Option<f64> {
     let text = read("/proc/uptime").ok()?;

@@ -229,8 +229,13 @@ impl Narrator {
     /// pass again.
     pub fn assessed(&mut self, assessment: &Assessment, at: At) -> Said {
         let mut said = Said::default();
-        for left_out in &assessment.left_out {
-            said.warn(format!("the metrics push leaves out {left_out}"));
+        for (line, warning) in &assessment.left_out {
+            if *warning {
+                said.warn(line.clone());
+            } else {
+                // Expected (a first run): `--once` stays silent for cron.
+                said.debug(line.clone());
+            }
         }
         let now = at.now;
         let names: Vec<&str> = assessment.failing().map(|r| r.name.as_str()).collect();

@@ -17,7 +17,7 @@ use super::{PerPush, Push};
 
 #[derive(Debug)]
 pub struct Cadence {
-    every: Duration,
+    every: PerPush<Duration>,
     slack: Duration,
     /// When the next push of each kind is due (None: not reported).
     next: PerPush<Option<Duration>>,
@@ -26,15 +26,22 @@ pub struct Cadence {
 }
 
 impl Cadence {
-    /// The pushes `on`, every `every` at beats `interval` apart.
-    pub fn new(on: PerPush<bool>, every: Duration, interval: Duration) -> Cadence {
+    /// The pushes `on`, each every `every` at beats `interval` apart.
+    /// `resumed`: a sampled push has its previous sample already (one an
+    /// earlier run kept), so it too goes at once.
+    pub fn new(
+        on: PerPush<bool>,
+        every: PerPush<Duration>,
+        interval: Duration,
+        resumed: bool,
+    ) -> Cadence {
         Cadence {
             every,
             slack: interval / 2,
             // Beat zero is at 0 and the next one at least half an interval
             // on: with the slack, the first beat that reaches `interval`.
             next: PerPush::from_fn(|push| {
-                on[push].then_some(if push.sampled() {
+                on[push].then_some(if push.sampled() && !resumed {
                     interval
                 } else {
                     Duration::ZERO
@@ -61,7 +68,7 @@ impl Cadence {
     /// waits for its interval all the same), carrying `verdicts`.
     pub fn landed(&mut self, push: Push, now: Duration, verdicts: &[bool]) {
         if self.next[push].is_some() {
-            self.next[push] = Some(now.saturating_add(self.every));
+            self.next[push] = Some(now.saturating_add(self.every[push]));
             if push.follows_checks() {
                 self.pushed_verdicts = Some(verdicts.to_vec());
             }
@@ -88,7 +95,12 @@ mod tests {
     /// The beats (in seconds) that carry each push over `beats` beats
     /// every 30 s, each landing, the slot a little early or late.
     fn pushes(every: u64, beats: u64) -> (Vec<u64>, Vec<u64>) {
-        let mut c = Cadence::new(both(), S * every as u32, 30 * S);
+        let mut c = Cadence::new(
+            both(),
+            PerPush::from_fn(|_| S * every as u32),
+            30 * S,
+            false,
+        );
         let (mut metrics, mut services) = (Vec::new(), Vec::new());
         for beat in 0..beats {
             let jitter = if beat % 2 == 0 {
@@ -122,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_failed_push_stays_due_and_a_changed_verdict_goes_at_once() {
-        let mut c = Cadence::new(both(), 300 * S, 30 * S);
+        let mut c = Cadence::new(both(), PerPush::from_fn(|_| 300 * S), 30 * S, false);
         assert_eq!(c.due(Duration::ZERO, &[true]), only(Services));
         c.landed(Services, Duration::ZERO, &[true]);
         // The metrics push at 30 s fails: due again at 60 s.
@@ -144,8 +156,39 @@ mod tests {
     }
 
     #[test]
+    fn each_push_keeps_its_own_interval() {
+        let every = PerPush::from_fn(|p| if p == Metrics { 30 * S } else { 60 * S });
+        let mut c = Cadence::new(both(), every, 30 * S, false);
+        let (mut metrics, mut services) = (Vec::new(), Vec::new());
+        for beat in 0..7u32 {
+            let now = 30 * S * beat;
+            let due = c.due(now, &[true]);
+            for (push, seen) in [(Metrics, &mut metrics), (Services, &mut services)] {
+                if due[push] {
+                    seen.push(beat);
+                    c.landed(push, now, &[true]);
+                }
+            }
+        }
+        assert_eq!(metrics, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(services, [0, 2, 4, 6]);
+    }
+
+    #[test]
+    fn a_resumed_sample_lets_metrics_go_with_the_first_beat() {
+        let every = PerPush::from_fn(|_| 30 * S);
+        let c = Cadence::new(both(), every, 30 * S, true);
+        assert_eq!(c.due(Duration::ZERO, &[true]), both());
+    }
+
+    #[test]
     fn nothing_is_due_that_is_not_reported() {
-        let mut c = Cadence::new(PerPush::default(), 30 * S, 30 * S);
+        let mut c = Cadence::new(
+            PerPush::default(),
+            PerPush::from_fn(|_| 30 * S),
+            30 * S,
+            false,
+        );
         c.landed(Metrics, S, &[true]);
         assert_eq!(c.due(1000 * S, &[false]), PerPush::default());
     }

@@ -2,7 +2,7 @@
 //!
 //! A push is a POST to `/api/agent/<word>/` that the server also records
 //! as a heartbeat, so it goes in place of one. Adding a push is one entry
-//! below (its word, and how its cadence starts), one collector
+//! below (its word, the setting it goes by, how its cadence starts), one collector
 //! (`push::collector_for`, a match the compiler holds complete) and the
 //! word's mention in the `report` setting's help. Everything kept per
 //! push ([`PerPush`]) is an array as long as this list, indexed by the
@@ -13,7 +13,8 @@ use std::ops::{Index, IndexMut};
 macro_rules! push_table {
     ($(
         $(#[$doc:meta])*
-        $variant:ident = $word:literal, sampled: $sampled:literal, follows_checks: $follows:literal;
+        $variant:ident = $word:literal, every: $every:ident, sampled: $sampled:literal,
+            follows_checks: $follows:literal;
     )+) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
         pub enum Push {
@@ -47,6 +48,13 @@ macro_rules! push_table {
                 }
             }
 
+            /// The setting that says how often it goes.
+            pub fn every(self) -> Every {
+                match self {
+                    $(Push::$variant => Every::$every,)+
+                }
+            }
+
             /// Goes again as soon as a check's verdict changes.
             pub fn follows_checks(self) -> bool {
                 match self {
@@ -59,9 +67,9 @@ macro_rules! push_table {
 
 push_table! {
     /// `POST /api/agent/metrics/`: CPU, memory, disks, network, uptime.
-    Metrics = "metrics", sampled: true, follows_checks: false;
+    Metrics = "metrics", every: MetricsInterval, sampled: true, follows_checks: false;
     /// `POST /api/agent/services/`: each health check as a service.
-    Services = "services", sampled: false, follows_checks: true;
+    Services = "services", every: ServicesInterval, sampled: false, follows_checks: true;
 }
 
 impl Push {
@@ -77,9 +85,26 @@ impl Push {
     }
 }
 
+/// The settings a push's interval comes from (the server's own agent has
+/// these two cadences: metrics, and services with containers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Every {
+    MetricsInterval,
+    ServicesInterval,
+}
+
+impl Every {
+    pub const ALL: [Every; 2] = [Every::MetricsInterval, Every::ServicesInterval];
+}
+
 /// One `T` per push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PerPush<T>([T; Push::COUNT]);
+
+impl PerPush<bool> {
+    /// Every push off.
+    pub const NONE: PerPush<bool> = PerPush([false; Push::COUNT]);
+}
 
 impl<T> PerPush<T> {
     pub fn from_fn(mut f: impl FnMut(Push) -> T) -> PerPush<T> {

@@ -5,11 +5,12 @@
 //! sleep), and the disks' sizes; the body is a struct serde writes.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use super::body::{Keyed, Outside, Version, round, to_json};
+use super::kept::{Counters, Kept};
 use super::{Collect, Collected, LeftOut, Moment};
 use crate::host::disk::{self, MAX_DISKS};
 use crate::host::{self, CpuTimes, DiskIo, MAX_INTERFACES, Memory, NetCounters, parse};
@@ -21,7 +22,9 @@ const DISKS_LIMIT: Duration = Duration::from_secs(1);
 /// The counters a push sends the rates of, read at one moment.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
-    at: Instant,
+    /// Since boot (CLOCK_BOOTTIME): comparable with a sample kept by an
+    /// earlier run of this boot.
+    at: Duration,
     cpu: Option<CpuTimes>,
     /// `btime`: seconds since the epoch at boot.
     boot: Option<u64>,
@@ -34,7 +37,7 @@ impl Sample {
     fn read(nics: Option<&[NetCounters]>) -> Sample {
         let (cpu, boot) = host::stat();
         Sample {
-            at: Instant::now(),
+            at: host::since_boot().unwrap_or_default(),
             cpu,
             boot,
             disk_io: host::disk_io(),
@@ -54,7 +57,7 @@ struct Rates {
 
 impl Rates {
     fn between(before: &Sample, now: &Sample) -> Rates {
-        let seconds = now.at.saturating_duration_since(before.at).as_secs_f64();
+        let seconds = now.at.saturating_sub(before.at).as_secs_f64();
         let rate = |now: Option<u64>, before: Option<u64>| -> Option<u64> {
             // A counter that went back (a reset interface) has no honest rate.
             let delta = now?.checked_sub(before?)?;
@@ -125,9 +128,33 @@ struct NetIo {
     packets_recv: u64,
 }
 
+impl Sample {
+    fn counters(&self) -> Counters {
+        Counters {
+            at: self.at,
+            cpu: self.cpu.map(|c| (c.total, c.busy)),
+            disk: self.disk_io.map(|d| (d.read, d.written)),
+            net: self.net_io,
+        }
+    }
+
+    fn from_counters(c: Counters) -> Sample {
+        Sample {
+            at: c.at,
+            cpu: c.cpu.map(|(total, busy)| CpuTimes { total, busy }),
+            boot: None,
+            disk_io: c.disk.map(|(read, written)| DiskIo { read, written }),
+            net_io: c.net,
+        }
+    }
+}
+
 /// Keeps the previous sample between pushes.
 pub struct Collector {
-    previous: Sample,
+    /// None in a one-beat run that found no sample of an earlier run.
+    previous: Option<Sample>,
+    /// Where a one-beat run keeps its sample for the next, with this boot's id.
+    kept: Option<(Kept, String)>,
     /// Cores do not come and go while the agent runs; counted once.
     physical_cpus: Option<u32>,
     /// The kernel's filesystems that need a device, read once: a module
@@ -141,7 +168,20 @@ impl Collector {
     pub fn new() -> Collector {
         let nics = host::interfaces().map(|(nics, _)| nics);
         Collector {
-            previous: Sample::read(nics.as_deref()),
+            previous: Some(Sample::read(nics.as_deref())),
+            kept: None,
+            physical_cpus: host::physical_cpus(),
+            device_filesystems: host::device_filesystems(),
+        }
+    }
+
+    /// For `--once` and `run`: the previous sample is the one an earlier
+    /// run of this boot kept in `kept`, and this run keeps its own there.
+    pub fn resumed(kept: Kept) -> Collector {
+        let boot_id = host::boot_id().unwrap_or_default();
+        Collector {
+            previous: kept.load(&boot_id).map(Sample::from_counters),
+            kept: Some((kept, boot_id)),
             physical_cpus: host::physical_cpus(),
             device_filesystems: host::device_filesystems(),
         }
@@ -152,7 +192,28 @@ impl Collector {
     fn body(&mut self, limit: Duration, left_out: &mut Vec<LeftOut>) -> Option<String> {
         let (nics, nics_cut) = host::interfaces().unwrap_or_default();
         let now = Sample::read(Some(&nics));
-        let before = std::mem::replace(&mut self.previous, now);
+        let before = self.previous.replace(now);
+        if let Some((kept, boot_id)) = &self.kept
+            && let Err(e) = kept.save(boot_id, &now.counters())
+        {
+            left_out.push(LeftOut::new(
+                "the next run's rates",
+                format!(
+                    "cannot keep this sample in {}: {}",
+                    crate::text::untrusted(&kept.file.display().to_string()),
+                    text::describe_io(&e)
+                ),
+            ));
+        }
+        let Some(before) = before else {
+            left_out.push(LeftOut::expected(
+                "everything",
+                "this is the first run since boot, and the CPU share and rates need an \
+                 earlier sample: this run keeps one, and the next run pushes metrics; this \
+                 beat goes as a plain heartbeat",
+            ));
+            return None;
+        };
         let memory = host::memory().ok();
         let (Some(cpu_now), Some(cpu_before), Some(memory)) = (now.cpu, before.cpu, memory) else {
             left_out.push(LeftOut::new(
@@ -351,9 +412,8 @@ mod tests {
 
     #[test]
     fn rates_are_per_second_and_none_for_a_counter_that_went_back() {
-        let t0 = Instant::now();
         let sample = |secs: u64, read: u64, recv: u64| Sample {
-            at: t0 + Duration::from_secs(secs),
+            at: Duration::from_secs(1000 + secs),
             cpu: None,
             boot: None,
             disk_io: Some(DiskIo { read, written: 0 }),

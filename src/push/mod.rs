@@ -13,6 +13,7 @@
 pub mod body;
 mod cadence;
 mod endpoint;
+pub mod kept;
 mod metrics;
 pub mod report;
 mod services;
@@ -25,7 +26,8 @@ use crate::checks::{CheckResult, Checks};
 use crate::config::health::{Check, Probe};
 use crate::config::{Config, Reporting};
 use cadence::Cadence;
-pub use endpoint::{Endpoint, PerPush, Push};
+pub use endpoint::{Endpoint, Every, PerPush, Push};
+use kept::Kept;
 use report::JobReport;
 
 /// One request of a beat: where it goes and what it says.
@@ -55,8 +57,9 @@ pub struct Assessment {
     pub withhold: bool,
     /// A failing check goes to the server as a failed service.
     pub as_service: bool,
-    /// What a push had to leave out, said when it first happens.
-    pub left_out: Vec<String>,
+    /// What a push had to leave out, said when it first happens: each
+    /// line, and whether it is a warning.
+    pub left_out: Vec<(String, bool)>,
 }
 
 impl Assessment {
@@ -107,6 +110,9 @@ pub struct Collected {
 pub struct LeftOut {
     pub what: String,
     pub why: String,
+    /// Nothing is wrong (a first run has no earlier sample): said as
+    /// information, not as a warning.
+    pub expected: bool,
 }
 
 impl LeftOut {
@@ -114,6 +120,14 @@ impl LeftOut {
         LeftOut {
             what: what.into(),
             why: why.into(),
+            expected: false,
+        }
+    }
+
+    pub fn expected(what: impl Into<String>, why: impl Into<String>) -> LeftOut {
+        LeftOut {
+            expected: true,
+            ..LeftOut::new(what, why)
         }
     }
 }
@@ -124,10 +138,14 @@ impl std::fmt::Display for LeftOut {
     }
 }
 
-/// Each push's collector: the compiler holds this match complete.
-fn collector_for(push: Push) -> Box<dyn Collect> {
+/// Each push's collector: the compiler holds this match complete. `kept`
+/// is where a one-beat run finds and leaves its previous sample.
+fn collector_for(push: Push, kept: Option<&Kept>) -> Box<dyn Collect> {
     match push {
-        Push::Metrics => Box::new(metrics::Collector::new()),
+        Push::Metrics => Box::new(match kept {
+            Some(kept) => metrics::Collector::resumed(kept.clone()),
+            None => metrics::Collector::new(),
+        }),
         Push::Services => Box::new(services::Collector),
     }
 }
@@ -164,8 +182,9 @@ struct Pushing {
 }
 
 impl Planner {
-    /// None when there is nothing to do before a beat.
-    pub fn new(config: &Config) -> Option<Planner> {
+    /// None when there is nothing to do before a beat. `kept`: a one-beat
+    /// run's sample from the one before (see kept.rs).
+    pub fn new(config: &Config, kept: Option<&Kept>) -> Option<Planner> {
         let checks = Checks::new(config);
         let reporting = config.settings.report.value;
         if checks.is_none() && !reporting.is_on() {
@@ -183,10 +202,11 @@ impl Planner {
         let pushing = Pushing {
             cadence: Cadence::new(
                 on,
-                config.settings.metrics_interval.value,
+                PerPush::from_fn(|p| crate::config::push_every(&config.settings, p.every()).value),
                 config.settings.interval.value,
+                kept.is_some(),
             ),
-            collectors: PerPush::from_fn(|push| on[push].then(|| collector_for(push))),
+            collectors: PerPush::from_fn(|push| on[push].then(|| collector_for(push, kept))),
             verdicts: Vec::new(),
             unanswered: PerPush::default(),
             assessed_at: Duration::ZERO,
@@ -214,7 +234,7 @@ impl Pushing {
         &mut self,
         due: PerPush<bool>,
         moment: &Moment,
-        left_out: &mut Vec<String>,
+        left_out: &mut Vec<(String, bool)>,
     ) -> Vec<Post> {
         let mut order: Vec<Push> = due.on().collect();
         order.sort_by_key(|push| !self.unanswered[*push]);
@@ -229,7 +249,7 @@ impl Pushing {
                 self.left_out[push]
                     .iter()
                     .filter(|l| !before.iter().any(|b| b.what == l.what))
-                    .map(LeftOut::to_string),
+                    .map(|l| (format!("the {} leaves out {l}", push.words()), !l.expected)),
             );
             if let Some(body) = collected.body {
                 self.unanswered[push] = true;

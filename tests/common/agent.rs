@@ -64,7 +64,11 @@ impl AgentCmd {
             }
             None => Command::new(binary),
         };
-        cmd.env_clear().env("HOME", home.path());
+        // A runtime directory of the test's own: one-beat runs keep their
+        // metrics sample there, never in the machine's /run.
+        cmd.env_clear()
+            .env("HOME", home.path())
+            .env("RUNTIME_DIRECTORY", home.path().join("run"));
         AgentCmd {
             cmd,
             home,

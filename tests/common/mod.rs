@@ -7,16 +7,21 @@
 /// (a log, a `--check` page) so the failure says what the agent said.
 #[allow(unused_macros)]
 macro_rules! assert_contains {
-    ($haystack:expr, $needle:expr $(,)?) => {{
-        let haystack: &str = ::std::convert::AsRef::<str>::as_ref(&$haystack);
-        let needle = $needle;
-        assert!(
-            haystack.contains(needle),
-            "expected to find {:?} in:\n{}",
-            needle,
-            haystack
-        );
-    }};
+    // A match keeps a temporary haystack (a joined log) alive, as assert_eq! does.
+    ($haystack:expr, $needle:expr $(,)?) => {
+        match &$haystack {
+            haystack => {
+                let haystack: &str = ::std::convert::AsRef::<str>::as_ref(haystack);
+                let needle = $needle;
+                assert!(
+                    haystack.contains(needle),
+                    "expected to find {:?} in:\n{}",
+                    needle,
+                    haystack
+                );
+            }
+        }
+    };
 }
 
 mod agent;

@@ -317,13 +317,8 @@ fn pushes_go_every_metrics_interval_and_beats_between() {
     let server = StackSense::start();
     let mut agent = agent_for(&server)
         .args(["--report", "metrics,services", "--health", "load 1000"])
-        .args([
-            "--interval",
-            "0.5",
-            "--metrics-interval",
-            "1.5",
-            "--no-splay",
-        ])
+        .args(["--interval", "0.5", "--metrics-interval", "1.5"])
+        .args(["--services-interval", "1.5", "--no-splay"])
         .spawn();
     server.rx.wait_for(9, WAIT);
     agent.stop_with(libc::SIGTERM);
@@ -491,8 +486,15 @@ fn pushes_that_cannot_work_are_refused_at_start() {
             "metrics_interval (from flag --metrics-interval): is 10s, shorter than interval (30s)",
         ),
         (
-            &["--once", "--report", "metrics"],
-            "report (from flag --report): has metrics, which --once cannot send",
+            &[
+                "--report",
+                "services",
+                "--health",
+                "load 1000",
+                "--services-interval",
+                "5",
+            ],
+            "services_interval (from flag --services-interval): is 5s, shorter than interval (30s)",
         ),
     ];
     for (args, said) in cases {
@@ -532,4 +534,99 @@ fn pushes_that_cannot_work_are_refused_at_start() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(server.services(BOX_ID).len(), 1);
     assert_eq!(server.beats(BOX_ID).len(), 1);
+}
+
+/// A box set up with nothing but the server's URL and token (the Python
+/// agent's variables) fills the server's page: a metrics push in place of
+/// every beat after beat zero, every 30 s as the server's own agent
+/// pushes (here at 0.5 s beats and pushes, the same rule faster).
+#[test]
+fn out_of_the_box_every_beat_after_the_first_is_a_metrics_push() {
+    let server = StackSense::start();
+    let out = agent_for(&server).args(["--check", "--offline"]).finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let rows: Vec<&str> = out.stdout.lines().collect();
+    for (starts, ends) in [
+        ("report       auto (metrics)", "default"),
+        ("metrics_interval 30s", "default"),
+        ("interval     30s", "default"),
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with(starts) && r.ends_with(ends)),
+            "no {starts:?} row in\n{}",
+            out.stdout
+        );
+    }
+    let mut agent = agent_for(&server)
+        .args([
+            "--interval",
+            "0.5",
+            "--metrics-interval",
+            "0.5",
+            "--no-splay",
+        ])
+        .spawn();
+    let pushed = wait_for_pushes(|| server.metrics(BOX_ID), 3, WAIT);
+    agent.stop_with(libc::SIGTERM);
+    assert_valid_metrics(&pushed[0]);
+    let paths = paths_of(&server);
+    assert_eq!(paths[0], "/api/agent/heartbeat/", "{paths:?}");
+    assert!(
+        paths[1..].iter().all(|p| p == "/api/agent/metrics/"),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.contains("services")),
+        "no check: no services"
+    );
+    assert_contains!(
+        agent.log().join("\n"),
+        "pushes in place of a beat: metrics every 500ms"
+    );
+    // report off: the design card's plain heartbeat, nothing else.
+    let plain = StackSense::start();
+    let out = agent_for(&plain)
+        .args(["--once", "--report", "off"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(paths_of(&plain), ["/api/agent/heartbeat/"]);
+}
+
+/// `--once` from cron: the first run since boot keeps a sample (in a
+/// runtime directory) and sends a plain heartbeat; every later run pushes
+/// metrics measured since the run before.
+#[test]
+fn once_pushes_metrics_measured_since_the_run_before() {
+    let server = StackSense::start();
+    let runtime = TempDir::new();
+    let once = || {
+        agent_for(&server)
+            .env("RUNTIME_DIRECTORY", runtime.path())
+            .args(["--once", "-v"])
+            .finish()
+    };
+    let first = once();
+    assert_eq!(first.code(), Some(0), "{}", first.stderr);
+    assert_contains!(first.stderr, "first run since boot");
+    assert!(!first.stderr.contains("WARN"), "{}", first.stderr);
+    assert_eq!(paths_of(&server), ["/api/agent/heartbeat/"]);
+    let kept: Vec<_> = std::fs::read_dir(runtime.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(kept.len(), 1, "one sample file");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = once();
+    assert_eq!(second.code(), Some(0), "{}", second.stderr);
+    let pushed = server.metrics(BOX_ID);
+    assert_eq!(pushed.len(), 1, "{:?}", paths_of(&server));
+    assert_valid_metrics(&pushed[0]);
+    let cpu = float(&pushed[0], "cpu_percent");
+    assert!((0.0..=100.0).contains(&cpu), "{cpu}");
+    assert!(
+        pushed[0]["net_io_recv"].is_u64(),
+        "a rate over the two runs: {}",
+        pushed[0]
+    );
 }
