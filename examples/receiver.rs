@@ -181,5 +181,44 @@ fn print_request(r: &Request, code: u16) {
         r.method,
         r.path
     );
+    if let Some(summary) = summary(r) {
+        let _ = writeln!(out, "  {summary}");
+    }
     let _ = out.flush();
+}
+
+/// A push's figures on one line, for the packaging tests to hold to what
+/// the box really has: `metrics memory_total=N cpu_percent=X disks=/,/boot`
+/// and `services NAME=STATUS; ...`.
+fn summary(r: &Request) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    if r.path.ends_with("/api/agent/metrics/") {
+        let field = |name: &str| body.get(name).map_or("-".into(), |v| v.to_string());
+        let disks: Vec<&str> = body["disk_usage"]
+            .as_object()
+            .map(|d| d.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        Some(format!(
+            "metrics memory_total={} memory_available={} cpu_percent={} cpu_load_avg_1m={} \
+             system_uptime_seconds={} disks={}",
+            field("memory_total"),
+            field("memory_available"),
+            field("cpu_percent"),
+            field("cpu_load_avg_1m"),
+            field("system_uptime_seconds"),
+            disks.join(",")
+        ))
+    } else if r.path.ends_with("/api/agent/services/") {
+        let services: Vec<String> = body["services"]
+            .as_array()?
+            .iter()
+            .map(|s| {
+                let text = |k: &str| s[k].as_str().unwrap_or("-").to_string();
+                format!("{}={}", text("name"), text("status"))
+            })
+            .collect();
+        Some(format!("services {}", services.join("; ")))
+    } else {
+        None
+    }
 }

@@ -32,6 +32,28 @@ not() { ! "$@"; }
 # note TEXT: a detail worth seeing in the log, not a check.
 note() { printf '        %s\n' "$*"; }
 
+# metrics_are_this_box LOG: the receiver (examples/receiver.rs) logged a
+# metrics push whose memory_total is this machine's MemTotal (a container
+# shares the host's /proc/meminfo), with some memory available, a CPU share
+# and an uptime: real figures, not an empty push. Prints the last one.
+metrics_are_this_box() {
+  local total line
+  total=$(awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo)
+  line=$(grep "^  metrics " "$1" | tail -n 1)
+  printf '%s\n' "$line"
+  printf '%s\n' "$line" | grep -qE " memory_total=$total memory_available=[1-9][0-9]* cpu_percent=[0-9.]+ cpu_load_avg_1m=[0-9.]+ system_uptime_seconds=[1-9][0-9]* "
+}
+
+# metrics_have_disk LOG PATH: the last metrics push has PATH in disk_usage.
+metrics_have_disk() {
+  grep "^  metrics " "$1" | tail -n 1 | grep -qE " disks=([^ ]*,)?$2(,|$)"
+}
+
+# service_is LOG NAME STATUS: the last services push lists NAME as STATUS.
+service_is() {
+  grep "^  services " "$1" | tail -n 1 | grep -qF "$2=$3"
+}
+
 finish() {
   if [ "$failures" -gt 0 ]; then
     echo "$NAME: $failures check(s) failed"

@@ -154,5 +154,6 @@ stop_receiver() {
 }
 
 RECEIVER_ARGS=()
-beats() { grep -cE "POST /api/(agent/)?heartbeat/" "$WORK/receiver.log" || true; }
+# Beats the receiver got: heartbeats, and the pushes that stand in for them.
+beats() { grep -cE "POST /api/(agent/(heartbeat|metrics|services)|heartbeat)/" "$WORK/receiver.log" || true; }
 beats_at_least() { [ "$(beats)" -ge "$1" ]; }
