@@ -105,7 +105,11 @@ fn main() {
         .collect();
     let mut rows = Vec::new();
     let runs: [(&str, Vec<String>, &str); 3] = [
-        ("agent, heartbeat only", vec![], "/api/agent/heartbeat/"),
+        (
+            "agent, heartbeat only (--report off)",
+            vec!["--report".into(), "off".into()],
+            "/api/agent/heartbeat/",
+        ),
         (
             "agent, --report metrics",
             vec!["--report".into(), "metrics".into()],

@@ -6,6 +6,7 @@
 
 pub mod disk;
 pub mod parse;
+pub mod processes;
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -75,9 +76,17 @@ pub fn online_cpus() -> u32 {
     u32::try_from(n).unwrap_or(1).max(1)
 }
 
-fn page_size() -> Option<u64> {
+pub fn page_size() -> Option<u64> {
     // SAFETY: sysconf reads a value and has no preconditions.
     u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()
+}
+
+/// Clock ticks per second, the unit of /proc's CPU times (USER_HZ).
+pub fn clock_ticks() -> Option<u64> {
+    // SAFETY: sysconf reads a value and has no preconditions.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&n| n > 0)
 }
 
 /// The CPU times and the boot time (`btime`) of `/proc/stat`.

@@ -10,6 +10,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::top::Ticks;
+
 /// The counters of one sample, as the file holds them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
@@ -58,35 +60,56 @@ impl Kept {
         }
     }
 
+    /// The processes' CPU ticks a previous run left in this boot, and when.
+    pub fn load_processes(&self, boot_id: &str) -> Option<(Duration, Ticks)> {
+        let text = crate::files::read_small_file(&self.processes_file()).ok()?;
+        parse_processes(&text, boot_id)
+    }
+
+    /// Keeps the processes' ticks for the next run (at most 1 MiB: the
+    /// reader refuses more, and top.rs reads at most 10,000 processes).
+    pub fn save_processes(&self, boot_id: &str, at: Duration, ticks: &Ticks) -> io::Result<()> {
+        let mut text = format!("{VERSION} {boot_id} {}\n", at.as_nanos());
+        for ((pid, started), used) in ticks {
+            text.push_str(&format!("{pid} {started} {used}\n"));
+        }
+        write(&self.processes_file(), &text)
+    }
+
+    fn processes_file(&self) -> PathBuf {
+        self.file.with_extension("processes")
+    }
+
     /// The sample a previous run left in this boot, if any.
     pub fn load(&self, boot_id: &str) -> Option<Counters> {
         let text = crate::files::read_small_file(&self.file).ok()?;
         parse(&text, boot_id)
     }
 
-    /// Keeps `counters` for the next run: written whole or not at all (a
-    /// file written beside it and renamed), readable by us alone.
+    /// Keeps `counters` for the next run.
     pub fn save(&self, boot_id: &str, counters: &Counters) -> io::Result<()> {
-        let dir = self.file.parent().unwrap_or(Path::new("/"));
-        own_directory(dir)?;
-        let text = format(boot_id, counters);
-        let temporary = self
-            .file
-            .with_extension(format!("{}.new", std::process::id()));
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temporary)?;
-        let written = file
-            .write_all(text.as_bytes())
-            .and_then(|()| fs::rename(&temporary, &self.file));
-        if written.is_err() {
-            let _ = fs::remove_file(&temporary);
-        }
-        written
+        write(&self.file, &format(boot_id, counters))
     }
+}
+
+/// `text` into `file`: written whole or not at all (a file written beside
+/// it and renamed), readable by us alone, in a directory of ours.
+fn write(file: &Path, text: &str) -> io::Result<()> {
+    own_directory(file.parent().unwrap_or(Path::new("/")))?;
+    let temporary = file.with_extension(format!("{}.new", std::process::id()));
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temporary)?;
+    let written = out
+        .write_all(text.as_bytes())
+        .and_then(|()| fs::rename(&temporary, file));
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// `dir`, made if missing (0700), and refused unless it is a directory
@@ -138,6 +161,25 @@ fn parse(text: &str, boot_id: &str) -> Option<Counters> {
     };
     let (cpu, disk, net) = (pair()?, pair()?, pair()?);
     Some(Counters { at, cpu, disk, net })
+}
+
+fn parse_processes(text: &str, boot_id: &str) -> Option<(Duration, Ticks)> {
+    let mut lines = text.lines();
+    let mut head = lines.next()?.split_whitespace();
+    if head.next()? != VERSION || head.next()? != boot_id {
+        return None;
+    }
+    let at = Duration::from_nanos(head.next()?.parse().ok()?);
+    let mut ticks = Ticks::new();
+    for line in lines {
+        let mut f = line.split_whitespace().map(str::parse::<u64>);
+        let (Some(Ok(pid)), Some(Ok(started)), Some(Ok(used))) = (f.next(), f.next(), f.next())
+        else {
+            return None;
+        };
+        ticks.insert((u32::try_from(pid).ok()?, started), used);
+    }
+    Some((at, ticks))
 }
 
 /// FNV-1a, 64 bits: a stable file name from a URL (no secret is in it).
@@ -200,6 +242,14 @@ mod tests {
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         fs::write(&kept.file, "stacksense-heartbeat-sample-1 boot-1 12 x y").unwrap();
         assert_eq!(kept.load("boot-1"), None, "a damaged file is no sample");
+        let ticks: Ticks = [((7, 100), 50), ((9, 200), 0)].into_iter().collect();
+        kept.save_processes("boot-1", Duration::from_secs(3), &ticks)
+            .unwrap();
+        assert_eq!(
+            kept.load_processes("boot-1"),
+            Some((Duration::from_secs(3), ticks))
+        );
+        assert_eq!(kept.load_processes("boot-2"), None);
         let other = Kept::new(&dir, "https://other/api/agent/heartbeat/");
         assert_ne!(other.file, kept.file);
         fs::remove_dir_all(&dir).unwrap();

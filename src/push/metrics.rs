@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::body::{Keyed, Outside, Version, round, to_json};
 use super::kept::{Counters, Kept};
+use super::top::{self, TopProcesses, Tracker};
 use super::{Collect, Collected, LeftOut, Moment};
 use crate::host::disk::{self, MAX_DISKS};
 use crate::host::{self, CpuTimes, DiskIo, MAX_INTERFACES, Memory, NetCounters, parse};
@@ -108,6 +109,8 @@ struct Metrics {
     net_io_recv: Option<u64>,
     disk_usage: Keyed<DiskUsage>,
     network_io: Keyed<NetIo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_processes: Option<TopProcesses>,
 }
 
 /// psutil's `disk_usage(mount)`.
@@ -155,6 +158,8 @@ pub struct Collector {
     previous: Option<Sample>,
     /// Where a one-beat run keeps its sample for the next, with this boot's id.
     kept: Option<(Kept, String)>,
+    /// The processes' CPU ticks at the previous push, and their users.
+    top: Tracker,
     /// Cores do not come and go while the agent runs; counted once.
     physical_cpus: Option<u32>,
     /// The kernel's filesystems that need a device, read once: a module
@@ -167,9 +172,14 @@ impl Collector {
     /// the time from here.
     pub fn new() -> Collector {
         let nics = host::interfaces().map(|(nics, _)| nics);
+        let first = Sample::read(nics.as_deref());
+        let mut top = Tracker::new(None);
+        // The first push's CPU shares count from here.
+        top.sample(&top_host(&first, 0));
         Collector {
-            previous: Some(Sample::read(nics.as_deref())),
+            previous: Some(first),
             kept: None,
+            top,
             physical_cpus: host::physical_cpus(),
             device_filesystems: host::device_filesystems(),
         }
@@ -181,6 +191,7 @@ impl Collector {
         let boot_id = host::boot_id().unwrap_or_default();
         Collector {
             previous: kept.load(&boot_id).map(Sample::from_counters),
+            top: Tracker::new(kept.load_processes(&boot_id)),
             kept: Some((kept, boot_id)),
             physical_cpus: host::physical_cpus(),
             device_filesystems: host::device_filesystems(),
@@ -230,8 +241,23 @@ impl Collector {
             ));
         }
         let rates = Rates::between(&before, &now);
+        let (top_processes, cut, ticks) = self.top.sample(&top_host(&now, memory.total));
+        if cut {
+            left_out.push(LeftOut::new(
+                "top_processes",
+                format!(
+                    "processes past the first {} or {} ms of reading /proc: they are not ranked",
+                    crate::host::processes::MAX_PROCESSES,
+                    crate::host::processes::LIMIT.as_millis()
+                ),
+            ));
+        }
+        if let Some((kept, boot_id)) = &self.kept {
+            // Best effort: without it the next run's lists are only missing.
+            let _ = kept.save_processes(boot_id, ticks.0, &ticks.1);
+        }
         let disk_usage = disk_usage(&self.device_filesystems, limit.min(DISKS_LIMIT), left_out);
-        let body = Metrics::new(
+        let mut body = Metrics::new(
             (cpu_before, cpu_now),
             &memory,
             &now,
@@ -240,6 +266,7 @@ impl Collector {
             disk_usage,
             &nics,
         );
+        body.top_processes = top_processes;
         Some(to_json(&body))
     }
 }
@@ -318,7 +345,19 @@ impl Metrics {
                     })
                     .collect(),
             ),
+            top_processes: None,
         }
+    }
+}
+
+/// What ranking the processes needs from the host, at `sample`.
+fn top_host(sample: &Sample, memory_total: u64) -> top::Host {
+    top::Host {
+        at: sample.at,
+        ticks_per_second: host::clock_ticks().unwrap_or(100),
+        page_bytes: host::page_size().unwrap_or(4096),
+        memory_total,
+        boot_time: sample.boot,
     }
 }
 

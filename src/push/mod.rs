@@ -17,6 +17,7 @@ pub mod kept;
 mod metrics;
 pub mod report;
 mod services;
+mod top;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -630,3 +630,77 @@ fn once_pushes_metrics_measured_since_the_run_before() {
         pushed[0]
     );
 }
+
+/// Top CPU / Top RAM: a process that was busy since the previous push is
+/// among the five by CPU; every listed process is one that runs, with the
+/// name, user, resident memory and start time /proc gives it; the memory
+/// list is in order of resident memory.
+#[test]
+fn top_processes_are_the_busiest_and_largest_as_proc_says() {
+    let server = StackSense::start();
+    let busy =
+        ChildGuard::spawn(std::process::Command::new("sh").args(["-c", "while :; do :; done"]));
+    let busy_pid = busy.0.id();
+    let mut agent = agent_for(&server)
+        .args(["--interval", "1", "--metrics-interval", "1", "--no-splay"])
+        .spawn();
+    let pushed = wait_for_pushes(|| server.metrics(BOX_ID), 2, WAIT);
+    agent.stop_with(libc::SIGTERM);
+    drop(busy);
+    for push in &pushed {
+        assert_valid_metrics(push);
+    }
+    let top = &pushed[1]["top_processes"];
+    let by_cpu: Vec<u64> = top["cpu"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert!(
+        by_cpu.contains(&u64::from(busy_pid)),
+        "busy loop {busy_pid} not in {top:#}"
+    );
+    let busiest = top["cpu"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == busy_pid)
+        .unwrap();
+    assert!(float(busiest, "cpu_percent") > 10.0, "{busiest}");
+    assert_eq!(busiest["name"], "sh");
+    // The busy loop runs as we do: the user /etc/passwd names for our uid.
+    let me = proc_file("/proc/self/status");
+    let uid = me.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let uid = uid.split_whitespace().nth(1).unwrap().to_string();
+    let passwd = proc_file("/etc/passwd");
+    let name = passwd
+        .lines()
+        .find(|l| l.split(':').nth(2) == Some(uid.as_str()))
+        .map_or(uid.clone(), |l| l.split(':').next().unwrap().to_string());
+    assert_eq!(busiest["user"], name.as_str(), "{busiest}");
+    let boot: f64 = proc_file("/proc/stat")
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rss: Vec<u64> = top["memory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| int(p, "rss"))
+        .collect();
+    assert!(rss.windows(2).all(|w| w[0] >= w[1]), "{rss:?}");
+    for p in top["memory"].as_array().unwrap() {
+        let start = float(p, "start_time");
+        assert!(start >= boot && start <= boot + 1e7, "{p}");
+        let pid = p["pid"].as_u64().unwrap();
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // ended since the push
+        };
+        let comm = &stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()];
+        assert_eq!(p["name"], comm, "{p}");
+    }
+}
