@@ -5,6 +5,7 @@
 //! around them, each bounded in size; disk.rs bounds statvfs in time.
 
 pub mod disk;
+pub mod ipc;
 pub mod parse;
 pub mod processes;
 

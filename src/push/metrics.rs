@@ -14,6 +14,7 @@ use super::kept::{Counters, Kept};
 use super::top::{self, TopProcesses, Tracker};
 use super::{Collect, Collected, LeftOut, Moment};
 use crate::host::disk::{self, MAX_DISKS};
+use crate::host::ipc::{self, IpcStats};
 use crate::host::{self, CpuTimes, DiskIo, MAX_INTERFACES, Memory, NetCounters, parse};
 use crate::text;
 
@@ -111,6 +112,8 @@ struct Metrics {
     network_io: Keyed<NetIo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_processes: Option<TopProcesses>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipc_stats: Option<IpcStats>,
 }
 
 /// psutil's `disk_usage(mount)`.
@@ -267,6 +270,15 @@ impl Collector {
             &nics,
         );
         body.top_processes = top_processes;
+        body.ipc_stats = ipc::read().map(|(stats, cut)| {
+            if cut {
+                left_out.push(LeftOut::new(
+                    "part of ipc_stats",
+                    "IPC objects past 64 KiB of a /proc/sysvipc table",
+                ));
+            }
+            stats
+        });
         Some(to_json(&body))
     }
 }
@@ -346,6 +358,7 @@ impl Metrics {
                     .collect(),
             ),
             top_processes: None,
+            ipc_stats: None,
         }
     }
 }

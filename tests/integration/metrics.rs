@@ -704,3 +704,37 @@ fn top_processes_are_the_busiest_and_largest_as_proc_says() {
         assert_eq!(p["name"], comm, "{p}");
     }
 }
+
+/// `ipc_stats`: a System V shared-memory segment nobody is attached to (a
+/// leak) shows as orphaned, and the counts are /proc/sysvipc's.
+#[test]
+fn ipc_stats_count_an_orphaned_segment() {
+    const SIZE: usize = 65_536;
+    // SAFETY: a private segment we remove below; no memory is mapped.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, SIZE, libc::IPC_CREAT | 0o600) };
+    assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+    let server = StackSense::start();
+    let mut agent = agent_for(&server)
+        .args([
+            "--interval",
+            "0.5",
+            "--metrics-interval",
+            "0.5",
+            "--no-splay",
+        ])
+        .spawn();
+    let pushed = wait_for_pushes(|| server.metrics(BOX_ID), 1, WAIT);
+    agent.stop_with(libc::SIGTERM);
+    let segments = proc_file("/proc/sysvipc/shm").lines().count() - 1;
+    // SAFETY: removes the segment made above.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    let ipc = &pushed[0]["ipc_stats"];
+    assert_valid_metrics(&pushed[0]);
+    assert_eq!(int(ipc, "shm_segments"), segments as u64, "{ipc}");
+    assert!(int(ipc, "shm_orphaned") >= 1, "{ipc}");
+    assert!(int(ipc, "shm_orphaned_bytes") >= SIZE as u64, "{ipc}");
+    assert!(
+        int(ipc, "shm_bytes") >= int(ipc, "shm_orphaned_bytes"),
+        "{ipc}"
+    );
+}
