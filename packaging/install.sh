@@ -289,6 +289,13 @@ install_openrc() {
 }
 
 install_none() {
+	# No service to start, but the server is asked all the same: a wrong
+	# URL or token is said now, not found later in a log nobody reads.
+	if live && ! configured; then
+		say "not ready: fix what the lines above say (in $CONF), check it with"
+		say "  $PREFIX/bin/$PKG --check --config /etc/stacksense/heartbeat.conf"
+		NOT_STARTED=1
+	fi
 	say "no systemd or OpenRC here; run it with nohup (survives logout, logs to the file):"
 	say "  nohup $PREFIX/bin/$PKG --config /etc/stacksense/heartbeat.conf >>/var/log/$PKG.log 2>&1 &"
 	say "or from cron, one beat per minute (see the README for every 30 s):"

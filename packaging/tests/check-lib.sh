@@ -38,7 +38,7 @@ note() { printf '        %s\n' "$*"; }
 # and an uptime: real figures, not an empty push. Prints the last one.
 metrics_are_this_box() {
   local total line
-  total=$(awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo)
+  total=$(awk '/^MemTotal:/ {printf "%.0f", $2 * 1024}' /proc/meminfo)
   line=$(grep "^  metrics " "$1" | tail -n 1)
   printf '%s\n' "$line"
   printf '%s\n' "$line" | grep -qE " memory_total=$total memory_available=[1-9][0-9]* cpu_percent=[0-9.]+ cpu_load_avg_1m=[0-9.]+ system_uptime_seconds=[1-9][0-9]* "
