@@ -4,6 +4,7 @@
 //! are plain functions over the files' text; these are the thin reads
 //! around them, each bounded in size; disk.rs bounds statvfs in time.
 
+pub mod block;
 pub mod disk;
 pub mod ipc;
 pub mod parse;

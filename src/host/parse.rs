@@ -309,7 +309,7 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
         .collect()
 }
 
-fn unescape_octal(field: &str) -> String {
+pub fn unescape_octal(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

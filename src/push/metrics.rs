@@ -13,6 +13,7 @@ use super::body::{Keyed, Outside, Version, round, to_json};
 use super::kept::{Counters, Kept};
 use super::top::{self, TopProcesses, Tracker};
 use super::{Collect, Collected, LeftOut, Moment};
+use crate::host::block::{self, BlockDisk, RaidArray};
 use crate::host::disk::{self, MAX_DISKS};
 use crate::host::ipc::{self, IpcStats};
 use crate::host::{self, CpuTimes, DiskIo, MAX_INTERFACES, Memory, NetCounters, parse};
@@ -114,15 +115,34 @@ struct Metrics {
     top_processes: Option<TopProcesses>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ipc_stats: Option<IpcStats>,
+    disk_hardware: DiskHardware,
 }
 
-/// psutil's `disk_usage(mount)`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// psutil's `disk_usage(mount)`, and the disk under it as the server's
+/// agent tags it (absent where no disk holds the mount: btrfs, a VM's
+/// virtual device without sysfs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 struct DiskUsage {
     total: u64,
     used: u64,
     free: u64,
     percent: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    physical_disk: Option<Outside>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raid: Option<Outside>,
+}
+
+/// `disk_hardware`: the Storage hardware card.
+#[derive(Debug, Serialize)]
+struct DiskHardware {
+    physical_disk_count: usize,
+    disks: Vec<BlockDisk>,
+    raid_arrays: Vec<RaidArray>,
+    /// The first array's level, or "none".
+    raid: String,
 }
 
 /// psutil's `net_io_counters(pernic=True)[nic]`, the fields the server keeps.
@@ -259,7 +279,19 @@ impl Collector {
             // Best effort: without it the next run's lists are only missing.
             let _ = kept.save_processes(boot_id, ticks.0, &ticks.1);
         }
-        let disk_usage = disk_usage(&self.device_filesystems, limit.min(DISKS_LIMIT), left_out);
+        let (disks, arrays, cut) = block::inventory();
+        if cut {
+            left_out.push(LeftOut::new(
+                "disk_hardware",
+                format!("block devices past the first {}", block::MAX_DEVICES),
+            ));
+        }
+        let disk_usage = disk_usage(
+            &self.device_filesystems,
+            limit.min(DISKS_LIMIT),
+            &disks,
+            left_out,
+        );
         let mut body = Metrics::new(
             (cpu_before, cpu_now),
             &memory,
@@ -270,6 +302,12 @@ impl Collector {
             &nics,
         );
         body.top_processes = top_processes;
+        body.disk_hardware = DiskHardware {
+            physical_disk_count: disks.len(),
+            raid: arrays.first().map_or("none".into(), |a| a.level.clone()),
+            disks,
+            raid_arrays: arrays,
+        };
         body.ipc_stats = ipc::read().map(|(stats, cut)| {
             if cut {
                 left_out.push(LeftOut::new(
@@ -359,6 +397,12 @@ impl Metrics {
             ),
             top_processes: None,
             ipc_stats: None,
+            disk_hardware: DiskHardware {
+                physical_disk_count: 0,
+                disks: Vec::new(),
+                raid_arrays: Vec::new(),
+                raid: "none".into(),
+            },
         }
     }
 }
@@ -379,6 +423,7 @@ fn top_host(sample: &Sample, memory_total: u64) -> top::Host {
 fn disk_usage(
     filesystems: &[String],
     limit: Duration,
+    hardware: &[BlockDisk],
     left_out: &mut Vec<LeftOut>,
 ) -> Keyed<DiskUsage> {
     let (disks, cut) = match disk::real_disks(filesystems) {
@@ -400,16 +445,29 @@ fn disk_usage(
     }
     let paths: Vec<&Path> = disks.iter().map(|m| Path::new(&m.path)).collect();
     let figures = disk::within_limit(&paths, limit);
+    let devices = crate::host::read_listing("/proc/self/mountinfo")
+        .map(|(text, _)| block::parse_mountinfo(&text))
+        .unwrap_or_default();
     let mut usage = Vec::with_capacity(disks.len());
     for (mount, figure) in disks.iter().zip(figures) {
         match figure {
             Ok(d) => {
                 let usable = d.used.saturating_add(d.avail);
+                let place = devices
+                    .get(&mount.path)
+                    .and_then(|dev| block::placement(dev));
+                let kind = place
+                    .as_ref()
+                    .and_then(|p| hardware.iter().find(|h| h.name == p.disk))
+                    .map(|h| h.kind);
                 let row = DiskUsage {
                     total: d.total,
                     used: d.used,
                     free: d.avail,
                     percent: parse::percent(d.used, usable),
+                    disk_type: kind,
+                    physical_disk: place.as_ref().map(|p| Outside::capped(&p.disk, 50)),
+                    raid: place.map(|p| Outside::capped(p.raid.as_deref().unwrap_or("none"), 50)),
                 };
                 usage.push((Outside::new(&mount.path), row));
             }

@@ -738,3 +738,100 @@ fn ipc_stats_count_an_orphaned_segment() {
         "{ipc}"
     );
 }
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join(program))
+        .find(|path| path.is_file())
+}
+
+/// `disk_hardware` and the disks' tags: the whole disks lsblk lists (less
+/// RAM-backed zram, which lsblk calls a disk), with its size and rotation,
+/// and `/`'s physical disk the one lsblk shows `/` mounted from.
+#[test]
+fn storage_hardware_is_what_lsblk_reads() {
+    let server = StackSense::start();
+    let mut agent = agent_for(&server)
+        .args([
+            "--interval",
+            "0.5",
+            "--metrics-interval",
+            "0.5",
+            "--no-splay",
+        ])
+        .spawn();
+    let pushed = wait_for_pushes(|| server.metrics(BOX_ID), 1, WAIT);
+    agent.stop_with(libc::SIGTERM);
+    assert_valid_metrics(&pushed[0]);
+    let hardware = &pushed[0]["disk_hardware"];
+    let ours: BTreeSet<(String, u64, bool)> = hardware["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let name = d["name"].as_str().unwrap().to_string();
+            (
+                name,
+                int(d, "size"),
+                d["rotational"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(int(hardware, "physical_disk_count"), ours.len() as u64);
+    let dir = TempDir::new();
+    let listed = dir.path().join("lsblk.json");
+    let Ok(file) = std::fs::File::create(&listed) else {
+        panic!("cannot write {listed:?}");
+    };
+    let mut lsblk = std::process::Command::new("lsblk");
+    lsblk
+        .args(["-J", "-b", "-o", "NAME,TYPE,ROTA,SIZE,MOUNTPOINT"])
+        .stdout(file);
+    if which("lsblk").is_none() {
+        eprintln!("SKIPPED the lsblk comparison: no lsblk on this machine");
+        return;
+    }
+    let mut child = ChildGuard::spawn(&mut lsblk);
+    let status = child.wait_within(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "lsblk: {status:?}");
+    let tree: Value = serde_json::from_slice(&std::fs::read(&listed).unwrap()).unwrap();
+    let mut theirs = BTreeSet::new();
+    let mut root_disk = None;
+    fn walk(
+        node: &Value,
+        disk: Option<&str>,
+        root: &mut Option<String>,
+        all: &mut BTreeSet<(String, u64, bool)>,
+    ) {
+        let name = node["name"].as_str().unwrap_or("");
+        let disk =
+            if node["type"] == "disk" && !name.starts_with("zram") && !name.starts_with("ram") {
+                let rota = node["rota"].as_bool().unwrap_or(node["rota"] == "1");
+                all.insert((name.to_string(), node["size"].as_u64().unwrap_or(0), rota));
+                Some(name)
+            } else {
+                disk
+            };
+        if node["mountpoint"] == "/" {
+            *root = disk.map(str::to_string);
+        }
+        for child in node["children"].as_array().into_iter().flatten() {
+            walk(child, disk, root, all);
+        }
+    }
+    for node in tree["blockdevices"].as_array().unwrap() {
+        walk(node, None, &mut root_disk, &mut theirs);
+    }
+    assert_eq!(ours, theirs, "{hardware:#}");
+    if let Some(root) = root_disk {
+        let tags = &pushed[0]["disk_usage"]["/"];
+        assert_eq!(tags["physical_disk"], root.as_str(), "{tags}");
+        assert_eq!(tags["raid"], "none", "{tags}");
+        assert!(
+            ["SSD", "HDD", "NVMe"].contains(&tags["disk_type"].as_str().unwrap()),
+            "{tags}"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Storage hardware as `lsblk` reads it, without running it: the whole
+//! disks and RAID arrays under `/sys/block`, and which disk (and array)
+//! holds each mount, from the device numbers in `/proc/self/mountinfo`
+//! followed through `/sys/dev/block` and the `slaves/` of device-mapper
+//! and md devices. The server shows an SSD/HDD/NVMe badge per disk, the
+//! disk count and a Storage hardware card from it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The most disks and arrays described: a box with hundreds of disks gets
+/// the first ones, and a line saying so.
+pub const MAX_DEVICES: usize = 64;
+/// How deep stacked devices (LVM on LUKS on md...) are followed.
+const MAX_DEPTH: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BlockDisk {
+    pub name: String,
+    /// "NVMe", "SSD" or "HDD", as the server's agent names them.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub model: Option<String>,
+    /// Bytes.
+    pub size: Option<u64>,
+    pub transport: Option<&'static str>,
+    pub rotational: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RaidArray {
+    pub name: String,
+    /// "raid1", "raid5", ...
+    pub level: String,
+    pub size: Option<u64>,
+}
+
+/// Where a mount lives: its physical disk and, if any, its RAID level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub disk: String,
+    pub raid: Option<String>,
+}
+
+/// The server agent's rule: NVMe by name or transport; rotational is a
+/// hard disk; anything else solid state.
+pub fn kind(name: &str, transport: Option<&str>, rotational: Option<bool>) -> &'static str {
+    if transport == Some("nvme") || name.starts_with("nvme") {
+        "NVMe"
+    } else if rotational == Some(true) {
+        "HDD"
+    } else {
+        "SSD"
+    }
+}
+
+/// lsblk's TRAN from where the device sits in /sys/devices.
+pub fn transport(device_path: &str) -> Option<&'static str> {
+    let has = |part: &str| device_path.contains(part);
+    if has("/nvme") {
+        Some("nvme")
+    } else if has("/usb") {
+        Some("usb")
+    } else if has("/ata") {
+        Some("sata")
+    } else if has("/virtio") {
+        Some("virtio")
+    } else if has("/mmc") {
+        Some("mmc")
+    } else {
+        None
+    }
+}
+
+/// Block devices that are not disks of their own (lsblk's loop, rom,
+/// device-mapper and md types; RAM disks).
+fn whole_disk(name: &str) -> bool {
+    !["loop", "ram", "zram", "dm-", "md", "sr", "fd", "nbd"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// `/proc/self/mountinfo`: mount point -> "MAJOR:MINOR", with the kernel's
+/// octal escapes undone as in /proc/self/mounts.
+pub fn parse_mountinfo(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split(' ');
+            let device = f.nth(2)?;
+            let point = f.nth(1)?;
+            Some((super::parse::unescape_octal(point), device.to_string()))
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> Option<String> {
+    Some(super::read_path(path).ok()?.trim().to_string())
+}
+
+fn sectors(dir: &Path) -> Option<u64> {
+    read(&dir.join("size"))?
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(512)
+}
+
+/// The whole disks and RAID arrays of `/sys/block`, and whether there
+/// were more than [`MAX_DEVICES`].
+pub fn inventory() -> (Vec<BlockDisk>, Vec<RaidArray>, bool) {
+    let root = Path::new("/sys/block");
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let (mut disks, mut arrays, mut cut) = (Vec::new(), Vec::new(), false);
+    for name in names {
+        if disks.len() + arrays.len() >= MAX_DEVICES {
+            cut = true;
+            break;
+        }
+        let dir = root.join(&name);
+        if name.starts_with("md") {
+            if let Some(level) = read(&dir.join("md/level")).filter(|l| l.starts_with("raid")) {
+                arrays.push(RaidArray {
+                    size: sectors(&dir),
+                    name,
+                    level,
+                });
+            }
+            continue;
+        }
+        if !whole_disk(&name) {
+            continue;
+        }
+        let path = std::fs::canonicalize(&dir).unwrap_or_default();
+        let transport = transport(&path.to_string_lossy());
+        let rotational = read(&dir.join("queue/rotational")).map(|r| r == "1");
+        disks.push(BlockDisk {
+            kind: kind(&name, transport, rotational),
+            model: read(&dir.join("device/model")).filter(|m| !m.is_empty()),
+            size: sectors(&dir),
+            transport,
+            rotational,
+            name,
+        });
+    }
+    (disks, arrays, cut)
+}
+
+/// The physical disk under block device "MAJOR:MINOR" (a partition's
+/// disk; through LVM, LUKS and md to the first member), and the RAID
+/// level on the way; None for a device no disk holds (btrfs, NFS, tmpfs).
+pub fn placement(major_minor: &str) -> Option<Placement> {
+    let link = Path::new("/sys/dev/block").join(major_minor);
+    let mut device = std::fs::canonicalize(link).ok()?;
+    let mut raid = None;
+    for _ in 0..MAX_DEPTH {
+        // A partition's directory sits inside its disk's.
+        if device.join("partition").exists() {
+            device = device.parent()?.to_path_buf();
+        }
+        let name = device.file_name()?.to_str()?.to_string();
+        if name.starts_with("md")
+            && let Some(level) = read(&device.join("md/level"))
+        {
+            raid.get_or_insert(level);
+        }
+        match first_slave(&device) {
+            Some(below) => device = below,
+            None => return whole_disk(&name).then_some(Placement { disk: name, raid }),
+        }
+    }
+    None
+}
+
+fn first_slave(device: &Path) -> Option<PathBuf> {
+    let mut slaves: Vec<PathBuf> = std::fs::read_dir(device.join("slaves"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    slaves.sort();
+    std::fs::canonicalize(slaves.first()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disks_are_named_as_the_servers_agent_names_them() {
+        assert_eq!(kind("nvme0n1", Some("nvme"), Some(false)), "NVMe");
+        assert_eq!(kind("sda", Some("sata"), Some(true)), "HDD");
+        assert_eq!(kind("sdb", Some("usb"), Some(false)), "SSD");
+        assert_eq!(kind("vda", Some("virtio"), None), "SSD");
+        assert_eq!(
+            transport(
+                "/sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda"
+            ),
+            Some("sata")
+        );
+        assert_eq!(
+            transport(
+                "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb"
+            ),
+            Some("usb")
+        );
+        assert_eq!(
+            transport("/sys/devices/pci0000:00/0000:00:04.0/virtio2/block/vda"),
+            Some("virtio")
+        );
+        assert_eq!(
+            transport(
+                "/sys/devices/platform/soc/3f202000.mmc/mmc_host/mmc0/mmc0:0001/block/mmcblk0"
+            ),
+            Some("mmc")
+        );
+        assert!(
+            whole_disk("sda")
+                && whole_disk("mmcblk0")
+                && !whole_disk("loop3")
+                && !whole_disk("dm-0")
+        );
+    }
+
+    #[test]
+    fn mountinfo_gives_each_mount_its_device_numbers() {
+        let text = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                    30 22 259:2 / /my\\040data rw shared:9 - xfs /dev/nvme0n1p2 rw\n\
+                    40 22 0:45 / /tmp rw - tmpfs tmpfs rw\n";
+        let map = parse_mountinfo(text);
+        assert_eq!(map.get("/").map(String::as_str), Some("8:1"));
+        assert_eq!(map.get("/my data").map(String::as_str), Some("259:2"));
+        assert_eq!(map.len(), 3);
+    }
+
+    #[test]
+    fn this_box_has_a_disk_under_its_root_or_none_to_name() {
+        let (disks, _, cut) = inventory();
+        assert!(!cut);
+        for d in &disks {
+            assert!(["NVMe", "SSD", "HDD"].contains(&d.kind), "{d:?}");
+        }
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let map = parse_mountinfo(&text);
+        if let Some(place) = map.get("/").and_then(|dev| placement(dev)) {
+            assert!(
+                disks.iter().any(|d| d.name == place.disk),
+                "{place:?} in {disks:?}"
+            );
+        }
+    }
+}
