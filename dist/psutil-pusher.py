@@ -8,6 +8,10 @@ copied here). Usage:
 
 It keeps one HTTPS connection open, takes cpu_percent from the previous
 sample like our agent (never a sleep), and runs the checks before each push.
+Like the agent it sends top_processes (psutil's process_iter, per-process
+CPU since the previous push), disk_hardware and the disks' tags (from
+/sys/block, as lsblk reads it, without spawning lsblk) and ipc_stats
+(/proc/sysvipc and /dev/shm).
 """
 import http.client
 import json
@@ -33,6 +37,89 @@ def ephemeral(path):
     return m != "/" and any(m == p or m.startswith(p + "/") for p in EPHEMERAL)
 
 
+def top_processes():
+    procs = []
+    for p in psutil.process_iter(["pid", "name", "username", "memory_info", "create_time"]):
+        try:
+            procs.append((p.cpu_percent(interval=None), p))
+        except psutil.Error:
+            continue
+    total = psutil.virtual_memory().total
+
+    def row(cpu, p):
+        rss = p.info["memory_info"].rss if p.info["memory_info"] else 0
+        return {"pid": p.info["pid"], "name": p.info["name"] or "",
+                "user": p.info["username"] or "", "cpu_percent": round(cpu, 1),
+                "memory_percent": round(rss * 100.0 / total, 2), "rss": rss,
+                "start_time": round(p.info["create_time"] or 0, 2)}
+
+    by_cpu = sorted(procs, key=lambda x: x[0], reverse=True)[:5]
+    by_mem = sorted(procs, key=lambda x: x[1].info["memory_info"].rss
+                    if x[1].info["memory_info"] else 0, reverse=True)[:5]
+    return {"cpu": [row(c, p) for c, p in by_cpu], "memory": [row(c, p) for c, p in by_mem]}
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def disk_hardware():
+    disks, arrays = [], []
+    for dev in sorted(os.listdir("/sys/block")):
+        base = "/sys/block/" + dev
+        size = read(base + "/size")
+        size = int(size) * 512 if size and size.isdigit() else None
+        if dev.startswith("md"):
+            level = read(base + "/md/level")
+            if level and level.startswith("raid"):
+                arrays.append({"name": dev, "level": level, "size": size})
+            continue
+        if dev.startswith(("loop", "ram", "zram", "dm-", "sr", "fd", "nbd")):
+            continue
+        rota = read(base + "/queue/rotational") == "1"
+        kind = "NVMe" if dev.startswith("nvme") else ("HDD" if rota else "SSD")
+        disks.append({"name": dev, "type": kind, "model": read(base + "/device/model") or None,
+                      "size": size, "transport": None, "rotational": rota})
+    return {"physical_disk_count": len(disks), "disks": disks, "raid_arrays": arrays,
+            "raid": arrays[0]["level"] if arrays else "none"}
+
+
+def placement(mount):
+    try:
+        st = os.stat(mount)
+    except OSError:
+        return {}
+    path = os.path.realpath(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+    if os.path.exists(path + "/partition"):
+        path = os.path.dirname(path)
+    dev = os.path.basename(path)
+    if not os.path.exists("/sys/block/" + dev):
+        return {}
+    rota = read(f"/sys/block/{dev}/queue/rotational") == "1"
+    kind = "NVMe" if dev.startswith("nvme") else ("HDD" if rota else "SSD")
+    return {"disk_type": kind, "physical_disk": dev, "raid": "none"}
+
+
+def ipc_stats():
+    def rows(name):
+        try:
+            with open("/proc/sysvipc/" + name) as f:
+                return [line.split() for line in f.readlines()[1:] if line.strip()]
+        except OSError:
+            return []
+    shm, msg = rows("shm"), rows("msg")
+    orphaned = [r for r in shm if r[6] == "0"]
+    return {"shm_segments": len(shm), "shm_bytes": sum(int(r[3]) for r in shm),
+            "shm_orphaned": len(orphaned), "shm_orphaned_bytes": sum(int(r[3]) for r in orphaned),
+            "sem_arrays": len(rows("sem")), "msg_queues": len(msg),
+            "msg_bytes": sum(int(r[3]) for r in msg),
+            "devshm_bytes": psutil.disk_usage("/dev/shm").used}
+
+
 def metrics(prev):
     now = time.time()
     mem, swap = psutil.virtual_memory(), psutil.swap_memory()
@@ -42,7 +129,7 @@ def metrics(prev):
             continue
         u = psutil.disk_usage(part.mountpoint)
         disks[part.mountpoint] = {"total": u.total, "used": u.used, "free": u.free,
-                                  "percent": u.percent}
+                                  "percent": u.percent, **placement(part.mountpoint)}
     nics = psutil.net_io_counters(pernic=True)
     dio, nio = psutil.disk_io_counters(), psutil.net_io_counters()
     load = os.getloadavg()
@@ -61,6 +148,9 @@ def metrics(prev):
         "network_connections": len(psutil.net_connections()),
         "disk_read_bytes_total": dio.read_bytes, "disk_write_bytes_total": dio.write_bytes,
         "disk_usage": disks,
+        "top_processes": top_processes(),
+        "disk_hardware": disk_hardware(),
+        "ipc_stats": ipc_stats(),
         "network_io": {n: {"bytes_sent": c.bytes_sent, "bytes_recv": c.bytes_recv,
                            "packets_sent": c.packets_sent, "packets_recv": c.packets_recv}
                        for n, c in nics.items()},
