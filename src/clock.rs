@@ -96,43 +96,44 @@ pub fn format_time_of_day(t: SystemTime) -> String {
     format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only date
-/// format RFC 9110 lets a server send. The two obsolete formats are not
-/// accepted: a server that sends them gets our ordinary backoff instead.
+/// Parses an HTTP date in the three formats RFC 9110 (section 5.6.7) says
+/// a recipient must accept: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`),
+/// the obsolete RFC 850 form (`Sunday, 06-Nov-94 08:49:37 GMT`, whose
+/// two-digit year is taken as the nearest one not more than 50 years
+/// ahead) and C's asctime (`Sun Nov  6 08:49:37 1994`).
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let rest = s.trim().split_once(", ")?.1;
-    let mut parts = rest.split(' ');
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
+    let s = s.trim();
+    let (day, month, year, time) = match s.split_once(", ") {
+        Some((_, rest)) if rest.contains('-') => rfc850(rest)?,
+        Some((_, rest)) => {
+            // IMF-fixdate: DD Mon YYYY HH:MM:SS GMT
+            let mut parts = rest.split(' ');
+            let (day, month, year, time) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            if parts.next()? != "GMT" || parts.next().is_some() {
+                return None;
+            }
+            (day, month, four_digits(year)?, time)
+        }
+        None => {
+            // asctime: Wdy Mon _D HH:MM:SS YYYY (a one-digit day is space-padded)
+            let mut parts = s.split_whitespace();
+            let _weekday = parts.next()?;
+            let (month, day, time, year) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            if parts.next().is_some() {
+                return None;
+            }
+            (day, month, four_digits(year)?, time)
+        }
     };
-    // IMF-fixdate has a four-digit year; anything else is not a date we
-    // can trust (and a huge one would overflow the arithmetic below).
-    let year_text = parts.next()?;
-    if year_text.len() != 4 || !year_text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let year: i64 = year_text.parse().ok()?;
-    let mut hms = parts.next()?.split(':');
+    let day: u32 = day.parse().ok()?;
+    let month = month_number(month)?;
+    let mut hms = time.split(':');
     let h: u64 = hms.next()?.parse().ok()?;
     let m: u64 = hms.next()?.parse().ok()?;
     let sec: u64 = hms.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || parts.next().is_some() || hms.next().is_some() {
-        return None;
-    }
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -141,6 +142,53 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
         .checked_mul(86_400)?
         .checked_add(h * 3600 + m * 60 + sec)?;
     UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
+/// A four-digit year; anything else is not a date we can trust (and a
+/// huge one would overflow the arithmetic).
+fn four_digits(year: &str) -> Option<i64> {
+    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    year.parse().ok()
+}
+
+/// `06-Nov-94 08:49:37 GMT`: day, month, the year as RFC 9110 reads two
+/// digits (the nearest year that is not more than 50 years in the future,
+/// counted from now), and the time.
+fn rfc850(rest: &str) -> Option<(&str, &str, i64, &str)> {
+    let mut parts = rest.split(' ');
+    let (date, time) = (parts.next()?, parts.next()?);
+    if parts.next()? != "GMT" || parts.next().is_some() {
+        return None;
+    }
+    let mut dmy = date.split('-');
+    let (day, month, yy) = (dmy.next()?, dmy.next()?, dmy.next()?);
+    if dmy.next().is_some() || yy.len() != 2 || !yy.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let yy: i64 = yy.parse().ok()?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+    let this_year = civil_year(now);
+    let mut year = this_year - this_year % 100 + yy;
+    if year > this_year + 50 {
+        year -= 100;
+    }
+    Some((day, month, year, time))
+}
+
+/// The year (UTC) of `secs` since the epoch.
+fn civil_year(secs: u64) -> i64 {
+    // 365.2425 days a year; exact enough for choosing a century.
+    1970 + (secs / 31_556_952) as i64
+}
+
+fn month_number(name: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let i = MONTHS.iter().position(|m| *m == name)?;
+    u32::try_from(i + 1).ok()
 }
 
 /// `1.5s`, `30s`, `4m10s`, `2h3m`: short human durations for log lines.
@@ -189,17 +237,28 @@ mod tests {
     }
 
     #[test]
-    fn http_date_in_imf_fixdate_is_parsed() {
-        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(t, Some(UNIX_EPOCH + Duration::from_secs(784_111_777)));
+    fn http_dates_in_all_three_formats_are_parsed() {
+        let t = Some(UNIX_EPOCH + Duration::from_secs(784_111_777));
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), t);
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), t);
+        assert_eq!(parse_http_date("Sun Nov 6 08:49:37 1994"), t);
+        // RFC 850's two-digit year: 94 is 1994, not more than 50 years ahead.
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), t);
+        let soon = parse_http_date("Friday, 31-Dec-49 23:59:59 GMT").unwrap();
+        assert!(
+            soon > UNIX_EPOCH + Duration::from_secs(2_208_988_800),
+            "2049, not 1949"
+        );
     }
 
     #[test]
     fn malformed_http_dates_are_refused() {
         for s in [
             "",
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 1994",
+            "Sunday, 06-Nov-1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 UTC",
+            "Sun Nov  6 08:49:37 94",
+            "Sun Nov  6 08:49:37 1994 GMT",
             "Sun, 06 Nov 1994 08:49:37 UTC",
             "Sun, 32 Nov 1994 08:49:37 GMT",
             "Sun, 06 Foo 1994 08:49:37 GMT",
