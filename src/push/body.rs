@@ -87,6 +87,14 @@ impl<V: Serialize> Serialize for Keyed<V> {
     }
 }
 
+/// FNV-1a, 64 bits: a stable short name for a text (a file per server, a
+/// service name cut to the server's length). Not for secrets.
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// `x` rounded to `places` decimals: loads, percentages and seconds are
 /// never negative, and NaN is 0.
 pub fn round(x: f64, places: i32) -> f64 {

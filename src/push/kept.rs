@@ -56,7 +56,7 @@ impl Kept {
     /// cron jobs reporting to two servers do not share one.
     pub fn new(dir: &Path, url: &str) -> Kept {
         Kept {
-            file: dir.join(format!("metrics-{:016x}.sample", fnv1a(url))),
+            file: dir.join(format!("metrics-{:016x}.sample", super::body::fnv1a(url))),
         }
     }
 
@@ -180,13 +180,6 @@ fn parse_processes(text: &str, boot_id: &str) -> Option<(Duration, Ticks)> {
         ticks.insert((u32::try_from(pid).ok()?, started), used);
     }
     Some((at, ticks))
-}
-
-/// FNV-1a, 64 bits: a stable file name from a URL (no secret is in it).
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

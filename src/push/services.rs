@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::body::{Outside, Version, round, to_json};
+use super::body::{Outside, Version, fnv1a, round, to_json};
 use super::{Collect, Collected, Moment};
 use crate::checks::CheckResult;
 use crate::config::health::{Check, Probe};
@@ -72,6 +72,19 @@ fn url_port(url: &str) -> Option<u16> {
     })
 }
 
+/// A check's service name: its text when it fits the server's 100
+/// characters; else its first 90 and a hash of the whole text, so two
+/// long checks that agree in their first 100 characters stay two services
+/// (the server keys services by name and keeps the last row: one would
+/// hide the other's failure), each under the same name at every push.
+fn service_name(text: &str) -> Outside {
+    if text.chars().count() <= MAX_NAME_CHARS {
+        return Outside::new(text);
+    }
+    let head: String = text.chars().take(MAX_NAME_CHARS - 10).collect();
+    Outside::new(&format!("{head} #{:08x}", fnv1a(text) as u32))
+}
+
 fn service(check: &Check, result: &CheckResult) -> Service {
     let (port, latency_type) = shape(&check.probe);
     let bind_address = match &check.probe {
@@ -85,7 +98,7 @@ fn service(check: &Check, result: &CheckResult) -> Service {
         latency_error: (!result.ok).then(|| Outside::capped(&result.detail, MAX_ERROR_CHARS)),
     });
     Service {
-        name: Outside::capped(&result.name, MAX_NAME_CHARS),
+        name: service_name(&result.name),
         status: if result.ok { "running" } else { "failed" },
         service_type: "check",
         detected_via: DETECTED_VIA,
@@ -140,6 +153,17 @@ mod tests {
             },
             took: Some(Duration::from_millis(ms)),
         }
+    }
+
+    #[test]
+    fn long_checks_that_agree_in_their_first_100_characters_stay_two_services() {
+        let url = format!("http https://h/{}", "x".repeat(120));
+        let (a, b) = (format!("{url}/a"), format!("{url}/b"));
+        let name = |t: &str| serde_json::to_value(service_name(t)).unwrap();
+        assert_ne!(name(&a), name(&b));
+        assert_eq!(name(&a), name(&a), "stable from push to push");
+        assert_eq!(name(&a).as_str().unwrap().chars().count(), MAX_NAME_CHARS);
+        assert_eq!(name("tcp db:5432"), "tcp db:5432");
     }
 
     #[test]
