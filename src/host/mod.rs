@@ -71,8 +71,18 @@ pub fn load() -> io::Result<[f64; 3]> {
 }
 
 /// CPUs online: what the load average is spread over (not the cgroup's
-/// quota, which does not change what "load" counts).
+/// quota, which does not change what "load" counts). From
+/// /sys/devices/system/cpu/online, as glibc and psutil count them: musl's
+/// sysconf(_SC_NPROCESSORS_ONLN) counts the process's affinity mask
+/// instead, so under `taskset`, Docker's --cpuset-cpus or systemd's
+/// CPUAffinity= the static binary would see fewer.
 pub fn online_cpus() -> u32 {
+    if let Some(n) = read("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|t| parse::parse_cpu_list(&t))
+    {
+        return n.max(1);
+    }
     // SAFETY: sysconf reads a value and has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     u32::try_from(n).unwrap_or(1).max(1)

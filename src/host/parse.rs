@@ -187,6 +187,22 @@ pub fn parse_low_watermarks(zoneinfo: &str) -> Option<u64> {
     sum
 }
 
+/// How many CPUs a kernel CPU list names (`0-3,5,8-9`: 7).
+pub fn parse_cpu_list(text: &str) -> Option<u32> {
+    let mut count = 0u32;
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
+            None => {
+                let n = part.parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        count = count.saturating_add(last.checked_sub(first)?.saturating_add(1));
+    }
+    (count > 0).then_some(count)
+}
+
 /// The 1-, 5- and 15-minute load averages of `/proc/loadavg`.
 pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
     let mut fields = text.split_whitespace().map(parse_decimal);
@@ -476,6 +492,16 @@ mod tests {
             ),
             Some(107)
         );
+    }
+
+    #[test]
+    fn cpu_lists_count_every_cpu_they_name() {
+        assert_eq!(parse_cpu_list("0-3\n"), Some(4));
+        assert_eq!(parse_cpu_list("0-3,5,8-9"), Some(7));
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list(""), None);
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
     }
 
     #[test]
