@@ -133,6 +133,7 @@ fn main() {
             .env("STACKSENSE_URL", relay.url("https"))
             .env("STACKSENSE_TOKEN", TOKEN)
             .args(["--interval", &interval, "--metrics-interval", &interval])
+            .args(["--services-interval", &interval])
             .args(["--no-splay", "--ca-file"])
             .arg_path(&ca)
             .args(&extra)

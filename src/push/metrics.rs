@@ -264,7 +264,7 @@ impl Collector {
             ));
         }
         let rates = Rates::between(&before, &now);
-        let (top_processes, cut, ticks) = self.top.sample(&top_host(&now, memory.total));
+        let (top_processes, cut) = self.top.sample(&top_host(&now, memory.total));
         if cut {
             left_out.push(LeftOut::new(
                 "top_processes",
@@ -275,9 +275,11 @@ impl Collector {
                 ),
             ));
         }
-        if let Some((kept, boot_id)) = &self.kept {
+        if let Some((kept, boot_id)) = &self.kept
+            && let Some((at, ticks)) = self.top.kept()
+        {
             // Best effort: without it the next run's lists are only missing.
-            let _ = kept.save_processes(boot_id, ticks.0, &ticks.1);
+            let _ = kept.save_processes(boot_id, *at, ticks);
         }
         let (disks, arrays, cut) = block::inventory();
         if cut {

@@ -120,15 +120,15 @@ impl Tracker {
     }
 
     /// Reads the processes now; the lists (None on the first push: there
-    /// is no interval to measure CPU over yet), whether the read was cut
-    /// short, and the ticks to keep for the next push.
-    pub fn sample(&mut self, host: &Host) -> (Option<TopProcesses>, bool, (Duration, Ticks)) {
+    /// is no interval to measure CPU over yet), and whether the read was
+    /// cut short. Their ticks are kept for the next push ([`Tracker::kept`]).
+    pub fn sample(&mut self, host: &Host) -> (Option<TopProcesses>, bool) {
         let (processes, cut) = processes::read_all();
         let now: Ticks = processes
             .iter()
             .map(|p| ((p.pid, p.started), p.ticks))
             .collect();
-        let lists = match self.previous.replace((host.at, now.clone())) {
+        let lists = match self.previous.replace((host.at, now)) {
             Some(before) => {
                 let (by_cpu, by_memory) = rank(&processes, &before, host);
                 Some(TopProcesses {
@@ -138,7 +138,12 @@ impl Tracker {
             }
             None => None,
         };
-        (lists, cut, (host.at, now))
+        (lists, cut)
+    }
+
+    /// The ticks of the last sample, and when: what a one-beat run keeps.
+    pub fn kept(&self) -> Option<&(Duration, Ticks)> {
+        self.previous.as_ref()
     }
 
     fn describe(
@@ -229,17 +234,15 @@ mod tests {
             boot_time: Some(1_700_000_000),
         };
         let mut tracker = Tracker::new(None);
-        let (first, _, kept) = tracker.sample(&host);
+        let (first, _) = tracker.sample(&host);
         assert!(first.is_none());
-        assert!(kept.1.contains_key(&(
-            std::process::id(),
-            kept.1.keys().find(|k| k.0 == std::process::id()).unwrap().1
-        )));
+        let me = std::process::id();
+        assert!(tracker.kept().unwrap().1.keys().any(|k| k.0 == me));
         let later = Host {
             at: Duration::from_secs(6),
             ..host
         };
-        let (second, cut, _) = tracker.sample(&later);
+        let (second, cut) = tracker.sample(&later);
         assert!(!cut);
         let second = second.unwrap();
         assert_eq!(second.cpu.len().min(TOP), second.cpu.len());
