@@ -112,34 +112,113 @@ pub fn within_limit(paths: &[&Path], limit: Duration) -> Vec<io::Result<Disk>> {
         .collect()
 }
 
+/// How much of the mount table is read, and for how long: a Kubernetes
+/// node mounts each pod's secrets as tmpfs, so the real disks can come
+/// after thousands of lines; the work is bounded, not the view.
+const MOUNT_TABLE_BYTES: u64 = 8 * 1024 * 1024;
+const MOUNT_TABLE_TIME: Duration = Duration::from_millis(250);
+
 /// The box's disks as the server's agent counts them (psutil's
 /// `disk_partitions()` less virtual and ephemeral mounts), in mount
-/// order, at most [`MAX_DISKS`]; true when some were cut off.
+/// order, at most [`MAX_DISKS`]; true when some were cut off (more real
+/// disks than that, or a mount table past its bounds).
 pub fn real_disks(device_filesystems: &[String]) -> io::Result<(Vec<Mount>, bool)> {
-    let (text, cut) = super::read_listing("/proc/self/mounts")?;
-    let mounts = parse::parse_mounts(&text);
-    // Sorted, to be searched: up to 64 KiB of mounts.
-    let mut seen: Vec<&str> = Vec::new();
-    let mut disks: Vec<&Mount> = Vec::new();
-    // A mount point mounted over keeps its last entry, as psutil's dict does.
-    for mount in mounts.iter().rev() {
-        if !parse::is_real_disk(mount, device_filesystems) {
-            continue;
+    real_disks_in(Path::new("/proc/self/mounts"), device_filesystems)
+}
+
+fn real_disks_in(table: &Path, device_filesystems: &[String]) -> io::Result<(Vec<Mount>, bool)> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(table)?;
+    let mut reader =
+        io::BufReader::with_capacity(64 * 1024, io::Read::take(file, MOUNT_TABLE_BYTES));
+    let started = Instant::now();
+    let mut line = Vec::with_capacity(256);
+    let mut kept = Vec::new();
+    let mut cut = false;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
         }
-        if let Err(at) = seen.binary_search(&mount.path.as_str()) {
-            seen.insert(at, &mount.path);
+        if line.last() != Some(&b'\n') || started.elapsed() > MOUNT_TABLE_TIME {
+            // The byte bound fell inside a line, or the time ran out.
+            cut = true;
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        kept.extend(
+            parse::parse_mounts(&text)
+                .into_iter()
+                .filter(|m| parse::is_real_disk(m, device_filesystems)),
+        );
+    }
+    let (disks, more) = distinct_disks(kept);
+    Ok((disks, cut || more))
+}
+
+/// Real disks in mount order, one per mount point (a mount point mounted
+/// over keeps its last entry, as psutil's dict does), at most
+/// [`MAX_DISKS`]; true when there were more.
+fn distinct_disks(mounts: Vec<Mount>) -> (Vec<Mount>, bool) {
+    let mut seen: Vec<String> = Vec::new();
+    let mut disks: Vec<Mount> = Vec::new();
+    for mount in mounts.into_iter().rev() {
+        if let Err(at) = seen.binary_search(&mount.path) {
+            seen.insert(at, mount.path.clone());
             disks.push(mount);
         }
     }
     disks.reverse();
-    let cut = cut || disks.len() > MAX_DISKS;
+    let more = disks.len() > MAX_DISKS;
     disks.truncate(MAX_DISKS);
-    Ok((disks.into_iter().cloned().collect(), cut))
+    (disks, more)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_real_disk_after_thousands_of_virtual_mounts_is_kept() {
+        let filesystems = vec!["ext4".to_string()];
+        let mut table = String::new();
+        for i in 0..700 {
+            table.push_str(&format!(
+                "tmpfs /var/lib/kubelet/pods/6f1c2a7e-0d3b-4c1e-9a57-{i:012}/volumes/kubernetes.io~secret/token tmpfs rw,relatime 0 0\n"
+            ));
+        }
+        table.push_str(
+            "/dev/sdb1 /data ext4 rw 0 0\n/dev/sda1 / ext4 rw 0 0\n/dev/sdc1 /data ext4 rw 0 0\n",
+        );
+        assert!(table.len() > 64 * 1024, "past the old 64 KiB bound");
+        let file = std::env::temp_dir().join(format!("mounts-{}", std::process::id()));
+        std::fs::write(&file, &table).unwrap();
+        let (disks, more) = real_disks_in(&file, &filesystems).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let paths: Vec<(&str, &str)> = disks
+            .iter()
+            .map(|d| (d.device.as_str(), d.path.as_str()))
+            .collect();
+        assert_eq!(paths, [("/dev/sda1", "/"), ("/dev/sdc1", "/data")]);
+        assert!(!more);
+        let many: Vec<Mount> = (0..70)
+            .map(|i| Mount {
+                device: format!("/dev/sd{i}"),
+                path: format!("/d{i}"),
+                fstype: "ext4".into(),
+            })
+            .collect();
+        let (disks, more) = distinct_disks(many);
+        assert_eq!(disks.len(), MAX_DISKS);
+        assert!(more);
+    }
+
+    #[test]
+    fn this_box_s_root_is_a_real_disk() {
+        let (disks, cut) = real_disks(&super::super::device_filesystems()).unwrap();
+        assert!(!cut);
+        assert!(disks.iter().any(|d| d.path == "/"), "{disks:?}");
+    }
 
     #[test]
     fn disk_use_counts_like_df() {

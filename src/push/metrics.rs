@@ -442,7 +442,9 @@ fn disk_usage(
     if cut {
         left_out.push(LeftOut::new(
             "disk_usage",
-            format!("disks past the first {MAX_DISKS} (or 64 KiB of /proc/self/mounts)"),
+            format!(
+                "real disks past the first {MAX_DISKS} (or past 8 MiB or 250 ms of /proc/self/mounts)"
+            ),
         ));
     }
     let paths: Vec<&Path> = disks.iter().map(|m| Path::new(&m.path)).collect();
