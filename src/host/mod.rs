@@ -50,7 +50,7 @@ pub fn read_listing(path: &str) -> io::Result<(String, bool)> {
 fn unreadable(path: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!("{path} has an unexpected format"),
+        format!("{path} has an unexpected format, or a figure no kernel gives"),
     )
 }
 

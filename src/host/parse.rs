@@ -129,7 +129,10 @@ pub fn parse_meminfo(text: &str, low_watermark: impl FnOnce() -> Option<u64>) ->
         else {
             continue;
         };
-        let bytes = kib.saturating_mul(1024);
+        // No kernel reports more than 2^56 bytes (64 PiB) of anything here;
+        // a bigger figure (a broken container's /proc) is refused rather
+        // than sent to a server that cannot store it.
+        let bytes = kib.checked_mul(1024).filter(|&b| b <= MAX_BYTES)?;
         match name {
             "MemTotal" => total = Some(bytes),
             "MemFree" => m.free = bytes,
@@ -173,6 +176,12 @@ pub fn parse_meminfo(text: &str, low_watermark: impl FnOnce() -> Option<u64>) ->
     Some(m)
 }
 
+/// The most bytes a /proc figure may say: 2^56 (64 PiB; Linux addresses
+/// at most 2^52 bytes of physical memory).
+pub const MAX_BYTES: u64 = 1 << 56;
+/// The highest load average taken as real: a million runnable tasks.
+const MAX_LOAD: f64 = 1e6;
+
 /// The sum of the zones' `low` watermarks in `/proc/zoneinfo`, in pages.
 pub fn parse_low_watermarks(zoneinfo: &str) -> Option<u64> {
     let mut sum = None;
@@ -205,7 +214,9 @@ pub fn parse_cpu_list(text: &str) -> Option<u32> {
 
 /// The 1-, 5- and 15-minute load averages of `/proc/loadavg`.
 pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
-    let mut fields = text.split_whitespace().map(parse_decimal);
+    let mut fields = text
+        .split_whitespace()
+        .map(|f| parse_decimal(f).filter(|l| l.is_finite() && (0.0..=MAX_LOAD).contains(l)));
     Some([fields.next()??, fields.next()??, fields.next()??])
 }
 
@@ -471,6 +482,8 @@ mod tests {
             "above the total: the free memory, as psutil"
         );
         assert_eq!(parse_meminfo("MemFree: 1 kB\n", || None), None);
+        let huge = format!("MemTotal: {} kB\nMemFree: 1 kB\n", u64::MAX);
+        assert_eq!(parse_meminfo(&huge, || None), None, "no kernel's MemTotal");
     }
 
     #[test]
@@ -511,6 +524,8 @@ mod tests {
             Some([0.52, 0.58, 0.59])
         );
         assert_eq!(parse_loadavg("0.52 x 0.59"), None);
+        assert_eq!(parse_loadavg("1e999 0.1 0.1"), None, "no kernel's load");
+        assert_eq!(parse_loadavg("2000000 0.1 0.1"), None);
         assert_eq!(parse_loadavg(""), None);
     }
 

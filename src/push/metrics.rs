@@ -248,15 +248,29 @@ impl Collector {
             ));
             return None;
         };
-        let memory = host::memory().ok();
-        let (Some(cpu_now), Some(cpu_before), Some(memory)) = (now.cpu, before.cpu, memory) else {
+        let memory = host::memory();
+        let (Some(cpu_now), Some(cpu_before), Ok(memory)) = (now.cpu, before.cpu, &memory) else {
+            let why = match &memory {
+                Err(e) => text::describe_io(e),
+                Ok(_) => "/proc/stat cannot be read".into(),
+            };
             left_out.push(LeftOut::new(
                 "everything",
-                "/proc/stat or /proc/meminfo cannot be read, and the server requires \
-                 cpu_percent and memory; beats go as plain heartbeats",
+                format!(
+                    "{why}; the server requires cpu_percent and memory, so beats go as plain \
+                     heartbeats"
+                ),
             ));
             return None;
         };
+        let memory = *memory;
+        let load = host::load().ok();
+        if load.is_none() {
+            left_out.push(LeftOut::new(
+                "cpu_load_avg",
+                "/proc/loadavg cannot be read, or holds a load no kernel gives",
+            ));
+        }
         if nics_cut {
             left_out.push(LeftOut::new(
                 "network_io",
@@ -297,6 +311,7 @@ impl Collector {
         let mut body = Metrics::new(
             (cpu_before, cpu_now),
             &memory,
+            load,
             &now,
             &rates,
             self.physical_cpus,
@@ -332,9 +347,11 @@ impl Collect for Collector {
 }
 
 impl Metrics {
+    #[allow(clippy::too_many_arguments)] // one per part of the sample, each read once
     fn new(
         (cpu_before, cpu_now): (CpuTimes, CpuTimes),
         memory: &Memory,
+        load: Option<[f64; 3]>,
         now: &Sample,
         rates: &Rates,
         physical_cpus: Option<u32>,
@@ -345,7 +362,6 @@ impl Metrics {
         let os_version = uname.as_ref().map_or("Linux".into(), |u| {
             format!("Linux-{}-{}", u.release, u.machine)
         });
-        let load = host::load().ok();
         let load_at = |i: usize| load.map(|l| round(l[i], 2));
         let swap = (memory.swap_total > 0).then_some(memory);
         let uptime = now.boot.and_then(|boot| {
