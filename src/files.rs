@@ -27,12 +27,56 @@ pub fn read_small_file(path: &Path) -> io::Result<String> {
             "is not a regular file (a FIFO, socket or device?); name a regular file",
         ));
     }
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(io::Error::other(
             "larger than 1 MiB; is this the right file?",
         ));
     }
-    Ok(text)
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        io::Error::new(io::ErrorKind::InvalidData, not_utf8(e.as_bytes(), at))
+    })
+}
+
+/// Where and why `bytes` stop being UTF-8, as a person fixes it: a UTF-16
+/// file (Windows editors save one), or the line and column of the first
+/// byte that is not UTF-8 (a Latin-1 or Windows-1252 file).
+fn not_utf8(bytes: &[u8], at: usize) -> String {
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return "is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8".into();
+    }
+    let before = String::from_utf8_lossy(bytes.get(..at).unwrap_or_default());
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let byte = bytes.get(at).copied().unwrap_or(0);
+    format!(
+        "line {line}, column {column}: byte 0x{byte:02X} is not UTF-8 (a Latin-1 or \
+         Windows-1252 file?); save it as UTF-8"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_with_where_and_why() {
+        let dir = std::env::temp_dir().join(format!("files-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let latin1 = dir.join("latin1.conf");
+        std::fs::write(&latin1, b"{\n  \"api_url\": \"http://caf\xE9\"\n}\n").unwrap();
+        let err = read_small_file(&latin1).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "line 2, column 25: byte 0xE9 is not UTF-8 (a Latin-1 or Windows-1252 file?); \
+             save it as UTF-8"
+        );
+        let utf16 = dir.join("utf16.conf");
+        std::fs::write(&utf16, b"\xFF\xFE{\0}\0").unwrap();
+        let err = read_small_file(&utf16).unwrap_err().to_string();
+        assert!(err.starts_with("is UTF-16"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

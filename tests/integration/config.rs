@@ -418,3 +418,33 @@ fn a_mistyped_variable_is_pointed_out() {
         "env STACKSENSE_SERVERID is not a setting of this agent and is ignored (did you mean STACKSENSE_SERVER_ID?)"
     );
 }
+
+/// A config file saved as Latin-1 or UTF-16 is refused with where it stops
+/// being UTF-8 and what to do, not "stream did not contain valid UTF-8".
+#[test]
+fn a_config_file_that_is_not_utf8_says_where_and_what_to_do() {
+    let dir = TempDir::new();
+    let latin1 = dir.path().join("latin1.conf");
+    std::fs::write(&latin1, b"{\n  \"api_url\": \"http://caf\xE9\"\n}\n").unwrap();
+    let out = AgentCmd::new()
+        .args(["--check", "--offline", "--config"])
+        .args([&latin1])
+        .finish();
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert_contains!(
+        out.stderr,
+        "latin1.conf: line 2, column 25: byte 0xE9 is not UTF-8"
+    );
+    assert_contains!(out.stderr, "save it as UTF-8");
+    let utf16 = dir.path().join("utf16.conf");
+    std::fs::write(&utf16, b"\xFF\xFE{\0}\0").unwrap();
+    let out = AgentCmd::new()
+        .args(["--check", "--offline", "--config"])
+        .args([&utf16])
+        .finish();
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert_contains!(
+        out.stderr,
+        "is UTF-16 (it starts with a UTF-16 byte-order mark)"
+    );
+}
