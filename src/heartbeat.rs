@@ -103,6 +103,10 @@ pub struct Client {
     /// The proxy's `host:port`, when beats go through one.
     proxy: Option<String>,
     authorization: Option<String>,
+    /// Where the token was read from, to read again after a 401.
+    token_file: Option<std::path::PathBuf>,
+    /// The room for a request's head the client was made with.
+    head_bytes: usize,
     api: Api,
     https: bool,
     trust: Trusting,
@@ -121,12 +125,13 @@ impl Client {
             Proxying::Via(p) => (ureq::Proxy::new(&p.url).ok(), Some(p.hop.clone())),
             Proxying::Direct | Proxying::Bypassed { .. } => (None, None),
         };
+        let head_bytes = request_head_bytes(&config.heartbeat_url, authorization.as_deref());
         let wired = wire::client(ClientOptions {
             trust: &config.trust(),
             timeout: Some(config.settings.timeout.value),
             keepalive: config.settings.keepalive.value,
             proxy,
-            output_buffer: request_head_bytes(&config.heartbeat_url, authorization.as_deref()),
+            output_buffer: head_bytes,
         })
         .map_err(|e| format!("cannot set up TLS: {}", text::untrusted(&e.to_string())))?;
         let trust = match (&config.settings.pins, &config.ca) {
@@ -144,6 +149,8 @@ impl Client {
             push_urls: PerPush::from_fn(|push| api::push_url(&config.settings.api_url.value, push)),
             ping_url: config.ping_url.clone(),
             authorization,
+            token_file: config.token_file.clone(),
+            head_bytes,
             api: config.api.value,
             https: config
                 .settings
@@ -218,9 +225,52 @@ impl Courier for Client {
             }
         }
         let result = result.unwrap_or_else(|| self.attempt(&url, Some(body), left, Duration::ZERO));
-        let outcome = self.outcome(result, started, budget, "POST", &url, post.to);
+        let refused_token = matches!(&result, Ok(answer) if answer.status == 401);
+        let mut outcome = self.outcome(result, started, budget, "POST", &url, post.to);
         *self.url_of(post.to) = url;
+        if refused_token && let Outcome::Failed(failure) = &mut outcome {
+            let rotation = self.rotate_token();
+            failure.hint = Some(match failure.hint.take() {
+                Some(hint) => format!("{hint}; {rotation}"),
+                None => rotation,
+            });
+        }
         outcome
+    }
+}
+
+impl Client {
+    /// After a 401: the token file is read again, so a rotated token
+    /// (`create_agent_token` run again, the file rewritten) goes with the
+    /// next beat without a restart. Says what happened, or what to do.
+    fn rotate_token(&mut self) -> String {
+        let Some(file) = self.token_file.clone() else {
+            return "after changing the token, restart the agent".into();
+        };
+        let credential = file.starts_with("/run/credentials");
+        let Some(new) = crate::config::reread_token(&file) else {
+            return "its file holds no valid token now".into();
+        };
+        let authorization = format!("Bearer {new}");
+        if self.authorization.as_deref() == Some(authorization.as_str()) {
+            return if credential {
+                "systemd copies the credential when the service starts: after writing the new \
+                 token to its file, systemctl restart stacksense-heartbeat"
+                    .into()
+            } else {
+                "its file still holds this token: write the new one there (it is read again \
+                 after each refusal; no restart needed)"
+                    .into()
+            };
+        }
+        if request_head_bytes(&self.url, Some(&authorization)) > self.head_bytes {
+            return "the token file holds a longer token than the agent started with: restart \
+                    the agent to use it"
+                .into();
+        }
+        crate::text::hide(&new);
+        self.authorization = Some(authorization);
+        "the token file holds a new token now: the next beat sends it".into()
     }
 }
 

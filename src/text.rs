@@ -13,7 +13,10 @@ pub const MAX_UNTRUSTED_CHARS: usize = 200;
 /// The token, once the config has read it: no line or body we write shows
 /// it, whatever carried it there (a check that echoes its environment, a
 /// job's output, a server that reflects the header).
-static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// Every token this process has held: a rotated one is hidden as well as
+/// the one before it. Written at start and at a rotation, read for every
+/// line: a read lock held for a `contains`.
+static SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
 
 /// What stands where the token would have been.
 pub const REDACTED: &str = "<token>";
@@ -21,19 +24,26 @@ pub const REDACTED: &str = "<token>";
 /// Registers the secret that [`untrusted`], [`json_string`] and
 /// [`guard_line`] hide from then on.
 pub fn hide(secret: &str) {
-    if !secret.is_empty() {
-        let _ = SECRET.set(secret.to_string());
+    if secret.is_empty() {
+        return;
+    }
+    // A poisoned lock is still a good list: nothing panics while holding it.
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| s == secret) {
+        secrets.push(secret.to_string());
     }
 }
 
-/// `text` with the secret (if any is registered and present) replaced.
+/// `text` with every registered secret replaced.
 pub fn redacted(text: &str) -> std::borrow::Cow<'_, str> {
-    match SECRET.get() {
-        Some(secret) if text.contains(secret.as_str()) => {
-            text.replace(secret.as_str(), REDACTED).into()
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for secret in secrets.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), REDACTED).into();
         }
-        _ => text.into(),
     }
+    out
 }
 
 /// `text` escaped (see [`escape_into`]) and cut to [`MAX_UNTRUSTED_CHARS`].

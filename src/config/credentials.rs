@@ -20,12 +20,18 @@ pub enum TokenSpec {
     File(Raw),
 }
 
-/// The token, and a warning if its file is readable by everyone.
-pub fn read_token(spec: TokenSpec) -> Result<(Setting<Token>, Option<String>), ConfigError> {
+/// The token, the file it was read from (re-read when the server refuses
+/// it: a rotated token is picked up without a restart), and a warning if
+/// that file is readable by everyone.
+pub type TokenRead = (Setting<Token>, Option<PathBuf>, Option<String>);
+
+pub fn read_token(spec: TokenSpec) -> Result<TokenRead, ConfigError> {
     let mut warning = None;
+    let mut file = None;
     let (text, source) = match spec {
         TokenSpec::Inline(raw) => (raw.text, raw.source),
         TokenSpec::File(raw) => {
+            file = Some(PathBuf::from(&raw.text));
             let path = Path::new(&raw.text);
             // The path is not shown (see ConfigError::value); its source is.
             let text = read_small_file(path).map_err(|e| ConfigError {
@@ -54,7 +60,13 @@ pub fn read_token(spec: TokenSpec) -> Result<(Setting<Token>, Option<String>), C
         value: Token(value),
         source,
     };
-    Ok((token, warning))
+    Ok((token, file, warning))
+}
+
+/// The token now in `file`, when it holds a valid one: what a rotation
+/// (`create_agent_token` again, the file rewritten) left there.
+pub fn reread_token(file: &Path) -> Option<String> {
+    value::token(&read_small_file(file).ok()?).ok()
 }
 
 pub fn read_ca(raw: &Raw) -> Result<Setting<CaBundle>, ConfigError> {

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use api::Api;
+pub use credentials::reread_token;
 pub use describe::{aligned, check_settings, startup_line};
 pub use error::{About, ConfigError};
 pub use file::parse as parse_file;
@@ -66,6 +67,9 @@ pub struct Config {
     pub ping_url: Option<String>,
     /// The token read from where the settings say, checked.
     pub token: Option<Setting<Token>>,
+    /// The file the token was read from (a token file or a systemd
+    /// credential): read again when the server refuses the token.
+    pub token_file: Option<PathBuf>,
     /// The certificates of `settings.ca_file`, read and checked.
     pub ca: Option<Setting<CaBundle>>,
     pub proxy: Proxying,
@@ -161,16 +165,16 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
     let chosen = api::choose(&r.api, r.server_id.as_ref(), token.is_some())
         .map_err(|e| errors.push(e))
         .ok();
-    let token = match token {
-        None => None,
+    let (token, token_file) = match token {
+        None => (None, None),
         Some(spec) => match credentials::read_token(spec) {
-            Ok((token, warning)) => {
+            Ok((token, file, warning)) => {
                 warnings.extend(warning);
-                Some(token)
+                (Some(token), file)
             }
             Err(e) => {
                 errors.push(e);
-                None
+                (None, None)
             }
         },
     };
@@ -204,6 +208,7 @@ fn load_into(inputs: Inputs, warnings: &mut Vec<String>) -> Result<Config, Vec<C
         api,
         api_why,
         token,
+        token_file,
         ca,
         proxy,
         file,

@@ -441,3 +441,38 @@ fn a_systemd_credential_wins_over_the_config_files_token_file() {
         .to_string();
     assert!(row.ends_with("from env STACKSENSE_TOKEN"), "{row}");
 }
+
+/// A rotated token (`create_agent_token` run again, the token file
+/// rewritten) is picked up after the server refuses the old one, without a
+/// restart; neither token shows in the log.
+#[test]
+fn a_rotated_token_is_read_again_after_a_refusal() {
+    let server = StackSense::start();
+    let dir = TempDir::new();
+    let old = "old-token-0123456789abcdefghijklmnopqrstuvw";
+    let file = dir.write("token", &format!("{old}\n"));
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut agent = AgentCmd::new()
+        .env("STACKSENSE_URL", server.url())
+        .env("STACKSENSE_TOKEN_FILE", &file)
+        .args(["--interval", "0.5", "--no-splay", "--report", "off", "-v"])
+        .spawn();
+    let refused = agent.wait_for_line("401", Duration::from_secs(30));
+    assert_contains!(
+        refused,
+        "its file still holds this token: write the new one there"
+    );
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.beats(BOX_ID).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent.stop_with(libc::SIGTERM);
+    assert!(!server.beats(BOX_ID).is_empty(), "{:#?}", agent.log());
+    let log = agent.log().join("\n");
+    assert_contains!(
+        log,
+        "the token file holds a new token now: the next beat sends it"
+    );
+    assert!(!log.contains(old) && !log.contains(TOKEN), "{log}");
+}
