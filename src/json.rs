@@ -2,9 +2,9 @@
 //! the server's small replies. It keeps what those need and serde_json does
 //! not give: the line of each object member (for "file:line" in every
 //! config message, and a key given twice), and numbers as they were
-//! written (so `"interval": 1e1` is checked and shown as written). It costs
-//! a fraction of serde_json's bytes (docs/benchmarks.md, "Binary size").
-//! Bodies the agent sends are written directly (text::json_string).
+//! written (so `"interval": 1e1` is checked and shown as written). Writing
+//! JSON is serde_json's, here as for the bodies the agent sends
+//! (push/body.rs).
 
 use std::fmt;
 
@@ -70,9 +70,8 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Number(n) => f.write_str(n),
             Value::String(s) => {
-                let mut out = String::new();
-                crate::text::json_string(&mut out, s);
-                f.write_str(&out)
+                let quoted = serde_json::to_string(&*crate::text::redacted(s));
+                f.write_str(&quoted.map_err(|_| fmt::Error)?)
             }
             Value::Array(items) => {
                 f.write_str("[")?;

@@ -21,8 +21,8 @@ static SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new
 /// What stands where the token would have been.
 pub const REDACTED: &str = "<token>";
 
-/// Registers the secret that [`untrusted`], [`json_string`] and
-/// [`guard_line`] hide from then on.
+/// Registers a secret that [`untrusted`], [`redacted`] (and so every body,
+/// through push/body.rs's `Outside`) and [`guard_line`] hide from then on.
 pub fn hide(secret: &str) {
     if secret.is_empty() {
         return;
@@ -130,25 +130,6 @@ pub fn decimal(x: f64, places: u32) -> String {
     }
 }
 
-/// `s` as a JSON string, quotes included.
-pub fn json_string(out: &mut String, s: &str) {
-    let s = redacted(s);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
 
 /// The io error without Rust's "(os error N)" tail, escaped: its text may
 /// come from a library or the OS.
@@ -174,15 +155,6 @@ mod tests {
         assert_eq!(decimal(2.999, 2), "3");
         assert_eq!(decimal(-1.5, 1), "0");
         assert_eq!(decimal(f64::NAN, 1), "0");
-    }
-
-    #[test]
-    fn json_strings_round_trip_through_serde() {
-        for s in ["plain", "q\"b\\n\n\t\u{1}\u{7f}é\u{202e}", ""] {
-            let mut out = String::new();
-            json_string(&mut out, s);
-            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
-        }
     }
 
     #[test]
