@@ -130,7 +130,6 @@ pub fn decimal(x: f64, places: u32) -> String {
     }
 }
 
-
 /// The io error without Rust's "(os error N)" tail, escaped: its text may
 /// come from a library or the OS.
 pub fn describe_io(e: &io::Error) -> String {

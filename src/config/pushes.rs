@@ -43,13 +43,7 @@ pub fn settle(settings: &mut Settings, api: Api) {
     let checks = settings.health.value.len();
     let report = &mut settings.report.value;
     if report.auto {
-        report.pushes = PerPush::from_fn(|push| {
-            api == Api::Agent
-                && match push {
-                    Push::Metrics => true,
-                    Push::Services => checks > 0,
-                }
-        });
+        report.pushes = PerPush::from_fn(|push| api == Api::Agent && push.auto().on(checks > 0));
     }
     let interval = settings.interval.value;
     for every in [

@@ -2,7 +2,8 @@
 //!
 //! A push is a POST to `/api/agent/<word>/` that the server also records
 //! as a heartbeat, so it goes in place of one. Adding a push is one entry
-//! below (its word, the setting it goes by, how its cadence starts), one collector
+//! below (its word, the setting it goes by, when `report auto` makes it,
+//! how its cadence starts), one collector
 //! (`push::collector_for`, a match the compiler holds complete) and the
 //! word's mention in the `report` setting's help. Everything kept per
 //! push ([`PerPush`]) is an array as long as this list, indexed by the
@@ -13,8 +14,8 @@ use std::ops::{Index, IndexMut};
 macro_rules! push_table {
     ($(
         $(#[$doc:meta])*
-        $variant:ident = $word:literal, every: $every:ident, sampled: $sampled:literal,
-            follows_checks: $follows:literal;
+        $variant:ident = $word:literal, every: $every:ident, auto: $auto:ident,
+            sampled: $sampled:literal, follows_checks: $follows:literal;
     )+) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
         pub enum Push {
@@ -55,6 +56,13 @@ macro_rules! push_table {
                 }
             }
 
+            /// When `report auto` makes it (with the agent API).
+            pub fn auto(self) -> Auto {
+                match self {
+                    $(Push::$variant => Auto::$auto,)+
+                }
+            }
+
             /// Goes again as soon as a check's verdict changes.
             pub fn follows_checks(self) -> bool {
                 match self {
@@ -67,9 +75,11 @@ macro_rules! push_table {
 
 push_table! {
     /// `POST /api/agent/metrics/`: CPU, memory, disks, network, uptime.
-    Metrics = "metrics", every: MetricsInterval, sampled: true, follows_checks: false;
+    Metrics = "metrics", every: MetricsInterval, auto: Always,
+        sampled: true, follows_checks: false;
     /// `POST /api/agent/services/`: each health check as a service.
-    Services = "services", every: ServicesInterval, sampled: false, follows_checks: true;
+    Services = "services", every: ServicesInterval, auto: WithChecks,
+        sampled: false, follows_checks: true;
 }
 
 impl Push {
@@ -91,6 +101,23 @@ impl Push {
 pub enum Every {
     MetricsInterval,
     ServicesInterval,
+}
+
+/// When `report auto` makes a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auto {
+    Always,
+    /// Only when a health check is configured (it sends the checks).
+    WithChecks,
+}
+
+impl Auto {
+    pub fn on(self, checks: bool) -> bool {
+        match self {
+            Auto::Always => true,
+            Auto::WithChecks => checks,
+        }
+    }
 }
 
 impl Every {
