@@ -19,6 +19,24 @@ fn agent_for(server: &StackSense) -> AgentCmd {
         .env("STACKSENSE_TOKEN", TOKEN)
 }
 
+/// `n` metrics pushes of an agent that pushes at every beat (0.5 s),
+/// stopped once they are in.
+fn metrics_pushes(n: usize) -> Vec<Value> {
+    let server = StackSense::start();
+    let mut agent = agent_for(&server)
+        .args([
+            "--interval",
+            "0.5",
+            "--metrics-interval",
+            "0.5",
+            "--no-splay",
+        ])
+        .spawn();
+    let pushed = wait_for_pushes(|| server.metrics(BOX_ID), n, WAIT);
+    agent.stop_with(libc::SIGTERM);
+    pushed
+}
+
 /// Waits until the server holds `n` pushes of a kind.
 fn wait_for_pushes(what: impl Fn() -> Vec<Value>, n: usize, within: Duration) -> Vec<Value> {
     let deadline = Instant::now() + within;
@@ -713,18 +731,7 @@ fn ipc_stats_count_an_orphaned_segment() {
     // SAFETY: a private segment we remove below; no memory is mapped.
     let id = unsafe { libc::shmget(libc::IPC_PRIVATE, SIZE, libc::IPC_CREAT | 0o600) };
     assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
-    let server = StackSense::start();
-    let mut agent = agent_for(&server)
-        .args([
-            "--interval",
-            "0.5",
-            "--metrics-interval",
-            "0.5",
-            "--no-splay",
-        ])
-        .spawn();
-    let pushed = wait_for_pushes(|| server.metrics(BOX_ID), 1, WAIT);
-    agent.stop_with(libc::SIGTERM);
+    let pushed = metrics_pushes(1);
     let segments = proc_file("/proc/sysvipc/shm").lines().count() - 1;
     // SAFETY: removes the segment made above.
     unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
@@ -752,18 +759,7 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 /// and `/`'s physical disk the one lsblk shows `/` mounted from.
 #[test]
 fn storage_hardware_is_what_lsblk_reads() {
-    let server = StackSense::start();
-    let mut agent = agent_for(&server)
-        .args([
-            "--interval",
-            "0.5",
-            "--metrics-interval",
-            "0.5",
-            "--no-splay",
-        ])
-        .spawn();
-    let pushed = wait_for_pushes(|| server.metrics(BOX_ID), 1, WAIT);
-    agent.stop_with(libc::SIGTERM);
+    let pushed = metrics_pushes(1);
     assert_valid_metrics(&pushed[0]);
     let hardware = &pushed[0]["disk_hardware"];
     let ours: BTreeSet<(String, u64, bool)> = hardware["disks"]
