@@ -20,6 +20,16 @@ use std::time::{Duration, Instant};
 use common::stacksense::{BOX_ID, TOKEN};
 use common::{AgentCmd, Output, Receiver, StackSense, TempDir, TlsFixture, ok_json};
 
+/// How many CPUs a kernel CPU list (`0-3,5`) names.
+fn cpus_in(list: &str) -> Option<u64> {
+    let mut n = 0;
+    for part in list.trim().split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        n += b.parse::<u64>().ok()? - a.parse::<u64>().ok()? + 1;
+    }
+    Some(n)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let Some(binary) = args.next().map(PathBuf::from) else {
@@ -164,6 +174,48 @@ fn main() {
         stderr: pushing.log().join("\n"),
     };
     check("metrics and services pushes over HTTPS", pushed, &log);
+
+    // musl's sysconf counts the affinity mask: run natively under `taskset
+    // -c 0` and hold cpu_count to the CPUs online, as glibc and psutil say.
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|t| cpus_in(&t));
+    let taskset = ["/usr/bin/taskset", "/bin/taskset"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    if let (true, Some(online), Some(taskset)) = (runner.is_empty(), online, taskset) {
+        let server = StackSense::start();
+        let pinned = vec![taskset.to_string(), "-c".into(), "0".into()];
+        let mut agent = AgentCmd::via(&pinned, &binary)
+            .env("STACKSENSE_URL", server.url())
+            .env("STACKSENSE_TOKEN", TOKEN)
+            .args([
+                "--report",
+                "metrics",
+                "--interval",
+                "0.5",
+                "--metrics-interval",
+                "0.5",
+            ])
+            .spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.metrics(BOX_ID).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = agent.stop_with(libc::SIGTERM);
+        let metrics = server.metrics(BOX_ID);
+        let counted = metrics.first().and_then(|m| m["cpu_count"].as_u64());
+        let log = Output {
+            status,
+            stdout: format!("cpu_count {counted:?}, online {online}"),
+            stderr: agent.log().join("\n"),
+        };
+        check(
+            &format!("cpu_count under taskset -c 0 is the {online} CPU(s) online"),
+            counted == Some(online),
+            &log,
+        );
+    }
 
     if failed > 0 {
         println!("smoke: {failed} check(s) failed for {}", binary.display());
