@@ -35,7 +35,7 @@ pub fn read_path(path: &Path) -> io::Result<String> {
 /// The first 64 KiB of a listing, and whether there was more; cut at the
 /// last whole line.
 pub fn read_listing(path: &str) -> io::Result<(String, bool)> {
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(16 * 1024);
     File::open(path)?
         .take(MAX_LISTING_BYTES + 1)
         .read_to_end(&mut bytes)?;
@@ -91,6 +91,21 @@ pub fn online_cpus() -> u32 {
 pub fn page_size() -> Option<u64> {
     // SAFETY: sysconf reads a value and has no preconditions.
     u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()
+}
+
+/// The soft limit on open file descriptors (None: unknown).
+pub fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one struct we own.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    #[allow(clippy::useless_conversion)] // rlim_t is 32 bits on some targets
+    ok.then(|| match limit.rlim_cur {
+        libc::RLIM_INFINITY => u64::MAX,
+        n => u64::from(n),
+    })
 }
 
 /// Clock ticks per second, the unit of /proc's CPU times (USER_HZ).

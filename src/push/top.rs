@@ -46,7 +46,12 @@ pub type Ticks = HashMap<(u32, u64), u64>;
 pub struct Tracker {
     /// The ticks of the previous push, and when (since boot).
     previous: Option<(Duration, Ticks)>,
+    reader: processes::Reader,
     users: Users,
+    /// Each listed process's uid, by (pid, start), looked up once rather
+    /// than every push: a daemon that drops privileges does so as it
+    /// starts, and psutil's real uid does not change after that either.
+    uids: HashMap<(u32, u64), u32>,
 }
 
 /// What the host gives the ranking, read once per push.
@@ -115,7 +120,9 @@ impl Tracker {
     pub fn new(previous: Option<(Duration, Ticks)>) -> Tracker {
         Tracker {
             previous,
+            reader: processes::Reader::default(),
             users: Users::default(),
+            uids: HashMap::new(),
         }
     }
 
@@ -123,11 +130,12 @@ impl Tracker {
     /// is no interval to measure CPU over yet), and whether the read was
     /// cut short. Their ticks are kept for the next push ([`Tracker::kept`]).
     pub fn sample(&mut self, host: &Host) -> (Option<TopProcesses>, bool) {
-        let (processes, cut) = processes::read_all();
+        let (processes, cut) = self.reader.read_all();
         let now: Ticks = processes
             .iter()
             .map(|p| ((p.pid, p.started), p.ticks))
             .collect();
+        self.uids.retain(|process, _| now.contains_key(process));
         let lists = match self.previous.replace((host.at, now)) {
             Some(before) => {
                 let (by_cpu, by_memory) = rank(&processes, &before, host);
@@ -156,8 +164,13 @@ impl Tracker {
             .iter()
             .map(|r| {
                 let p = &processes[r.at];
-                let user =
-                    processes::uid_of(p.pid).map_or_else(String::new, |uid| self.users.name(uid));
+                let uid = match self.uids.get(&(p.pid, p.started)) {
+                    Some(&uid) => Some(uid),
+                    None => processes::uid_of(p.pid).inspect(|&uid| {
+                        self.uids.insert((p.pid, p.started), uid);
+                    }),
+                };
+                let user = uid.map_or_else(String::new, |uid| self.users.name(uid));
                 let started = p.started as f64 / host.ticks_per_second as f64;
                 TopProcess {
                     pid: p.pid,
