@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The most disks and arrays described: a box with hundreds of disks gets
 /// the first ones, and a line saying so.
@@ -104,11 +105,52 @@ fn sectors(dir: &Path) -> Option<u64> {
         .checked_mul(512)
 }
 
-/// The whole disks and RAID arrays of `/sys/block`, and whether there
-/// were more than [`MAX_DEVICES`].
-pub fn inventory() -> (Vec<BlockDisk>, Vec<RaidArray>, bool) {
-    let root = Path::new("/sys/block");
-    let mut names: Vec<String> = std::fs::read_dir(root)
+/// How long a storage description is trusted when `/sys/block` lists
+/// the same devices: a disk resized in place or a changed model string
+/// shows within this.
+const REREAD: Duration = Duration::from_secs(600);
+
+/// The whole disks and RAID arrays, and whether there were more than
+/// [`MAX_DEVICES`].
+pub type Inventory = (Vec<BlockDisk>, Vec<RaidArray>, bool);
+
+/// The storage description, read again only when `/sys/block` lists other
+/// devices (a disk added, an LVM or md volume made) or [`REREAD`] has
+/// passed: describing it walks sysfs links and reads several files a disk,
+/// about a tenth of a metrics push's CPU, for facts that rarely change.
+#[derive(Debug, Default)]
+pub struct Storage {
+    names: Vec<String>,
+    read_at: Option<Instant>,
+    inventory: Inventory,
+    placements: HashMap<String, Option<Placement>>,
+}
+
+impl Storage {
+    pub fn inventory(&mut self) -> &Inventory {
+        let names = block_names();
+        let fresh = self.read_at.is_some_and(|at| at.elapsed() < REREAD);
+        if !fresh || names != self.names {
+            self.inventory = inventory_of(&names);
+            self.placements.clear();
+            self.names = names;
+            self.read_at = Some(Instant::now());
+        }
+        &self.inventory
+    }
+
+    /// [`placement`], remembered until the inventory is read again.
+    pub fn placement(&mut self, major_minor: &str) -> Option<Placement> {
+        self.placements
+            .entry(major_minor.to_string())
+            .or_insert_with(|| placement(major_minor))
+            .clone()
+    }
+}
+
+/// The names in `/sys/block`, sorted.
+fn block_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
         .map(|d| {
             d.flatten()
                 .filter_map(|e| e.file_name().into_string().ok())
@@ -116,8 +158,14 @@ pub fn inventory() -> (Vec<BlockDisk>, Vec<RaidArray>, bool) {
         })
         .unwrap_or_default();
     names.sort();
+    names
+}
+
+fn inventory_of(names: &[String]) -> Inventory {
+    let root = Path::new("/sys/block");
     let (mut disks, mut arrays, mut cut) = (Vec::new(), Vec::new(), false);
     for name in names {
+        let name = name.clone();
         if disks.len() + arrays.len() >= MAX_DEVICES {
             cut = true;
             break;
@@ -154,7 +202,7 @@ pub fn inventory() -> (Vec<BlockDisk>, Vec<RaidArray>, bool) {
 /// The physical disk under block device "MAJOR:MINOR" (a partition's
 /// disk; through LVM, LUKS and md to the first member), and the RAID
 /// level on the way; None for a device no disk holds (btrfs, NFS, tmpfs).
-pub fn placement(major_minor: &str) -> Option<Placement> {
+fn placement(major_minor: &str) -> Option<Placement> {
     let link = Path::new("/sys/dev/block").join(major_minor);
     let mut device = std::fs::canonicalize(link).ok()?;
     let mut raid = None;
@@ -240,14 +288,18 @@ mod tests {
 
     #[test]
     fn this_box_has_a_disk_under_its_root_or_none_to_name() {
-        let (disks, _, cut) = inventory();
+        let mut storage = Storage::default();
+        let (disks, _, cut) = storage.inventory().clone();
         assert!(!cut);
+        // Read again only when /sys/block changes: the same devices here.
+        assert_eq!(storage.inventory(), &inventory_of(&block_names()));
         for d in &disks {
             assert!(["NVMe", "SSD", "HDD"].contains(&d.kind), "{d:?}");
         }
         let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let map = parse_mountinfo(&text);
-        if let Some(place) = map.get("/").and_then(|dev| placement(dev)) {
+        if let Some(place) = map.get("/").and_then(|dev| storage.placement(dev)) {
+            assert_eq!(Some(&place), placement(&map["/"]).as_ref());
             assert!(
                 disks.iter().any(|d| d.name == place.disk),
                 "{place:?} in {disks:?}"

@@ -13,7 +13,7 @@ use super::body::{Keyed, Outside, Version, round, to_json};
 use super::kept::{Counters, Kept};
 use super::top::{self, TopProcesses, Tracker};
 use super::{Collect, Collected, LeftOut, Moment};
-use crate::host::block::{self, BlockDisk, RaidArray};
+use crate::host::block::{self, BlockDisk, RaidArray, Storage};
 use crate::host::disk::{self, MAX_DISKS};
 use crate::host::ipc::{self, IpcStats};
 use crate::host::{self, CpuTimes, DiskIo, MAX_INTERFACES, Memory, NetCounters, parse};
@@ -188,6 +188,7 @@ pub struct Collector {
     /// The kernel's filesystems that need a device, read once: a module
     /// loaded later adds one whose mounts count from the next start.
     device_filesystems: Vec<String>,
+    storage: Storage,
 }
 
 impl Collector {
@@ -205,6 +206,7 @@ impl Collector {
             top,
             physical_cpus: host::physical_cpus(),
             device_filesystems: host::device_filesystems(),
+            storage: Storage::default(),
         }
     }
 
@@ -218,6 +220,7 @@ impl Collector {
             kept: Some((kept, boot_id)),
             physical_cpus: host::physical_cpus(),
             device_filesystems: host::device_filesystems(),
+            storage: Storage::default(),
         }
     }
 
@@ -295,7 +298,7 @@ impl Collector {
             // Best effort: without it the next run's lists are only missing.
             let _ = kept.save_processes(boot_id, *at, ticks);
         }
-        let (disks, arrays, cut) = block::inventory();
+        let (disks, arrays, cut) = self.storage.inventory().clone();
         if cut {
             left_out.push(LeftOut::new(
                 "disk_hardware",
@@ -305,7 +308,7 @@ impl Collector {
         let disk_usage = disk_usage(
             &self.device_filesystems,
             limit.min(DISKS_LIMIT),
-            &disks,
+            (&disks, &mut self.storage),
             left_out,
         );
         let mut body = Metrics::new(
@@ -441,7 +444,7 @@ fn top_host(sample: &Sample, memory_total: u64) -> top::Host {
 fn disk_usage(
     filesystems: &[String],
     limit: Duration,
-    hardware: &[BlockDisk],
+    (hardware, storage): (&[BlockDisk], &mut Storage),
     left_out: &mut Vec<LeftOut>,
 ) -> Keyed<DiskUsage> {
     let (disks, cut) = match disk::real_disks(filesystems) {
@@ -475,7 +478,7 @@ fn disk_usage(
                 let usable = d.used.saturating_add(d.avail);
                 let place = devices
                     .get(&mount.path)
-                    .and_then(|dev| block::placement(dev));
+                    .and_then(|dev| storage.placement(dev));
                 let kind = place
                     .as_ref()
                     .and_then(|p| hardware.iter().find(|h| h.name == p.disk))
