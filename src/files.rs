@@ -27,7 +27,9 @@ pub fn read_small_file(path: &Path) -> io::Result<String> {
             "is not a regular file (a FIFO, socket or device?); name a regular file",
         ));
     }
-    let mut bytes = Vec::new();
+    // Room for most /proc and /sys files at once: with none, the first
+    // reads would be 32-byte probes (about eight system calls a file).
+    let mut bytes = Vec::with_capacity(4096);
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(io::Error::other(
