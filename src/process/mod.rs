@@ -331,29 +331,36 @@ pub fn adopts_orphans() -> bool {
     })
 }
 
+/// The most orphans reaped at one call: a fork bomb's debris is reaped
+/// over several beats instead of stalling one.
+const MAX_REAPED: usize = 1024;
+
 /// Reaps every exited child that is not one of ours (see [`adopts_orphans`]),
 /// without blocking; our own children's exit statuses are left to their
-/// waiters. Reads the child list from /proc (each thread's `children`).
+/// waiters. `waitid(P_ALL, WNOWAIT)` shows an exited child without reaping
+/// it, so ours are left alone; it needs nothing from /proc (the
+/// `children` lists need a kernel built with CONFIG_PROC_CHILDREN). An
+/// exited child of ours stops the round: the orphans behind it are reaped
+/// once its waiter has reaped it, at a later beat.
 pub fn reap_orphans() {
     let ours = children();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for task in tasks.flatten() {
-        let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
-            continue;
-        };
-        for pid in list
-            .split_whitespace()
-            .filter_map(|p| p.parse::<libc::pid_t>().ok())
-        {
-            if ours.contains(&pid) {
-                continue;
-            }
-            let mut status = 0;
-            // SAFETY: WNOHANG on a child that is not ours to wait for otherwise.
-            unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    for _ in 0..MAX_REAPED {
+        // SAFETY: siginfo_t is plain data; waitid fills the one we own.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: P_ALL ignores the id; info is ours to write.
+        if unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) } != 0 {
+            return; // ECHILD: no children at all
         }
+        // SAFETY: si_pid is valid after waitid reported a child (0 when
+        // none has exited: the union's field is zeroed then).
+        let pid = unsafe { info.si_pid() };
+        if pid == 0 || ours.contains(&pid) {
+            return;
+        }
+        let mut status = 0;
+        // SAFETY: reaps the one exited child waitid named, not ours.
+        unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
     }
 }
 

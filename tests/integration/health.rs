@@ -392,13 +392,26 @@ fn a_cmd_checks_background_processes_end_with_it() {
 /// As PID 1 (the container image) the agent reaps what is re-parented to it.
 #[test]
 fn as_pid_1_orphans_are_reaped() {
+    orphans_are_reaped_as_pid_1("");
+}
+
+/// ... also on a kernel without CONFIG_PROC_CHILDREN, where
+/// /proc/PID/task/TID/children does not exist: here hidden under a tmpfs.
+#[test]
+fn as_pid_1_orphans_are_reaped_without_proc_children_lists() {
+    orphans_are_reaped_as_pid_1("mount -t tmpfs none /proc/1/task && ");
+}
+
+fn orphans_are_reaped_as_pid_1(before_exec: &str) {
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: a PID namespace needs root");
         return;
     }
     let rx = Receiver::start(|_| ok_json());
     let agent = AgentCmd::with_binary(std::path::Path::new("unshare"))
-        .args(["--pid", "--fork", "--mount-proc", BIN.unwrap()])
+        .args(["--pid", "--fork", "--mount", "--mount-proc", "sh", "-c"])
+        .args([format!("{before_exec}exec \"$@\"")])
+        .args(["sh", BIN.unwrap()])
         .args(["--server-id", "7", "--api-url", &rx.url()])
         .args(["--interval", "0.2", "--no-splay"])
         .args(["--health", "cmd sh -c 'sleep 0.05 & exit 0'"])
