@@ -208,6 +208,21 @@ fn tls_failure(e: &rustls::Error, route: Route) -> Failure {
                 Some(&hint),
             )
         }
+        // rustls refuses a handshake message over 64 KiB: in practice a
+        // certificate chain that long (curl takes 100 KB).
+        T::InvalidMessage(
+            rustls::InvalidMessage::HandshakePayloadTooLarge
+            | rustls::InvalidMessage::CertificatePayloadTooLarge,
+        ) => Failure::fatal(
+            format!(
+                "{origin} sent a TLS handshake message over 64 KiB, more than our TLS library \
+                 (rustls) accepts: a certificate chain that long?"
+            ),
+            Some(
+                "serve a shorter chain: leave the root and unneeded intermediates out, and \
+                 fewer names per certificate",
+            ),
+        ),
         // Not TLS at all: usually https:// pointed at a plain-HTTP port.
         T::InvalidMessage(_) => Failure::fatal(
             format!("{origin} does not speak TLS ({})", said()),
@@ -430,6 +445,22 @@ mod tests {
         let f = error_failure(&err, direct("h:8080"), Duration::from_secs(10));
         assert_eq!(f.class, Class::Fatal);
         assert!(f.reason.contains("does not speak TLS"), "{}", f.reason);
+    }
+
+    #[test]
+    fn a_certificate_chain_over_64_kib_is_named_as_such() {
+        for too_large in [
+            rustls::InvalidMessage::HandshakePayloadTooLarge,
+            rustls::InvalidMessage::CertificatePayloadTooLarge,
+        ] {
+            let inner = rustls::Error::InvalidMessage(too_large);
+            let err = ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, inner));
+            let f = error_failure(&err, direct("h:443"), Duration::from_secs(10));
+            assert_eq!(f.class, Class::Fatal);
+            assert!(f.reason.contains("over 64 KiB"), "{}", f.reason);
+            assert!(!f.reason.contains("does not speak TLS"), "{}", f.reason);
+            assert!(hint(&f).contains("shorter chain"), "{}", hint(&f));
+        }
     }
 
     #[test]

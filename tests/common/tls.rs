@@ -55,13 +55,22 @@ impl TlsFixture {
     }
 
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server_config_with_chain(Vec::new())
+    }
+
+    /// The server certificate followed by `more` certificates in the chain
+    /// it sends (a client reads the chain before it verifies any of it).
+    pub fn server_config_with_chain(
+        &self,
+        more: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = rustls::pki_types::PrivateKeyDer::try_from(self.key_der.clone()).unwrap();
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(vec![self.cert.clone()], key)
+            .with_single_cert([vec![self.cert.clone()], more].concat(), key)
             .unwrap();
         Arc::new(config)
     }

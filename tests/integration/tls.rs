@@ -52,3 +52,42 @@ fn an_unknown_ca_is_rejected_and_not_retried() {
     assert_eq!(out.code(), Some(1));
     assert_contains!(out.stderr, "certificate");
 }
+
+/// A certificate chain over rustls' 64 KiB handshake limit is named as
+/// such, not taken for a server that does not speak TLS.
+#[test]
+fn a_certificate_chain_over_64_kib_is_named() {
+    use rcgen::{CertificateParams, KeyPair};
+    let tls = TlsFixture::new();
+    // Four certificates of about 20 KB each after the server's own: a
+    // certificate over 64 KiB cannot be encoded, a chain that long can.
+    let padding: Vec<_> = (0..4)
+        .map(|i| {
+            let names = (0..450)
+                .map(|n| format!("host-{i}-{n:03}.a-long-subdomain.example.net"))
+                .collect::<Vec<_>>();
+            let key = KeyPair::generate().unwrap();
+            CertificateParams::new(names)
+                .unwrap()
+                .self_signed(&key)
+                .unwrap()
+                .der()
+                .clone()
+        })
+        .collect();
+    let chain: usize = padding.iter().map(|c| c.len()).sum();
+    assert!(chain > 65_536, "{chain} bytes");
+    let dir = TempDir::new();
+    let ca = dir.write("ca.pem", &tls.ca_pem);
+    let rx = Receiver::on(bind(), Some(tls.server_config_with_chain(padding)), |_| {
+        ok_json()
+    });
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--once", "--interval", "2", "--ca-file"])
+        .args([&ca])
+        .finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert_contains!(out.stderr, "handshake message over 64 KiB");
+    assert_contains!(out.stderr, "shorter chain");
+    assert!(!out.stderr.contains("does not speak TLS"), "{}", out.stderr);
+}
