@@ -46,6 +46,21 @@ pub fn redacted(text: &str) -> std::borrow::Cow<'_, str> {
     out
 }
 
+/// A name the kernel gives as bytes (a mount point, an interface) as
+/// text: its UTF-8 as it is, each byte that is not UTF-8 as `\xHH`. Unlike
+/// a lossy conversion, two names that differ only in such bytes stay two
+/// names (psutil keeps them too, as surrogate escapes).
+pub fn bytes_name(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `text` escaped (see [`escape_into`]) and cut to [`MAX_UNTRUSTED_CHARS`].
 pub fn untrusted(text: &str) -> String {
     untrusted_max(text, MAX_UNTRUSTED_CHARS)

@@ -89,7 +89,8 @@ pub fn parse_mountinfo(text: &str) -> HashMap<String, String> {
             let mut f = line.split(' ');
             let device = f.nth(2)?;
             let point = f.nth(1)?;
-            Some((super::parse::unescape_octal(point), device.to_string()))
+            let point = super::parse::unescape_octal(point.as_bytes());
+            Some((crate::text::bytes_name(&point), device.to_string()))
         })
         .collect()
 }

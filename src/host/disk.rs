@@ -145,9 +145,8 @@ fn real_disks_in(table: &Path, device_filesystems: &[String]) -> io::Result<(Vec
             cut = true;
             break;
         }
-        let text = String::from_utf8_lossy(&line);
         kept.extend(
-            parse::parse_mounts(&text)
+            parse::parse_mounts(&line)
                 .into_iter()
                 .filter(|m| parse::is_real_disk(m, device_filesystems)),
         );
@@ -205,12 +204,44 @@ mod tests {
             .map(|i| Mount {
                 device: format!("/dev/sd{i}"),
                 path: format!("/d{i}"),
+                at: format!("/d{i}").into(),
                 fstype: "ext4".into(),
             })
             .collect();
         let (disks, more) = distinct_disks(many);
         assert_eq!(disks.len(), MAX_DISKS);
         assert!(more);
+    }
+
+    /// psutil reports a mount point whose name is not UTF-8 (Latin-1 from
+    /// an old system); it is measured at its real bytes and named with
+    /// them escaped, apart from a mount point that differs only there.
+    #[test]
+    fn a_mount_point_that_is_not_utf8_is_measured_and_kept_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("latin1-{}", std::process::id()));
+        let latin1 = dir.join(std::ffi::OsStr::from_bytes(b"donn\xe9es"));
+        std::fs::create_dir_all(&latin1).unwrap();
+        let mut table = Vec::new();
+        for (device, byte) in [("/dev/sdb1", b'\xe9'), ("/dev/sdc1", b'\xe8')] {
+            table.extend_from_slice(format!("{device} {}/donn", dir.display()).as_bytes());
+            table.extend_from_slice(&[byte]);
+            table.extend_from_slice(b"es ext4 rw 0 0\n");
+        }
+        // Parsed as real_disks reads each line (the filter would drop /tmp).
+        let disks = parse::parse_mounts(&table);
+        let names: Vec<&str> = disks.iter().map(|d| d.path.as_str()).collect();
+        let shown = dir.display();
+        assert_eq!(
+            names,
+            [
+                format!("{shown}/donn\\xE9es"),
+                format!("{shown}/donn\\xE8es")
+            ]
+        );
+        assert_eq!(disks[0].at, latin1);
+        assert!(statvfs(&disks[0].at).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

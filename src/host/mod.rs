@@ -33,7 +33,8 @@ pub fn read_path(path: &Path) -> io::Result<String> {
 }
 
 /// The first 64 KiB of a listing, and whether there was more; cut at the
-/// last whole line.
+/// last whole line. Bytes that are not UTF-8 (in a mount point or an
+/// interface name) are kept apart as `\xHH` ([`crate::text::bytes_name`]).
 pub fn read_listing(path: &str) -> io::Result<(String, bool)> {
     let mut bytes = Vec::with_capacity(16 * 1024);
     File::open(path)?
@@ -44,7 +45,7 @@ pub fn read_listing(path: &str) -> io::Result<(String, bool)> {
         let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         bytes.truncate(end);
     }
-    Ok((String::from_utf8_lossy(&bytes).into_owned(), cut))
+    Ok((crate::text::bytes_name(&bytes), cut))
 }
 
 fn unreadable(path: &str) -> io::Error {

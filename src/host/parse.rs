@@ -316,28 +316,34 @@ pub fn parse_sockstat(text: &str) -> Option<u64> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
     pub device: String,
+    /// The mount point as text ([`crate::text::bytes_name`]): the disk's
+    /// key in the push.
     pub path: String,
+    /// The mount point as the kernel has it, for statvfs.
+    pub at: std::path::PathBuf,
     pub fstype: String,
 }
 
 /// `/proc/self/mounts`, with the kernel's octal escapes (`\040` for a
 /// space) undone, as getmntent does for psutil.
-pub fn parse_mounts(text: &str) -> Vec<Mount> {
-    text.lines()
+pub fn parse_mounts(text: &[u8]) -> Vec<Mount> {
+    use std::os::unix::ffi::OsStringExt;
+    let name = |field: &[u8]| crate::text::bytes_name(&unescape_octal(field));
+    text.split(|&b| b == b'\n')
         .filter_map(|line| {
-            let mut f = line.split(' ');
+            let mut f = line.split(|&b| b == b' ');
             let (device, path, fstype) = (f.next()?, f.next()?, f.next()?);
             Some(Mount {
-                device: unescape_octal(device),
-                path: unescape_octal(path),
-                fstype: unescape_octal(fstype),
+                device: name(device),
+                path: name(path),
+                at: std::ffi::OsString::from_vec(unescape_octal(path)).into(),
+                fstype: name(fstype),
             })
         })
         .collect()
 }
 
-pub fn unescape_octal(field: &str) -> String {
-    let bytes = field.as_bytes();
+pub fn unescape_octal(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -356,7 +362,7 @@ pub fn unescape_octal(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// The filesystems of `/proc/filesystems` that sit on a device (no
@@ -559,13 +565,26 @@ mod tests {
     }
 
     #[test]
+    fn interfaces_whose_names_differ_only_in_bytes_that_are_not_utf8_stay_two() {
+        let mut table = b"Inter-|\n face |\n".to_vec();
+        for byte in [0xe9u8, 0xe8] {
+            table.extend_from_slice(b"  et");
+            table.push(byte);
+            table.extend_from_slice(b"0: 100 2 0 0 0 0 0 0 300 4 0 0 0 0 0 0\n");
+        }
+        let nics = parse_net_dev(&crate::text::bytes_name(&table));
+        let names: Vec<&str> = nics.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["et\\xE90", "et\\xE80"]);
+    }
+
+    #[test]
     fn disks_are_the_ones_the_servers_agent_reports() {
         let fs = parse_device_filesystems(
             "nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\tnfs\n\tvfat\n\tsquashfs\n",
         );
         assert_eq!(fs, ["ext4", "squashfs", "vfat", "zfs"]);
         let mounts = parse_mounts(
-            "/dev/sda1 / ext4 rw 0 0\n/dev/sda2 /my\\040data ext4 rw 0 0\ntmpfs /run tmpfs rw 0 0\n\
+            b"/dev/sda1 / ext4 rw 0 0\n/dev/sda2 /my\\040data ext4 rw 0 0\ntmpfs /run tmpfs rw 0 0\n\
              /dev/sda3 /boot/efi vfat rw 0 0\n/dev/loop1 /snap/core/1 squashfs ro 0 0\n\
              srv:/x /mnt/nfs nfs rw 0 0\n/dev/sda4 /var/tmp ext4 rw 0 0\n/dev/sda5 /runner ext4 rw 0 0\n",
         );

@@ -466,7 +466,7 @@ fn disk_usage(
             ),
         ));
     }
-    let paths: Vec<&Path> = disks.iter().map(|m| Path::new(&m.path)).collect();
+    let paths: Vec<&Path> = disks.iter().map(|m| m.at.as_path()).collect();
     let figures = disk::within_limit(&paths, limit);
     let devices = crate::host::read_listing("/proc/self/mountinfo")
         .map(|(text, _)| block::parse_mountinfo(&text))
