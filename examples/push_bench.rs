@@ -5,6 +5,7 @@
 //!
 //!     cargo run --release --example push_bench -- --agent PATH
 //!         [--pushes 300] [--interval 0.25] [--python PYTHON-WITH-PSUTIL] [--keep-alive]
+//!         [--processes N]
 //!
 //! Every row pushes at every beat (metrics_interval = interval; at 0.25 s
 //! the services push finds the 100 ms an attempt needs after the metrics
@@ -39,6 +40,8 @@ struct Args {
     interval: f64,
     python: Option<PathBuf>,
     keep_alive: bool,
+    /// Sleeping processes added until the box has at least this many.
+    processes: usize,
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         interval: 0.25,
         python: None,
         keep_alive: false,
+        processes: 0,
     };
     let mut agent = None;
     let mut parser = lexopt::Parser::from_env();
@@ -59,6 +63,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("interval") => args.interval = parser.value()?.parse()?,
             Long("python") => args.python = Some(parser.value()?.into()),
             Long("keep-alive") => args.keep_alive = true,
+            Long("processes") => args.processes = parser.value()?.parse()?,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -84,6 +89,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let _sleepers = fill_to(args.processes);
     let tls = TlsFixture::new();
     let dir = TempDir::new();
     let ca = dir.write("ca.pem", &tls.ca_pem);
@@ -167,6 +173,24 @@ fn main() {
     print_table(&args, &rows);
 }
 
+/// The processes in /proc now.
+fn process_count() -> usize {
+    std::fs::read_dir("/proc").map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .count()
+    })
+}
+
+/// Sleeping children until the box has `n` processes: what ranking top
+/// processes costs grows with them (budgets are for a box with 300+).
+fn fill_to(n: usize) -> Vec<ChildGuard> {
+    let missing = n.saturating_sub(process_count());
+    (0..missing)
+        .map(|_| ChildGuard::spawn(Command::new("sleep").arg("3600")))
+        .collect()
+}
+
 fn serve(args: &Args, tls: &TlsFixture) -> StackSense {
     let how = Serve {
         keep_alive: args.keep_alive,
@@ -229,14 +253,15 @@ fn measure(
 
 fn print_table(args: &Args, rows: &[Row]) {
     println!(
-        "{} pushes per row at {} s over HTTPS ({}), one push at every beat",
+        "{} pushes per row at {} s over HTTPS ({}), one push at every beat, {} processes",
         args.pushes,
         args.interval,
         if args.keep_alive {
             "connections kept open"
         } else {
             "a new, resumed TLS connection per request"
-        }
+        },
+        process_count()
     );
     println!(
         "| {:<48} | {:>8} | {:>10} | {:>9} | {:>9} | {:>8} | {:>13} | {:>13} |",
