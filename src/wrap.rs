@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::process::{self, Tail};
+use crate::process::{self, Tail, keeper};
 
 /// The exit status when the job succeeded but its heartbeat could not be
 /// delivered: sysexits' EX_TEMPFAIL, "try again later".
@@ -150,6 +150,8 @@ pub fn run(command: &[OsString], tail: Option<&mut Tail>) -> Result<End, io::Err
         }
     };
     JOB_GROUP.store(pid, Ordering::SeqCst);
+    // Ends the job's group if the wrapper is killed before the job ends.
+    let guard = keeper::Guard::watch(pid);
     let terminal = Terminal::hand_to(pid);
     // The job's own background processes are its business (a daemon it
     // starts may be the point); a stopped job is said, not waited on silently.
@@ -165,7 +167,12 @@ pub fn run(command: &[OsString], tail: Option<&mut Tail>) -> Result<End, io::Err
         None => process::wait(pid, how),
     };
     drop(terminal);
+    if let Some(guard) = guard {
+        guard.release();
+    }
     JOB_GROUP.store(0, Ordering::SeqCst);
+    // What the job left running writes on after we exit.
+    keeper::relay(pipes);
     status
 }
 

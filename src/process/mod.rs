@@ -394,6 +394,7 @@ pub fn kill_checks() {
     }
 }
 
+pub mod keeper;
 mod output;
 
 pub use output::{Collected, Tail, collect, pipe};

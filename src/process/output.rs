@@ -118,21 +118,25 @@ pub fn collect(
     how: Waiting,
 ) -> io::Result<Collected> {
     let mut buf = [0u8; 4096];
+    // The child's end wakes the poll too (a process it started may hold
+    // the pipes open long after); where a pidfd cannot be had (before
+    // Linux 5.3), a short poll notices it.
+    let ended = pid_fd(pid);
     loop {
         if pipes.is_empty() && deadline.is_none() {
             return wait(pid, how).map(Collected::Ended);
         }
-        // Output wakes us at once; the timeout is for noticing the end (a
-        // process the child started may hold the pipes open) and the
-        // deadline. Without a deadline (a `run` job) that can be slow.
-        let wait_ms = match deadline {
-            Some(at) => at
+        let wait_ms = match (deadline, &ended) {
+            (Some(at), _) => at
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(20)),
-            None => Duration::from_secs(1),
+            // Only a stop (which a pidfd does not signal) waits this long.
+            (None, Some(_)) => Duration::from_secs(1),
+            (None, None) => Duration::from_millis(50),
         }
         .as_millis() as libc::c_int;
-        read_ready(pipes, tail, &mut buf, wait_ms);
+        let waker = ended.as_ref().map(AsRawFd::as_raw_fd);
+        read_ready(pipes, tail, &mut buf, wait_ms, waker);
         if let Some(end) = check_on(pid, false, how)? {
             drain(pipes, tail, &mut buf);
             return Ok(Collected::Ended(end));
@@ -145,6 +149,15 @@ pub fn collect(
     }
 }
 
+/// A descriptor that becomes readable when `pid` exits.
+fn pid_fd(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = RawFd::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: just opened (close-on-exec by the kernel), owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// The most time spent reading what the child left in its pipes after it
 /// exited. What it wrote before exiting is all there (up to a full pipe,
 /// 64 KiB and more); a process it started that keeps writing must not
@@ -155,7 +168,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 /// empty or at end of file (or [`DRAIN_LIMIT`] passed).
 fn drain(pipes: &mut Vec<(OwnedFd, Option<RawFd>)>, tail: &mut Tail, buf: &mut [u8]) {
     let started = Instant::now();
-    while read_ready(pipes, tail, buf, 0) && started.elapsed() < DRAIN_LIMIT {}
+    while read_ready(pipes, tail, buf, 0, None) && started.elapsed() < DRAIN_LIMIT {}
     for (fd, _) in pipes.iter() {
         tail.end_of(fd.as_raw_fd());
     }
@@ -172,16 +185,17 @@ fn would_block() -> bool {
     )
 }
 
-/// One poll over the pipes (up to `wait_ms`), reading what each has;
-/// a pipe at end of file is dropped from the list. False when nothing was
-/// ready.
+/// One poll over the pipes (up to `wait_ms`, or until `waker` is
+/// readable), reading what each has; a pipe at end of file is dropped from
+/// the list. False when nothing was ready.
 fn read_ready(
     pipes: &mut Vec<(OwnedFd, Option<RawFd>)>,
     tail: &mut Tail,
     buf: &mut [u8],
     wait_ms: libc::c_int,
+    waker: Option<RawFd>,
 ) -> bool {
-    if pipes.is_empty() {
+    if pipes.is_empty() && waker.is_none() {
         if wait_ms > 0 {
             std::thread::sleep(Duration::from_millis(wait_ms as u64));
         }
@@ -189,8 +203,10 @@ fn read_ready(
     }
     let mut fds: Vec<libc::pollfd> = pipes
         .iter()
-        .map(|(fd, _)| libc::pollfd {
-            fd: fd.as_raw_fd(),
+        .map(|(fd, _)| fd.as_raw_fd())
+        .chain(waker)
+        .map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
         })
@@ -205,10 +221,9 @@ fn read_ready(
     // a program that writes a line to stdout and then one to stderr gets
     // them in that order, and a full pipe empties in one round.
     for (i, pfd) in fds.iter().enumerate() {
-        if pfd.revents == 0 {
-            continue;
-        }
-        let (fd, copy_to) = &pipes[i];
+        let Some((fd, copy_to)) = pipes.get(i).filter(|_| pfd.revents != 0) else {
+            continue; // not ready, or the waker
+        };
         let mut taken = 0;
         while taken < MAX_READ_PER_ROUND {
             // SAFETY: reads into the buffer we own, at most its length.

@@ -226,3 +226,75 @@ fn run_from_a_terminal_gives_the_job_the_terminal() {
     assert!(status.success(), "{status:?}: {out}");
     assert_eq!(rx.requests().len(), 1);
 }
+
+/// With `--report status` the job's output goes through the wrapper's
+/// pipes; what the job leaves running keeps writing after the wrapper
+/// exits (as under plain `run`), and the job's end is noticed when it
+/// comes, not at the next second.
+#[test]
+fn run_with_report_status_leaves_what_the_job_started_running_and_writing() {
+    let rx = Receiver::start(|_| ok_json());
+    let dir = TempDir::new();
+    let marker = dir.path().join("M");
+    let job = format!(
+        "(sleep 0.6; echo hi; sleep 0.4; echo again; touch {}) & exit 0",
+        marker.display()
+    );
+    let out = AgentCmd::posting_to(&rx.url())
+        .args(["--interval", "1", "--report", "status"])
+        .args(["run", "--", "sh", "-c", &job])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    // finish() reads stdout to its end: the background's lines are there.
+    assert_contains!(out.stdout, "hi\nagain\n");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !marker.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(marker.exists(), "the job's background process was killed");
+    let body: serde_json::Value = serde_json::from_slice(&rx.requests()[0].body).unwrap();
+    let took = body["job"]["duration_ms"].as_u64().unwrap();
+    // `exit 0` at once; the old poll noticed it a whole second later.
+    assert!(took < 700, "the job's end noticed after {took} ms");
+}
+
+/// A wrapper killed outright (`timeout -k`, the OOM killer) cannot forward
+/// anything: its job, in a process group of its own, must not run on
+/// unwatched. Its guard ends the group: SIGTERM, then SIGKILL.
+#[test]
+fn a_killed_wrapper_does_not_leave_its_job_running() {
+    let rx = Receiver::start(|_| ok_json());
+    let dir = TempDir::new();
+    let pids = dir.path().join("pids");
+    let job = format!(
+        "trap '' TERM; sleep 60 & echo $$ $! > {}; wait",
+        pids.display()
+    );
+    let mut running = wrapping(&rx.url(), &job).spawn();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut written = String::new();
+    while written.split_whitespace().count() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        written = std::fs::read_to_string(&pids).unwrap_or_default();
+    }
+    let job_pids: Vec<String> = written.split_whitespace().map(String::from).collect();
+    assert_eq!(job_pids.len(), 2, "{written:?}");
+    // The wrapper alone is killed, as `kill -9 PID` or the OOM killer would.
+    send_signal(running.pid(), libc::SIGKILL);
+    running.wait_exit(WAIT).expect("the wrapper is gone");
+    let alive = |pid: &String| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while job_pids.iter().any(alive) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !job_pids.iter().any(alive),
+        "the job ({}) outlived its killed wrapper",
+        job_pids.join(", ")
+    );
+}
