@@ -124,9 +124,7 @@ fn main() {
         return;
     };
     let grew = last.saturating_sub(base);
-    println!(
-        "after the warm-up: {base} kB; at the end: {last} kB (+{grew} kB); peak {peak} kB"
-    );
+    println!("after the warm-up: {base} kB; at the end: {last} kB (+{grew} kB); peak {peak} kB");
     if grew > ALLOWED_KB {
         println!("GREW by more than {ALLOWED_KB} kB after warm-up");
         std::process::exit(1);
