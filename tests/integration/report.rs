@@ -137,14 +137,17 @@ fn run_with_report_streams_output_forwards_signals_and_does_not_wait_for_daemons
     );
 
     // A daemon the job leaves behind keeps the pipes open; the wrapper
-    // ends with the job all the same.
+    // ends with the job all the same (its relay carries the daemon's
+    // output on, so whoever reads the wrapper's output to its end waits
+    // for the daemon, as under plain `run`: not read here).
     let marker = format!("sleep 2{}.25", std::process::id() % 1000);
     let started = Instant::now();
-    let out = AgentCmd::posting_to(&rx.url())
+    let mut daemon_left = AgentCmd::posting_to(&rx.url())
         .args(["--report", "status", "run", "--", "sh", "-c"])
         .args([format!("{marker} & echo started")])
-        .finish();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+        .spawn();
+    let status = daemon_left.wait_exit(WAIT).expect("the wrapper ends");
+    assert_eq!(status.code(), Some(0), "{:?}", daemon_left.log());
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
