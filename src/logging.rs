@@ -10,7 +10,7 @@
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
 
 use log::{Level, LevelFilter, Metadata, Record};
@@ -127,8 +127,9 @@ fn reopen_nonblocking(fd: RawFd) -> Option<RawFd> {
     (new >= 0).then_some(new)
 }
 
-/// Lines that could not be written since the last one that could.
-static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Lines that could not be written since the last one that could (32
+/// bits: 32-bit MIPS has no 64-bit atomics).
+static DROPPED: AtomicU32 = AtomicU32::new(0);
 
 struct Logger {
     filter: Filter,
@@ -152,7 +153,7 @@ impl log::Log for Logger {
             );
             let line = self.format(Level::Warn, env!("CARGO_CRATE_NAME"), note);
             if !self.sink.write_line(line.as_bytes()) {
-                DROPPED.fetch_add(dropped + 1, Ordering::Relaxed);
+                DROPPED.fetch_add(dropped.saturating_add(1), Ordering::Relaxed);
                 return;
             }
         }
