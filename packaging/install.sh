@@ -120,7 +120,8 @@ target_triple() {
 	aarch64 | arm64) echo aarch64-unknown-linux-musl ;;
 	armv7* | armv8l) echo armv7-unknown-linux-musleabihf ;;
 	armv6*) echo arm-unknown-linux-musleabihf ;;
-	*) die "no build for $(uname -m); builds exist for x86_64, aarch64, armv7 and armv6" ;;
+	riscv64) echo riscv64gc-unknown-linux-musl ;;
+	*) die "no build for $(uname -m); builds exist for x86_64, aarch64, armv7, armv6 and riscv64" ;;
 	esac
 }
 
