@@ -39,6 +39,7 @@ mod text;
 mod tls;
 mod version;
 mod wire;
+mod workers;
 mod wrap;
 
 pub use app::main;

@@ -209,15 +209,13 @@ pub fn lookup_within(host: &str, port: u16, within: Duration) -> std::io::Result
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let name = host.to_string();
-    let spawned = std::thread::Builder::new()
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let found = (name.as_str(), port)
-                .to_socket_addrs()
-                .map(|addrs| addrs.collect::<Vec<_>>());
-            *in_flight() = None;
-            let _ = tx.send(found);
-        });
+    let spawned = crate::workers::spawn(move || {
+        let found = (name.as_str(), port)
+            .to_socket_addrs()
+            .map(|addrs| addrs.collect::<Vec<_>>());
+        *in_flight() = None;
+        let _ = tx.send(found);
+    });
     if let Err(e) = spawned {
         *in_flight() = None;
         return Err(e);

@@ -30,8 +30,6 @@ pub struct CheckResult {
 /// Waited for beyond a check's own limit: its probe enforces the limit
 /// itself (a connect timeout, a kill), so this only covers the reply.
 const GRACE: Duration = Duration::from_millis(250);
-/// Probes run on small threads: a connect, an HTTP(S) request, a spawn.
-const PROBE_STACK: usize = 256 * 1024;
 
 /// The checks of one config.
 pub struct Checks {
@@ -98,15 +96,13 @@ impl Checks {
                 self.http.clone(),
                 Arc::clone(&board),
             );
-            let spawned = std::thread::Builder::new()
-                .stack_size(PROBE_STACK)
-                .spawn(move || {
-                    let started = Instant::now();
-                    let verdict = probe::run(&check, within, http.as_deref());
-                    let took = Some(started.elapsed());
-                    busy.store(false, Ordering::SeqCst);
-                    posted_to.post(i, Timed { verdict, took });
-                });
+            let spawned = crate::workers::spawn(move || {
+                let started = Instant::now();
+                let verdict = probe::run(&check, within, http.as_deref());
+                let took = Some(started.elapsed());
+                busy.store(false, Ordering::SeqCst);
+                posted_to.post(i, Timed { verdict, took });
+            });
             if let Err(e) = spawned {
                 self.busy[i].store(false, Ordering::SeqCst);
                 let why = format!("cannot start it: {}", crate::text::describe_io(&e));
