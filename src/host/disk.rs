@@ -7,13 +7,11 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::parse::{self, Mount};
 
-/// Disks per push, whatever the box has; each statvfs is a small thread,
-/// so this also bounds the threads.
+/// Disks per push, whatever the box has.
 pub const MAX_DISKS: usize = 64;
 
 /// A filesystem's size as `df` counts it: `used + avail` is what ordinary
@@ -66,43 +64,63 @@ fn stuck() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     STUCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// [`statvfs`] for each path, all at once on small threads, each given up
-/// after `limit`: the beat never waits longer than that for its figures.
+/// [`statvfs`] for each path, one after the other on one kept thread
+/// ([`crate::workers`]), given up after `limit`: the beat never waits
+/// longer than that for its figures. A healthy statvfs takes about a
+/// microsecond, so one thread does them all; a path that hangs is left
+/// out with those after it in this push, and skipped in later pushes
+/// until its statvfs returns, so the others are measured again from the
+/// next push on.
 pub fn within_limit(paths: &[&Path], limit: Duration) -> Vec<io::Result<Disk>> {
     let deadline = Instant::now().checked_add(limit);
-    let pending: Vec<_> = paths
-        .iter()
-        .map(|path| {
-            let path = path.to_path_buf();
-            if stuck().contains(&path) {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "still hung: an earlier statvfs has not returned",
-                ));
-            }
-            stuck().push(path.clone());
-            let key = path.clone();
-            let (tx, rx) = mpsc::sync_channel(1);
-            let spawned = thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+    let mut results: Vec<Option<io::Result<Disk>>> = paths.iter().map(|_| None).collect();
+    let mut todo = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        if stuck().iter().any(|p| p == path) {
+            results[i] = Some(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "still hung: an earlier statvfs has not returned",
+            )));
+        } else {
+            todo.push((i, path.to_path_buf()));
+        }
+    }
+    if !todo.is_empty() {
+        let (tx, rx) = mpsc::channel();
+        let spawned = crate::workers::spawn(move || {
+            for (i, path) in todo {
+                stuck().push(path.clone());
                 let result = statvfs(&path);
                 stuck().retain(|p| p != &path);
-                let _ = tx.send(result);
-            });
-            match spawned {
-                Ok(_) => Ok(rx),
-                Err(e) => {
-                    stuck().retain(|p| p != &key);
-                    Err(e)
+                // Nobody waits any more: the rest are for the next push.
+                if tx.send((i, result)).is_err() {
+                    break;
                 }
             }
-        })
-        .collect();
-    pending
-        .into_iter()
-        .map(|waiting| {
-            let rx = waiting?;
+        });
+        if let Err(e) = spawned {
+            let why = crate::text::describe_io(&e);
+            return results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(io::Error::other(format!("cannot start: {why}")))))
+                .collect();
+        }
+        while results.iter().any(Option::is_none) {
             let left = deadline.map_or(limit, |d| d.saturating_duration_since(Instant::now()));
-            rx.recv_timeout(left).unwrap_or_else(|_| {
+            match rx.recv_timeout(left) {
+                Ok((i, result)) => {
+                    if let Some(slot) = results.get_mut(i) {
+                        *slot = Some(result);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("no answer within {}", crate::clock::format_duration(limit)),
@@ -123,7 +141,7 @@ const MOUNT_TABLE_TIME: Duration = Duration::from_millis(250);
 /// order, at most [`MAX_DISKS`]; true when some were cut off (more real
 /// disks than that, or a mount table past its bounds).
 pub fn real_disks(device_filesystems: &[String]) -> io::Result<(Vec<Mount>, bool)> {
-    real_disks_in(Path::new("/proc/self/mounts"), device_filesystems)
+    real_disks_in(Path::new("/proc/self/mountinfo"), device_filesystems)
 }
 
 fn real_disks_in(table: &Path, device_filesystems: &[String]) -> io::Result<(Vec<Mount>, bool)> {
@@ -146,7 +164,7 @@ fn real_disks_in(table: &Path, device_filesystems: &[String]) -> io::Result<(Vec
             break;
         }
         kept.extend(
-            parse::parse_mounts(&line)
+            parse::parse_mountinfo(&line)
                 .into_iter()
                 .filter(|m| parse::is_real_disk(m, device_filesystems)),
         );
@@ -183,11 +201,13 @@ mod tests {
         let mut table = String::new();
         for i in 0..700 {
             table.push_str(&format!(
-                "tmpfs /var/lib/kubelet/pods/6f1c2a7e-0d3b-4c1e-9a57-{i:012}/volumes/kubernetes.io~secret/token tmpfs rw,relatime 0 0\n"
+                "{} 22 0:{i} / /var/lib/kubelet/pods/6f1c2a7e-0d3b-4c1e-9a57-{i:012}/volumes/kubernetes.io~secret/token rw,relatime - tmpfs tmpfs rw\n",
+                i + 100
             ));
         }
         table.push_str(
-            "/dev/sdb1 /data ext4 rw 0 0\n/dev/sda1 / ext4 rw 0 0\n/dev/sdc1 /data ext4 rw 0 0\n",
+            "30 22 8:17 / /data rw - ext4 /dev/sdb1 rw\n22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+             31 22 8:33 / /data rw - ext4 /dev/sdc1 rw\n",
         );
         assert!(table.len() > 64 * 1024, "past the old 64 KiB bound");
         let file = std::env::temp_dir().join(format!("mounts-{}", std::process::id()));
@@ -206,6 +226,7 @@ mod tests {
                 path: format!("/d{i}"),
                 at: format!("/d{i}").into(),
                 fstype: "ext4".into(),
+                device_number: format!("8:{i}"),
             })
             .collect();
         let (disks, more) = distinct_disks(many);
@@ -224,12 +245,12 @@ mod tests {
         std::fs::create_dir_all(&latin1).unwrap();
         let mut table = Vec::new();
         for (device, byte) in [("/dev/sdb1", b'\xe9'), ("/dev/sdc1", b'\xe8')] {
-            table.extend_from_slice(format!("{device} {}/donn", dir.display()).as_bytes());
+            table.extend_from_slice(format!("30 22 8:17 / {}/donn", dir.display()).as_bytes());
             table.extend_from_slice(&[byte]);
-            table.extend_from_slice(b"es ext4 rw 0 0\n");
+            table.extend_from_slice(format!("es rw - ext4 {device} rw\n").as_bytes());
         }
         // Parsed as real_disks reads each line (the filter would drop /tmp).
-        let disks = parse::parse_mounts(&table);
+        let disks = parse::parse_mountinfo(&table);
         let names: Vec<&str> = disks.iter().map(|d| d.path.as_str()).collect();
         let shown = dir.display();
         assert_eq!(

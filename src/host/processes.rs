@@ -68,7 +68,8 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
         .collect()
 }
 
-/// The most processes read in one push, and the longest it may take.
+/// The most processes listed in one push, and the longest listing and
+/// reading them may take.
 pub const MAX_PROCESSES: usize = 10_000;
 pub const LIMIT: Duration = Duration::from_millis(250);
 
@@ -78,23 +79,30 @@ pub const LIMIT: Duration = Duration::from_millis(250);
 /// open (systemd's default soft limit is 1024).
 const MAX_KEPT: usize = 512;
 
-/// Reads every process's `/proc/PID/stat`, keeping the files open from one
-/// push to the next: the kernel writes a stat file afresh at each read
-/// from offset 0, so a kept file costs one `pread` (about 2.6 us a process
-/// on this VM) where opening, reading and closing costs about 7 us, most
-/// of a metrics push's CPU on a box with hundreds of processes.
+/// A process in the `/proc` listing: its pid, and the inode number of its
+/// directory. The kernel numbers a pid's directory afresh when a new
+/// process takes the pid, so a changed number says "read me again".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub pid: u32,
+    pub ino: u64,
+}
+
+/// Lists `/proc` and reads processes' `/proc/PID/stat`, keeping the files
+/// open from one push to the next: the kernel writes a stat file afresh at
+/// each read from offset 0, so a kept file costs one `pread` (about 2.6 us
+/// a process on this VM) where opening, reading and closing costs about
+/// 7 us.
 #[derive(Debug)]
 pub struct Reader {
     kept: HashMap<u32, std::fs::File>,
     most_kept: usize,
+    path: String,
 }
 
 impl Default for Reader {
     fn default() -> Reader {
-        Reader {
-            kept: HashMap::new(),
-            most_kept: most_kept(super::open_files_limit()),
-        }
+        Reader::keeping(most_kept(super::open_files_limit()))
     }
 }
 
@@ -107,18 +115,24 @@ fn most_kept(limit: Option<u64>) -> usize {
 }
 
 impl Reader {
-    /// Every process's stat, in /proc's order; true when the time or count
-    /// bound cut the list short.
-    pub fn read_all(&mut self) -> (Vec<Process>, bool) {
-        let started = Instant::now();
+    fn keeping(most_kept: usize) -> Reader {
+        Reader {
+            kept: HashMap::new(),
+            most_kept,
+            path: String::with_capacity(32),
+        }
+    }
+
+    /// The processes in `/proc` now, in its order; true when there were
+    /// more than [`MAX_PROCESSES`]. Kept files of processes not listed
+    /// any more are closed.
+    pub fn list(&mut self) -> (Vec<Listed>, bool) {
+        use std::os::unix::fs::DirEntryExt;
         let Ok(dir) = std::fs::read_dir("/proc") else {
             self.kept.clear();
             return (Vec::new(), false);
         };
-        let mut out = Vec::new();
         let mut listed = Vec::new();
-        let mut path = String::with_capacity(32);
-        let mut buffer = [0u8; 1024];
         let mut cut = false;
         for entry in dir.flatten() {
             let Some(pid) = entry
@@ -128,44 +142,45 @@ impl Reader {
             else {
                 continue;
             };
-            if out.len() >= MAX_PROCESSES || started.elapsed() > LIMIT {
+            if listed.len() >= MAX_PROCESSES {
                 cut = true;
                 break;
             }
-            listed.push(pid);
-            if let Some(process) = self.read_one(pid, &mut path, &mut buffer) {
-                out.push(process);
-            }
+            listed.push(Listed {
+                pid,
+                ino: entry.ino(),
+            });
         }
-        // Files of processes gone (or not reached) are closed.
         if !self.kept.is_empty() {
-            listed.sort_unstable();
-            self.kept.retain(|pid, _| listed.binary_search(pid).is_ok());
+            let mut pids: Vec<u32> = listed.iter().map(|l| l.pid).collect();
+            pids.sort_unstable();
+            self.kept.retain(|pid, _| pids.binary_search(pid).is_ok());
         }
-        (out, cut)
+        (listed, cut)
     }
 
-    /// One process's stat: from its kept file, or opened afresh (and kept
-    /// while there is room). A kept file of a process that ended fails to
-    /// read (ESRCH): its pid, perhaps a new process's now, is opened anew.
-    fn read_one(&mut self, pid: u32, path: &mut String, buffer: &mut [u8]) -> Option<Process> {
+    /// One process's stat now: from its kept file, or opened afresh (and
+    /// kept while there is room); None when it has ended. A kept file of a
+    /// process that ended fails to read (ESRCH): its pid, perhaps a new
+    /// process's now, is opened anew.
+    pub fn read(&mut self, pid: u32) -> Option<Process> {
         use std::fmt::Write;
         use std::io::Read;
         use std::os::unix::fs::FileExt;
+        // A stat line is under 1 KiB: one read takes it whole.
+        let mut buffer = [0u8; 1024];
         if let Some(file) = self.kept.get(&pid) {
-            match file.read_at(buffer, 0) {
+            match file.read_at(&mut buffer, 0) {
                 Ok(n) if n > 0 => return parse_stat(pid, buffer.get(..n)?),
                 _ => {
                     self.kept.remove(&pid);
                 }
             }
         }
-        path.clear();
-        let _ = write!(path, "/proc/{pid}/stat");
-        // A process that ended since the listing is not an error. A stat
-        // line is under 1 KiB: one read takes it whole.
-        let mut file = std::fs::File::open(&*path).ok()?;
-        let n = file.read(buffer).ok()?;
+        self.path.clear();
+        let _ = write!(self.path, "/proc/{pid}/stat");
+        let mut file = std::fs::File::open(&self.path).ok()?;
+        let n = file.read(&mut buffer).ok()?;
         let process = parse_stat(pid, buffer.get(..n)?);
         if process.is_some() && self.kept.len() < self.most_kept {
             self.kept.insert(pid, file);
@@ -245,19 +260,22 @@ mod tests {
         assert_eq!(most_kept(None), 0);
     }
 
+    fn read_all(reader: &mut Reader) -> Vec<Process> {
+        let (listed, cut) = reader.list();
+        assert!(!cut);
+        listed.iter().filter_map(|l| reader.read(l.pid)).collect()
+    }
+
     #[test]
     fn a_kept_file_follows_its_process_and_closes_when_it_ends() {
         // Room for every process of a busy test machine.
-        let mut reader = Reader {
-            kept: HashMap::new(),
-            most_kept: usize::MAX,
-        };
+        let mut reader = Reader::keeping(usize::MAX);
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
         let pid = child.id();
-        let (first, _) = reader.read_all();
+        let first = read_all(&mut reader);
         assert!(first.iter().any(|p| p.pid == pid));
         assert!(reader.kept.contains_key(&pid));
         // Ticks read through a kept file move on: the kernel writes it
@@ -269,7 +287,7 @@ mod tests {
         while spin.elapsed() < Duration::from_millis(60) {
             std::hint::black_box(0u64.wrapping_add(1));
         }
-        let (second, _) = reader.read_all();
+        let second = read_all(&mut reader);
         assert!(
             ticks(&second) > before,
             "{} then {}",
@@ -278,15 +296,27 @@ mod tests {
         );
         child.kill().unwrap();
         child.wait().unwrap();
-        let (third, _) = reader.read_all();
+        let third = read_all(&mut reader);
         assert!(!third.iter().any(|p| p.pid == pid));
         assert!(!reader.kept.contains_key(&pid));
     }
 
     #[test]
     fn this_process_is_among_those_read() {
-        let (all, cut) = Reader::default().read_all();
-        assert!(!cut);
+        let mut reader = Reader::default();
+        let all = read_all(&mut reader);
+        // A live process's directory keeps its inode number from one
+        // listing to the next: what tells an idle process from a new one
+        // that took its pid.
+        let ino = |listed: Vec<Listed>| {
+            listed
+                .iter()
+                .find(|l| l.pid == std::process::id())
+                .map(|l| l.ino)
+        };
+        let first = ino(reader.list().0);
+        assert!(first.is_some());
+        assert_eq!(ino(reader.list().0), first);
         let me = std::process::id();
         let found = all.iter().find(|p| p.pid == me).unwrap();
         assert!(found.rss_pages > 0 && found.started > 0);

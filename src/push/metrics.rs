@@ -37,13 +37,14 @@ struct Sample {
 }
 
 impl Sample {
-    fn read(nics: Option<&[NetCounters]>) -> Sample {
+    /// `block_devices`: [`block::block_names`] now.
+    fn read(nics: Option<&[NetCounters]>, block_devices: &[String]) -> Sample {
         let (cpu, boot) = host::stat();
         Sample {
             at: host::since_boot().unwrap_or_default(),
             cpu,
             boot,
-            disk_io: host::disk_io(),
+            disk_io: host::disk_io(block_devices),
             net_io: nics.filter(|n| !n.is_empty()).map(totals),
         }
     }
@@ -167,7 +168,13 @@ impl Sample {
     fn from_counters(c: Counters) -> Sample {
         Sample {
             at: c.at,
-            cpu: c.cpu.map(|(total, busy)| CpuTimes { total, busy }),
+            // A kept sample gives the CPU share only: `tasks` is for the
+            // process ranking, which a run of its own reads whole.
+            cpu: c.cpu.map(|(total, busy)| CpuTimes {
+                total,
+                busy,
+                tasks: 0,
+            }),
             boot: None,
             disk_io: c.disk.map(|(read, written)| DiskIo { read, written }),
             net_io: c.net,
@@ -196,7 +203,7 @@ impl Collector {
     /// the time from here.
     pub fn new() -> Collector {
         let nics = host::interfaces().map(|(nics, _)| nics);
-        let first = Sample::read(nics.as_deref());
+        let first = Sample::read(nics.as_deref(), &block::block_names());
         let mut top = Tracker::new(None);
         // The first push's CPU shares count from here.
         top.sample(&top_host(&first, 0));
@@ -228,7 +235,9 @@ impl Collector {
     /// second): a disk that does not answer is left out of this push.
     fn body(&mut self, limit: Duration, left_out: &mut Vec<LeftOut>) -> Option<String> {
         let (nics, nics_cut) = host::interfaces().unwrap_or_default();
-        let now = Sample::read(Some(&nics));
+        // Listed once a push: for the disks' I/O and the storage inventory.
+        let block_devices = block::block_names();
+        let now = Sample::read(Some(&nics), &block_devices);
         let before = self.previous.replace(now);
         if let Some((kept, boot_id)) = &self.kept
             && let Err(e) = kept.save(boot_id, &now.counters())
@@ -296,9 +305,9 @@ impl Collector {
             && let Some((at, ticks)) = self.top.kept()
         {
             // Best effort: without it the next run's lists are only missing.
-            let _ = kept.save_processes(boot_id, *at, ticks);
+            let _ = kept.save_processes(boot_id, at, &ticks);
         }
-        let (disks, arrays, cut) = self.storage.inventory().clone();
+        let (disks, arrays, cut) = self.storage.inventory(block_devices).clone();
         if cut {
             left_out.push(LeftOut::new(
                 "disk_hardware",
@@ -436,6 +445,7 @@ fn top_host(sample: &Sample, memory_total: u64) -> top::Host {
         page_bytes: host::page_size().unwrap_or(4096),
         memory_total,
         boot_time: sample.boot,
+        task_ticks: sample.cpu.map(|c| c.tasks),
     }
 }
 
@@ -451,7 +461,7 @@ fn disk_usage(
         Ok(found) => found,
         Err(e) => {
             let why = format!(
-                "/proc/self/mounts cannot be read: {}",
+                "/proc/self/mountinfo cannot be read: {}",
                 text::describe_io(&e)
             );
             left_out.push(LeftOut::new("disk_usage", why));
@@ -462,23 +472,18 @@ fn disk_usage(
         left_out.push(LeftOut::new(
             "disk_usage",
             format!(
-                "real disks past the first {MAX_DISKS} (or past 8 MiB or 250 ms of /proc/self/mounts)"
+                "real disks past the first {MAX_DISKS} (or past 8 MiB or 250 ms of /proc/self/mountinfo)"
             ),
         ));
     }
     let paths: Vec<&Path> = disks.iter().map(|m| m.at.as_path()).collect();
     let figures = disk::within_limit(&paths, limit);
-    let devices = crate::host::read_listing("/proc/self/mountinfo")
-        .map(|(text, _)| block::parse_mountinfo(&text))
-        .unwrap_or_default();
     let mut usage = Vec::with_capacity(disks.len());
     for (mount, figure) in disks.iter().zip(figures) {
         match figure {
             Ok(d) => {
                 let usable = d.used.saturating_add(d.avail);
-                let place = devices
-                    .get(&mount.path)
-                    .and_then(|dev| storage.placement(dev));
+                let place = storage.placement(&mount.device_number);
                 let kind = place
                     .as_ref()
                     .and_then(|p| hardware.iter().find(|h| h.name == p.disk))
