@@ -73,7 +73,8 @@ fn run(journald: bool) -> Result<ExitCode, StartupError> {
     let kept = task.one_beat().then(|| {
         // SAFETY: getuid reads a value and has no preconditions.
         let uid = unsafe { libc::getuid() };
-        let dir = kept::directory(&|name| env::var(name).ok(), uid);
+        let have_run = std::path::Path::new("/run").is_dir();
+        let dir = kept::directory(&|name| env::var(name).ok(), uid, have_run);
         Kept::new(&dir, &config.heartbeat_url)
     });
     let gated = |client, role, job| {

@@ -29,11 +29,13 @@ pub struct Kept {
 }
 
 /// The directory for kept state, in order: systemd's `RuntimeDirectory=`
-/// (`$RUNTIME_DIRECTORY`), the user's `$XDG_RUNTIME_DIR`, `/run` for root,
-/// else `/dev/shm` (tmpfs on every Linux, world-writable: a directory of
-/// our own in it, checked before use). Pure: the environment and the uid
-/// come in.
-pub fn directory(env: &dyn Fn(&str) -> Option<String>, uid: u32) -> PathBuf {
+/// (`$RUNTIME_DIRECTORY`), the user's `$XDG_RUNTIME_DIR`, `/run` for root
+/// where the system has one (`have_run`: a tmpfs wherever it exists; on
+/// OpenWrt there is none, and making it would write to flash), else
+/// `/dev/shm` (tmpfs on every Linux, world-writable: a directory of our own
+/// in it, checked before use). Pure: the environment, the uid and whether
+/// /run exists come in.
+pub fn directory(env: &dyn Fn(&str) -> Option<String>, uid: u32, have_run: bool) -> PathBuf {
     let set = |name: &str| {
         env(name)
             .and_then(|v| v.split(':').next().map(str::to_string))
@@ -45,7 +47,7 @@ pub fn directory(env: &dyn Fn(&str) -> Option<String>, uid: u32) -> PathBuf {
     if let Some(dir) = set("XDG_RUNTIME_DIR") {
         return Path::new(&dir).join("stacksense-heartbeat");
     }
-    if uid == 0 {
+    if uid == 0 && have_run {
         return PathBuf::from("/run/stacksense-heartbeat");
     }
     PathBuf::from(format!("/dev/shm/stacksense-heartbeat-{uid}"))
@@ -199,19 +201,24 @@ mod tests {
             ("RUNTIME_DIRECTORY", "/run/x:/run/y"),
             ("XDG_RUNTIME_DIR", "/run/user/5"),
         ]);
-        assert_eq!(directory(&systemd, 0), PathBuf::from("/run/x"));
+        assert_eq!(directory(&systemd, 0, true), PathBuf::from("/run/x"));
         let user = env(&[("XDG_RUNTIME_DIR", "/run/user/5")]);
         assert_eq!(
-            directory(&user, 5),
+            directory(&user, 5, true),
             PathBuf::from("/run/user/5/stacksense-heartbeat")
         );
         let relative = env(&[("XDG_RUNTIME_DIR", "run")]);
         assert_eq!(
-            directory(&relative, 0),
+            directory(&relative, 0, true),
             PathBuf::from("/run/stacksense-heartbeat")
         );
+        // OpenWrt: no /run, and its root is flash; /dev/shm is RAM.
         assert_eq!(
-            directory(&env(&[]), 1000),
+            directory(&env(&[]), 0, false),
+            PathBuf::from("/dev/shm/stacksense-heartbeat-0")
+        );
+        assert_eq!(
+            directory(&env(&[]), 1000, true),
             PathBuf::from("/dev/shm/stacksense-heartbeat-1000")
         );
     }
