@@ -33,6 +33,8 @@
 #                 override the detected init system
 # --root DIR      install under DIR instead of / (for packaging and tests;
 #                 no service is started)
+# --print-target  print the build this machine gets (e.g. mipsel-unknown-linux-musl)
+#                 and exit
 # --uninstall     stop and remove the service and binary; keep the config
 # --purge         with --uninstall, remove /etc/stacksense too
 set -eu
@@ -49,6 +51,7 @@ TOKEN=""
 TOKEN_FROM=""
 UNINSTALL=""
 PURGE=""
+PRINT_TARGET=""
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
@@ -65,6 +68,7 @@ while [ $# -gt 0 ]; do
 	--token) TOKEN_FROM=${2:?--token needs the token, or - to read it from stdin}; shift 2 ;;
 	--token-file) TOKEN_FROM=file:${2:?--token-file needs a file}; shift 2 ;;
 	--uninstall) UNINSTALL=1; shift ;;
+	--print-target) PRINT_TARGET=1; shift ;;
 	--purge) PURGE=1; shift ;;
 	-h | --help) sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
@@ -114,6 +118,26 @@ uninstall() {
 	fi
 }
 
+# The byte order of this system's programs: uname -m says "mips" on big-
+# and little-endian MIPS alike. OpenWrt names it in DISTRIB_ARCH
+# (mips_24kc, mipsel_24kc); elsewhere the sixth byte of an ELF header
+# (EI_DATA) says: 1 little-endian, 2 big-endian.
+mips_triple() {
+	if [ -r /etc/openwrt_release ]; then
+		case "$(sed -n "s/^DISTRIB_ARCH=['\"]*\([a-z0-9_]*\).*/\1/p" /etc/openwrt_release)" in
+		mipsel_*) echo mipsel-unknown-linux-musl; return ;;
+		mips_*) echo mips-unknown-linux-musl; return ;;
+		esac
+	fi
+	data=$(od -An -tu1 -j5 -N1 /bin/sh 2>/dev/null \
+		|| hexdump -s5 -n1 -e '1/1 "%u"' /bin/sh 2>/dev/null) || data=""
+	case "$(echo "$data" | tr -d ' ')" in
+	1) echo mipsel-unknown-linux-musl ;;
+	2) echo mips-unknown-linux-musl ;;
+	*) die "cannot tell this MIPS system's byte order (no od or hexdump): install mips-unknown-linux-musl (big-endian: ath79) or mipsel-unknown-linux-musl (little-endian: MediaTek) by hand" ;;
+	esac
+}
+
 target_triple() {
 	case "$(uname -m)" in
 	x86_64 | amd64) echo x86_64-unknown-linux-musl ;;
@@ -121,7 +145,8 @@ target_triple() {
 	armv7* | armv8l) echo armv7-unknown-linux-musleabihf ;;
 	armv6*) echo arm-unknown-linux-musleabihf ;;
 	riscv64) echo riscv64gc-unknown-linux-musl ;;
-	*) die "no build for $(uname -m); builds exist for x86_64, aarch64, armv7, armv6 and riscv64" ;;
+	mips | mipsel | mipsle) mips_triple ;;
+	*) die "no build for $(uname -m); builds exist for x86_64, aarch64, armv7, armv6, riscv64 and 32-bit MIPS" ;;
 	esac
 }
 
@@ -303,6 +328,10 @@ install_none() {
 	say "  * * * * * $PREFIX/bin/$PKG --once --config /etc/stacksense/heartbeat.conf"
 }
 
+if [ -n "$PRINT_TARGET" ]; then
+	target_triple
+	exit 0
+fi
 if [ -n "$UNINSTALL" ]; then
 	uninstall
 	exit 0
