@@ -336,32 +336,48 @@ impl Tracker {
             && (!waiting.is_empty() || !listing)
             && unexplained(charged, explained, seconds, host.ticks_per_second)
         {
-            let rest: Vec<Listed> = if listing {
-                waiting.iter().map(|(l, _)| *l).collect()
-            } else {
-                let listed = self.list(&mut cut);
-                waiting.retain(|(w, _)| listed.binary_search_by_key(&w.pid, |l| l.pid).is_ok());
-                listed
+            // Both lists are by pid: merged in one pass (a box with
+            // thousands of processes must not cost a search and a shift
+            // each).
+            let waiting_now = std::mem::take(&mut waiting);
+            let rest: Vec<(Listed, Option<Seen>)> = if listing {
+                waiting_now
                     .into_iter()
-                    .filter(|l| by_pid(&read, l.pid).is_none_or(|s| s.ino != l.ino))
+                    .map(|(l, old)| (l, Some(old)))
                     .collect()
+            } else {
+                let mut unread = waiting_now.into_iter().peekable();
+                let mut rest = Vec::new();
+                for l in self.list(&mut cut) {
+                    // Those the listing skips have ended.
+                    while unread.next_if(|(w, _)| w.pid < l.pid).is_some() {}
+                    let old = unread.next_if(|(w, _)| w.pid == l.pid).map(|(_, old)| old);
+                    if old.is_none() && by_pid(&read, l.pid).is_some_and(|s| s.ino == l.ino) {
+                        continue; // read in the first pass
+                    }
+                    rest.push((l, old));
+                }
+                rest
             };
-            let mut more = Vec::with_capacity(rest.len());
-            for l in rest {
+            let mut rest = rest.into_iter();
+            let mut more = Vec::new();
+            for (l, old) in rest.by_ref() {
                 if over_time() {
                     cut = true;
+                    kept.extend(old);
                     break;
                 }
-                let old = waiting
-                    .binary_search_by_key(&l.pid, |(w, _)| w.pid)
-                    .ok()
-                    .map(|at| waiting.remove(at).1);
-                let old = old.or_else(|| {
-                    let at = read.binary_search_by_key(&l.pid, |s| s.process.pid).ok()?;
-                    Some(read.remove(at))
-                });
+                // A pid read in the first pass under another directory
+                // (a new process took it since): read as new.
+                if old.is_none()
+                    && let Ok(at) = read.binary_search_by_key(&l.pid, |s| s.process.pid)
+                {
+                    read.remove(at);
+                }
                 more.extend(self.read(l, old, &at).map(|(seen, _)| seen));
             }
+            // Those a time cut left unread stay as they were.
+            kept.extend(rest.filter_map(|(_, old)| old));
             read.extend(more);
         }
         // Unread, they stay as they were.
