@@ -18,6 +18,7 @@ mod classify;
 mod cli;
 mod clock;
 mod config;
+mod discover;
 mod files;
 mod heartbeat;
 mod host;
@@ -35,6 +36,8 @@ mod startup;
 mod stop;
 mod task;
 mod tcp;
+#[cfg(test)]
+mod testing;
 mod text;
 mod tls;
 mod version;

@@ -129,6 +129,12 @@ mod shown {
         }
     }
 
+    impl Words for crate::discover::containers::Socket {
+        fn words(&self) -> String {
+            self.to_string()
+        }
+    }
+
     impl Words for Pins {
         fn words(&self) -> String {
             self.to_string()

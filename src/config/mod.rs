@@ -44,6 +44,7 @@ pub use reporting::Reporting;
 pub use source::{Layer, Raw, Setting, Source};
 
 use crate::clock::format_duration;
+use crate::discover::containers::Socket;
 use crate::text;
 use crate::tls::{self, Pins, Trust};
 use credentials::TokenSpec;

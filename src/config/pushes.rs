@@ -10,6 +10,7 @@ use super::resolve::Settings;
 use super::source::{Setting, Source};
 use super::{About, ConfigError};
 use crate::clock::format_duration;
+use crate::discover::containers::Socket;
 use crate::push::{Every, PerPush, Push};
 
 /// How often a push goes by `every`.
@@ -34,16 +35,17 @@ fn key_of(every: Every) -> Key {
     }
 }
 
-/// `report auto` becomes the pushes the server's own agent makes that
-/// this box can make: with the agent API, metrics, and services when a
-/// check is configured; with the legacy API, none (it has no push). A
+/// `report auto` becomes the pushes the server's own agent makes: with
+/// the agent API, all of them; with the legacy API, none (it has no
+/// push). A
 /// default interval shorter than the beats' is raised to it: the server
 /// agent's 30 s means "every beat" on a box that beats every minute.
 pub fn settle(settings: &mut Settings, api: Api) {
-    let checks = settings.health.value.len();
     let report = &mut settings.report.value;
     if report.auto {
-        report.pushes = PerPush::from_fn(|push| api == Api::Agent && push.auto().on(checks > 0));
+        let containers = settings.docker_host.value != Socket::Off;
+        report.pushes =
+            PerPush::from_fn(|push| api == Api::Agent && (push != Push::Containers || containers));
     }
     let interval = settings.interval.value;
     for every in [
@@ -57,7 +59,7 @@ pub fn settle(settings: &mut Settings, api: Api) {
 }
 
 /// The errors of a combination that cannot work: pushes without the agent
-/// API, services without a check, pushes more often than beats.
+/// API, pushes more often than beats.
 pub fn errors(settings: &Settings, api: Api) -> Vec<ConfigError> {
     let mut out = Vec::new();
     let report = &settings.report;
@@ -79,13 +81,6 @@ pub fn errors(settings: &Settings, api: Api) -> Vec<ConfigError> {
             wanted.words(),
             paths.join(" and ")
         )));
-    }
-    if wanted.pushes[Push::Services] && settings.health.value.is_empty() {
-        out.push(about_report(
-            "has services, which sends each health check as a service, but no check is \
-             configured; add one (--health, STACKSENSE_HEALTH or \"health\"), or drop services"
-                .into(),
-        ));
     }
     let interval = &settings.interval;
     for (used, _) in used(wanted.pushes).filter(|(_, used)| *used) {
@@ -149,14 +144,17 @@ mod tests {
     #[test]
     fn auto_is_the_server_agents_pushes_where_they_can_go() {
         let plain = settled(&[], Api::Agent);
-        assert!(plain.report.value.pushes[Push::Metrics]);
-        assert!(
-            !plain.report.value.pushes[Push::Services],
-            "no check: no services"
+        assert!(Push::ALL.iter().all(|p| plain.report.value.pushes[*p]));
+        assert_eq!(
+            plain.report.value.words(),
+            "auto (metrics,services,containers)"
         );
-        assert_eq!(plain.report.value.words(), "auto (metrics)");
-        let checked = settled(&[(Key::Health, "memory 1%")], Api::Agent);
-        assert!(checked.report.value.pushes[Push::Services]);
+        let no_docker = settled(&[(Key::DockerHost, "off")], Api::Agent);
+        assert!(!no_docker.report.value.pushes[Push::Containers]);
+        assert!(
+            no_docker.report.value.pushes[Push::Services],
+            "no check needed"
+        );
         let legacy = settled(&[(Key::Health, "memory 1%")], Api::Legacy);
         assert!(!legacy.report.value.pushes.any());
         assert_eq!(errors(&legacy, Api::Legacy), []);
@@ -192,19 +190,20 @@ mod tests {
     }
 
     #[test]
-    fn pushes_need_the_agent_api_and_services_a_check() {
+    fn pushes_need_the_agent_api_and_not_a_check() {
         let both = settled(&[(Key::Report, "metrics,services")], Api::Legacy);
         let said: Vec<String> = errors(&both, Api::Legacy)
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(said.len(), 2, "{said:?}");
+        assert_eq!(said.len(), 1, "{said:?}");
         assert!(
             said[0].starts_with("report (from env STACKSENSE_X): is metrics,services")
                 && said[0].contains("/api/agent/metrics/ and /api/agent/services/"),
             "{said:?}"
         );
-        assert!(said[1].contains("no check"), "{said:?}");
+        let services = settled(&[(Key::Report, "services")], Api::Agent);
+        assert_eq!(errors(&services, Api::Agent), []);
     }
 
     #[test]

@@ -201,10 +201,12 @@ macro_rules! settings_table {
             flag: Flag::Value("--report", "LIST"),
             kind: Kind::Text,
             default: "auto",
-            help: "auto, off, or status, vitals, metrics, services, comma-separated.\n\
-           auto: with the agent API, the metrics push (CPU, memory, disks,\n\
-           network: the server's page) and, with health checks, services\n\
-           (each check as a service); with the legacy API, off. off: a\n\
+            help: "auto, off, or status, vitals, metrics, services, containers,\n\
+           comma-separated.\n\
+           auto: with the agent API, every push: metrics (CPU, memory, disks,\n\
+           network: the server's page), services (running units, listening\n\
+           ports, health checks) and containers (with a Docker or Podman\n\
+           socket); with the legacy API, off. off: a\n\
            plain heartbeat {\"agent_version\": ...}. status: every beat\n\
            carries the checks' results (a failing check no longer withholds\n\
            it); vitals: and \"host\" figures.",
@@ -246,6 +248,23 @@ macro_rules! settings_table {
         }
         => fills services_interval: Setting<Duration> = seconds(DEFAULT_SERVICES_INTERVAL),
            shown pushes_every;
+
+        DockerHost {
+            name: "docker_host",
+            env: "STACKSENSE_DOCKER_HOST",
+            aliases: &["DOCKER_HOST"],
+            flag: Flag::Value("--docker-host", "SOCKET"),
+            kind: Kind::Text,
+            default: "auto",
+            help: "Where the containers push asks Docker or Podman: unix:///PATH\n\
+           (DOCKER_HOST's form, also read from DOCKER_HOST) or a socket path;\n\
+           auto: /var/run/docker.sock, /run/docker.sock, then\n\
+           /run/podman/podman.sock; off: no containers push. Opening the\n\
+           socket is root-equivalent: the shipped unit cannot, unless you\n\
+           grant it (install.sh --containers).",
+        }
+        => fills docker_host: Setting<Socket> = or_default(Socket::Auto, Socket::parse),
+           shown value;
         }
     };
 }

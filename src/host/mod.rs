@@ -9,6 +9,8 @@ pub mod disk;
 pub mod ipc;
 pub mod parse;
 pub mod processes;
+pub mod sockets;
+pub mod units;
 
 use std::fs::File;
 use std::io::{self, Read};

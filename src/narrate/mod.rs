@@ -232,9 +232,11 @@ impl Narrator {
         for (line, warning) in &assessment.left_out {
             if *warning {
                 said.warn(line.clone());
-            } else {
-                // Expected (a first run): `--once` stays silent for cron.
+            } else if self.role == Role::Once {
+                // Expected (a first run, no Docker here): cron mails nothing.
                 said.debug(line.clone());
+            } else {
+                said.info(line.clone());
             }
         }
         let now = at.now;

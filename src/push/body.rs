@@ -49,7 +49,7 @@ fn to_json_fallback() -> String {
 /// Text from outside the process as a body carries it: the token, should
 /// anything have carried it here, is replaced (text::redacted), and the
 /// text is cut to the field's length on the server.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Outside(String);
 
 impl Outside {

@@ -2,8 +2,7 @@
 //!
 //! A push is a POST to `/api/agent/<word>/` that the server also records
 //! as a heartbeat, so it goes in place of one. Adding a push is one entry
-//! below (its word, the setting it goes by, when `report auto` makes it,
-//! how its cadence starts), one collector
+//! below (its word, the setting it goes by, how its cadence starts), one collector
 //! (`push::collector_for`, a match the compiler holds complete) and the
 //! word's mention in the `report` setting's help. Everything kept per
 //! push ([`PerPush`]) is an array as long as this list, indexed by the
@@ -14,7 +13,7 @@ use std::ops::{Index, IndexMut};
 macro_rules! push_table {
     ($(
         $(#[$doc:meta])*
-        $variant:ident = $word:literal, every: $every:ident, auto: $auto:ident,
+        $variant:ident = $word:literal, every: $every:ident,
             sampled: $sampled:literal, follows_checks: $follows:literal;
     )+) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,13 +55,6 @@ macro_rules! push_table {
                 }
             }
 
-            /// When `report auto` makes it (with the agent API).
-            pub fn auto(self) -> Auto {
-                match self {
-                    $(Push::$variant => Auto::$auto,)+
-                }
-            }
-
             /// Goes again as soon as a check's verdict changes.
             pub fn follows_checks(self) -> bool {
                 match self {
@@ -75,11 +67,15 @@ macro_rules! push_table {
 
 push_table! {
     /// `POST /api/agent/metrics/`: CPU, memory, disks, network, uptime.
-    Metrics = "metrics", every: MetricsInterval, auto: Always,
+    Metrics = "metrics", every: MetricsInterval,
         sampled: true, follows_checks: false;
-    /// `POST /api/agent/services/`: each health check as a service.
-    Services = "services", every: ServicesInterval, auto: WithChecks,
+    /// `POST /api/agent/services/`: the running services, listening ports
+    /// and health checks.
+    Services = "services", every: ServicesInterval,
         sampled: false, follows_checks: true;
+    /// `POST /api/agent/containers/`: Docker's or Podman's containers.
+    Containers = "containers", every: ServicesInterval,
+        sampled: false, follows_checks: false;
 }
 
 impl Push {
@@ -101,23 +97,6 @@ impl Push {
 pub enum Every {
     MetricsInterval,
     ServicesInterval,
-}
-
-/// When `report auto` makes a push.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auto {
-    Always,
-    /// Only when a health check is configured (it sends the checks).
-    WithChecks,
-}
-
-impl Auto {
-    pub fn on(self, checks: bool) -> bool {
-        match self {
-            Auto::Always => true,
-            Auto::WithChecks => checks,
-        }
-    }
 }
 
 impl Every {

@@ -12,6 +12,7 @@
 
 pub mod body;
 mod cadence;
+mod containers;
 mod endpoint;
 pub mod kept;
 mod metrics;
@@ -141,13 +142,16 @@ impl std::fmt::Display for LeftOut {
 
 /// Each push's collector: the compiler holds this match complete. `kept`
 /// is where a one-beat run finds and leaves its previous sample.
-fn collector_for(push: Push, kept: Option<&Kept>) -> Box<dyn Collect> {
+fn collector_for(push: Push, config: &Config, kept: Option<&Kept>) -> Box<dyn Collect> {
     match push {
         Push::Metrics => Box::new(match kept {
             Some(kept) => metrics::Collector::resumed(kept.clone()),
             None => metrics::Collector::new(),
         }),
-        Push::Services => Box::new(services::Collector),
+        Push::Services => Box::new(services::Collector::default()),
+        Push::Containers => Box::new(containers::Collector::new(
+            config.settings.docker_host.value.clone(),
+        )),
     }
 }
 
@@ -207,7 +211,9 @@ impl Planner {
                 config.settings.interval.value,
                 kept.is_some(),
             ),
-            collectors: PerPush::from_fn(|push| on[push].then(|| collector_for(push, kept))),
+            collectors: PerPush::from_fn(|push| {
+                on[push].then(|| collector_for(push, config, kept))
+            }),
             verdicts: Vec::new(),
             unanswered: PerPush::default(),
             assessed_at: Duration::ZERO,

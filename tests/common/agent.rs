@@ -66,9 +66,12 @@ impl AgentCmd {
         };
         // A runtime directory of the test's own: one-beat runs keep their
         // metrics sample there, never in the machine's /run.
+        // And no Docker socket but one a test makes: the machine's own
+        // (a CI runner's dockerd) would add a push to every test's count.
         cmd.env_clear()
             .env("HOME", home.path())
-            .env("RUNTIME_DIRECTORY", home.path().join("run"));
+            .env("RUNTIME_DIRECTORY", home.path().join("run"))
+            .env("STACKSENSE_DOCKER_HOST", home.path().join("docker.sock"));
         AgentCmd {
             cmd,
             home,

@@ -31,6 +31,14 @@ pub fn assert_valid_services(body: &Value) {
     );
 }
 
+pub fn assert_valid_containers(body: &Value) {
+    assert_valid_against(
+        body,
+        "containers.schema.json",
+        include_str!("../../docs/containers.schema.json"),
+    );
+}
+
 /// The fields docs/metrics.schema.json requires as numbers that may not
 /// be null: what the server refuses a metrics push without.
 pub fn metrics_required_numbers() -> Vec<String> {

@@ -36,6 +36,7 @@ struct State {
     beats: HashMap<u64, Vec<Beat>>,
     metrics: HashMap<u64, Vec<Value>>,
     services: HashMap<u64, Vec<Value>>,
+    containers: HashMap<u64, Vec<Value>>,
     pings: usize,
     /// Every metrics push gets 400 with this error, after its beat is recorded.
     refuse_metrics: Option<String>,
@@ -161,6 +162,16 @@ impl StackSense {
             .unwrap_or_default()
     }
 
+    pub fn containers(&self, id: u64) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .containers
+            .get(&id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn pings(&self) -> usize {
         self.state.lock().unwrap().pings
     }
@@ -240,7 +251,10 @@ fn answer(state: &mut State, request: &Request) -> Reply {
     }
     let allowed = match path {
         "/api/agent/ping/" => "GET",
-        "/api/agent/heartbeat/" | "/api/agent/metrics/" | "/api/agent/services/" => "POST",
+        "/api/agent/heartbeat/"
+        | "/api/agent/metrics/"
+        | "/api/agent/services/"
+        | "/api/agent/containers/" => "POST",
         _ => return not_found(),
     };
     if method != allowed {
@@ -332,13 +346,25 @@ fn answer(state: &mut State, request: &Request) -> Reply {
             if request.body.len() > MAX_BODY {
                 return error(413, "payload too large");
             }
-            let body = serde_json::from_slice::<Value>(&request.body).unwrap_or(Value::Null);
-            let Some(list) = body.get("services").and_then(Value::as_array).cloned() else {
-                return error(400, "missing 'services' list");
+            let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+                return error(400, "request body is not valid JSON");
             };
             beat(state);
-            let received = list.len();
-            state.services.entry(id).or_default().push(body);
+            let list = if path == "/api/agent/containers/" {
+                "containers"
+            } else {
+                "services"
+            };
+            let Some(items) = body.get(list).and_then(Value::as_array) else {
+                return error(400, &format!("missing '{list}' list"));
+            };
+            let received = items.len();
+            let kept = if list == "containers" {
+                &mut state.containers
+            } else {
+                &mut state.services
+            };
+            kept.entry(id).or_default().push(body);
             json_reply(200, json!({"status": "ok", "received": received}))
         }
     }

@@ -29,12 +29,21 @@ fn the_server_agents_settings_get_a_beat_the_server_records() {
     let beats = server.beats(BOX_ID);
     assert_eq!(beats.len(), 1);
     assert_eq!(beats[0].version.as_deref(), Some(version().as_str()));
+    // The services push, as the server's own agent sends at start.
     let request = &server.rx.requests()[0];
-    assert_eq!(request.path, "/api/agent/heartbeat/");
+    assert_eq!(request.path, "/api/agent/services/");
     assert_eq!(
         request.header("authorization"),
         Some(format!("Bearer {TOKEN}").as_str())
     );
+    assert_eq!(server.services(BOX_ID).len(), 1);
+    // report off: the plain heartbeat every StackSense server reads.
+    let out = like_the_python_agent(&server)
+        .args(["--once", "--report", "off"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let request = &server.rx.requests()[1];
+    assert_eq!(request.path, "/api/agent/heartbeat/");
     let body = format!(r#"{{"agent_version":"{}"}}"#, version());
     assert_eq!(String::from_utf8_lossy(&request.body), body);
 }

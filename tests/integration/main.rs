@@ -9,6 +9,7 @@ mod common;
 
 mod agent_api;
 mod config;
+mod discovery;
 mod fleet;
 mod hardening;
 mod health;

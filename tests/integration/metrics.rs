@@ -294,8 +294,21 @@ fn checks_are_services_that_flip_at_the_next_beat() {
     let first = wait_for_pushes(|| server.services(BOX_ID), 1, WAIT);
     assert_valid_services(&first[0]);
     let services = first[0]["services"].as_array().unwrap();
-    assert_eq!(services.len(), 2);
     assert_eq!(services[0]["name"], tcp.as_str());
+    // The test server's port is found listening too: one row, the check's,
+    // labelled with the process that holds it (this test binary).
+    let port_row = format!("port-{port}");
+    assert!(
+        !services.iter().any(|s| s["name"] == port_row.as_str()),
+        "{services:#?}"
+    );
+    assert!(
+        services[0]["display_name"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(&format!(" (:{port})"))),
+        "{:#}",
+        services[0]
+    );
     assert_eq!(services[0]["status"], "running");
     assert_eq!(services[0]["port"], port.parse::<u64>().unwrap());
     assert_eq!(services[0]["latency_type"], "TCP");
@@ -496,8 +509,8 @@ fn pushes_that_cannot_work_are_refused_at_start() {
             "report (from flag --report): is metrics, which the legacy API has no endpoint for",
         ),
         (
-            &["--report", "services"],
-            "report (from flag --report): has services, which sends each health check as a service, but no check",
+            &["--docker-host", "tcp://10.0.0.1:2375"],
+            "docker_host (from flag --docker-host): \"tcp://10.0.0.1:2375\" expected auto, off, unix:///PATH",
         ),
         (
             &["--report", "metrics", "--metrics-interval", "10"],
@@ -545,9 +558,9 @@ fn pushes_that_cannot_work_are_refused_at_start() {
         "{}",
         out.stdout
     );
-    // Services alone work from cron.
+    // Services alone work from cron, with or without a check.
     let out = agent_for(&server)
-        .args(["--once", "--report", "services", "--health", "load 1000"])
+        .args(["--once", "--report", "services"])
         .finish();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(server.services(BOX_ID).len(), 1);
@@ -555,9 +568,10 @@ fn pushes_that_cannot_work_are_refused_at_start() {
 }
 
 /// A box set up with nothing but the server's URL and token (the Python
-/// agent's variables) fills the server's page: a metrics push in place of
-/// every beat after beat zero, every 30 s as the server's own agent
-/// pushes (here at 0.5 s beats and pushes, the same rule faster).
+/// agent's variables) fills the server's page: the services push at beat
+/// zero and every minute, a metrics push in place of every beat after beat
+/// zero, every 30 s as the server's own agent pushes (here at 0.5 s beats
+/// and pushes, the same rule faster); no containers push without a socket.
 #[test]
 fn out_of_the_box_every_beat_after_the_first_is_a_metrics_push() {
     let server = StackSense::start();
@@ -565,7 +579,7 @@ fn out_of_the_box_every_beat_after_the_first_is_a_metrics_push() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let rows: Vec<&str> = out.stdout.lines().collect();
     for (starts, ends) in [
-        ("report       auto (metrics)", "default"),
+        ("report       auto (metrics,services,containers)", "default"),
         ("metrics_interval 30s", "default"),
         ("interval     30s", "default"),
     ] {
@@ -589,18 +603,19 @@ fn out_of_the_box_every_beat_after_the_first_is_a_metrics_push() {
     agent.stop_with(libc::SIGTERM);
     assert_valid_metrics(&pushed[0]);
     let paths = paths_of(&server);
-    assert_eq!(paths[0], "/api/agent/heartbeat/", "{paths:?}");
+    assert_eq!(paths[0], "/api/agent/services/", "{paths:?}");
     assert!(
         paths[1..].iter().all(|p| p == "/api/agent/metrics/"),
         "{paths:?}"
     );
-    assert!(
-        !paths.iter().any(|p| p.contains("services")),
-        "no check: no services"
+    let log = agent.log().join("\n");
+    assert_contains!(
+        log,
+        "pushes in place of a beat: metrics every 500ms, services every 1m, containers every 1m"
     );
     assert_contains!(
-        agent.log().join("\n"),
-        "pushes in place of a beat: metrics every 500ms"
+        log,
+        "the containers push leaves out containers: no socket at"
     );
     // report off: the design card's plain heartbeat, nothing else.
     let plain = StackSense::start();
@@ -628,7 +643,7 @@ fn once_pushes_metrics_measured_since_the_run_before() {
     assert_eq!(first.code(), Some(0), "{}", first.stderr);
     assert_contains!(first.stderr, "first run since boot");
     assert!(!first.stderr.contains("WARN"), "{}", first.stderr);
-    assert_eq!(paths_of(&server), ["/api/agent/heartbeat/"]);
+    assert_eq!(paths_of(&server), ["/api/agent/services/"]);
     let kept: Vec<_> = std::fs::read_dir(runtime.path())
         .unwrap()
         .flatten()
