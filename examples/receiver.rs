@@ -188,8 +188,10 @@ fn print_request(r: &Request, code: u16) {
 }
 
 /// A push's figures on one line, for the packaging tests to hold to what
-/// the box really has: `metrics memory_total=N cpu_percent=X disks=/,/boot`
-/// and `services NAME=STATUS; ...`.
+/// the box really has: `metrics memory_total=N cpu_percent=X disks=/,/boot`,
+/// `services NAME=STATUS; port-N=running(:N 0.1ms); ...` and
+/// `containers NAME=STATE; ...`; a services push's systemd units also
+/// as `units A B C`, sorted.
 fn summary(r: &Request) -> Option<String> {
     let body: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
     if r.path.ends_with("/api/agent/metrics/") {
@@ -214,10 +216,35 @@ fn summary(r: &Request) -> Option<String> {
             .iter()
             .map(|s| {
                 let text = |k: &str| s[k].as_str().unwrap_or("-").to_string();
-                format!("{}={}", text("name"), text("status"))
+                let timed = match (s["port"].as_u64(), s["latency_ms"].as_f64()) {
+                    (Some(port), Some(ms)) => format!("(:{port} {ms}ms)"),
+                    _ => String::new(),
+                };
+                format!("{}={}{timed}", text("name"), text("status"))
             })
             .collect();
-        Some(format!("services {}", services.join("; ")))
+        let mut units: Vec<&str> = body["services"]
+            .as_array()?
+            .iter()
+            .filter(|s| s["service_type"] == "systemd")
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        units.sort_unstable();
+        Some(format!(
+            "services {}\n  units {}",
+            services.join("; "),
+            units.join(" ")
+        ))
+    } else if r.path.ends_with("/api/agent/containers/") {
+        let containers: Vec<String> = body["containers"]
+            .as_array()?
+            .iter()
+            .map(|c| {
+                let text = |k: &str| c[k].as_str().unwrap_or("-").to_string();
+                format!("{}={}", text("name"), text("state"))
+            })
+            .collect();
+        Some(format!("containers {}", containers.join("; ")))
     } else {
         None
     }
