@@ -35,6 +35,14 @@
 #                 no service is started)
 # --print-target  print the build this machine gets (e.g. mipsel-unknown-linux-musl)
 #                 and exit
+# --containers    let the agent open the Docker or Podman socket ($DOCKER_HOST,
+#                 else /var/run/docker.sock, /run/docker.sock,
+#                 /run/podman/podman.sock) for the containers push: systemd,
+#                 a drop-in adding the socket's group to the service; OpenRC,
+#                 the stacksense user joins that group. ROOT-EQUIVALENT: who
+#                 can open the socket can start a privileged container. Never
+#                 done without this flag. Alone on an installed agent, it only
+#                 grants and restarts. Revoke: install.sh --no-containers
 # --uninstall     stop and remove the service and binary; keep the config
 # --purge         with --uninstall, remove /etc/stacksense too
 set -eu
@@ -52,6 +60,7 @@ TOKEN_FROM=""
 UNINSTALL=""
 PURGE=""
 PRINT_TARGET=""
+CONTAINERS=""
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
@@ -69,6 +78,8 @@ while [ $# -gt 0 ]; do
 	--token-file) TOKEN_FROM=file:${2:?--token-file needs a file}; shift 2 ;;
 	--uninstall) UNINSTALL=1; shift ;;
 	--print-target) PRINT_TARGET=1; shift ;;
+	--containers) CONTAINERS=grant; shift ;;
+	--no-containers) CONTAINERS=revoke; shift ;;
 	--purge) PURGE=1; shift ;;
 	-h | --help) sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
@@ -81,6 +92,7 @@ CONF_DIR="$ROOT/etc/stacksense"
 CONF="$CONF_DIR/heartbeat.conf"
 TOKEN_FILE="$CONF_DIR/token"
 DROPIN="$ROOT/etc/systemd/system/$PKG.service.d/token.conf"
+CONTAINERS_DROPIN="$ROOT/etc/systemd/system/$PKG.service.d/containers.conf"
 UNIT="$ROOT/etc/systemd/system/$PKG.service"
 OPENRC="$ROOT/etc/init.d/$PKG"
 CONFD="$ROOT/etc/conf.d/$PKG"
@@ -107,7 +119,7 @@ uninstall() {
 		rc-service "$PKG" stop >/dev/null 2>&1 || true
 		rc-update del "$PKG" default >/dev/null 2>&1 || true
 	fi
-	rm -f "$UNIT" "$DROPIN" "$OPENRC" "$BIN" "$MAN"
+	rm -f "$UNIT" "$DROPIN" "$CONTAINERS_DROPIN" "$OPENRC" "$BIN" "$MAN"
 	rmdir "$(dirname "$DROPIN")" 2>/dev/null || true
 	if [ "$INIT" = systemd ] && live; then systemctl daemon-reload || true; fi
 	if [ -n "$PURGE" ]; then
@@ -314,6 +326,80 @@ install_openrc() {
 	fi
 }
 
+# The engine's socket: DOCKER_HOST's (unix://), else the first that exists.
+container_socket() {
+	case "${DOCKER_HOST:-}" in
+	unix://*) printf '%s\n' "${DOCKER_HOST#unix://}"; return 0 ;;
+	"") ;;
+	*) die "--containers: DOCKER_HOST=$DOCKER_HOST is not a unix:// socket; the agent asks the engine only over its unix socket" ;;
+	esac
+	for s in /var/run/docker.sock /run/docker.sock /run/podman/podman.sock; do
+		if [ -S "$ROOT$s" ]; then
+			printf '%s\n' "$s"
+			return 0
+		fi
+	done
+	die "--containers: no Docker or Podman socket (/var/run/docker.sock, /run/docker.sock, /run/podman/podman.sock); start the engine (or set DOCKER_HOST=unix:///PATH) and run this again"
+}
+
+# Lets the agent open the engine's socket, by the socket's group.
+grant_containers() {
+	socket=$(container_socket)
+	[ -S "$ROOT$socket" ] || die "--containers: $socket is not a socket"
+	gid=$(stat -L -c %g "$ROOT$socket")
+	group=$(stat -L -c %G "$ROOT$socket")
+	if [ "$gid" = 0 ]; then
+		die "--containers: $socket belongs to group root, and granting that group would give the agent far more than the socket. Give the socket a group of its own first (Podman: systemctl edit podman.socket, then [Socket] SocketGroup=docker, after groupadd -r docker) and run this again"
+	fi
+	case "$INIT" in
+	systemd)
+		mkdir -p "$(dirname "$CONTAINERS_DROPIN")"
+		{
+			printf '# Written by install.sh --containers: the agent may open %s\n' "$socket"
+			printf '# (group %s) for the containers push. This is ROOT-EQUIVALENT: whoever\n' "$group"
+			printf '# can open the socket can start a privileged container. Revoke with\n'
+			printf '# install.sh --no-containers, or delete this file and restart.\n'
+			printf '[Service]\nSupplementaryGroups=%s\n' "$group"
+			printf 'Environment=STACKSENSE_DOCKER_HOST=unix://%s\n' "$socket"
+		} >"$CONTAINERS_DROPIN"
+		chmod 0644 "$CONTAINERS_DROPIN"
+		say "installed $CONTAINERS_DROPIN: the agent may open $socket (group $group; root-equivalent)"
+		;;
+	openrc)
+		if live; then
+			if command -v addgroup >/dev/null 2>&1 && addgroup stacksense "$group" >/dev/null 2>&1; then :
+			else usermod -a -G "$group" stacksense; fi
+		fi
+		say "the stacksense user joined group $group: the agent may open $socket (root-equivalent)"
+		;;
+	none) say "no service here: run the agent as a user in group $group to report containers" ;;
+	esac
+}
+
+revoke_containers() {
+	case "$INIT" in
+	systemd) rm -f "$CONTAINERS_DROPIN" ;;
+	openrc)
+		if live && socket=$(container_socket 2>/dev/null); then
+			group=$(stat -L -c %G "$ROOT$socket")
+			if command -v delgroup >/dev/null 2>&1 && delgroup stacksense "$group" >/dev/null 2>&1; then :
+			else gpasswd -d stacksense "$group" >/dev/null 2>&1 || true; fi
+		fi
+		;;
+	none) ;;
+	esac
+	say "the agent may no longer open the container engine's socket"
+}
+
+restart_service() {
+	live || return 0
+	case "$INIT" in
+	systemd) systemctl daemon-reload && systemctl try-restart "$PKG.service" ;;
+	openrc) rc-service "$PKG" --ifstarted restart ;;
+	none) ;;
+	esac
+}
+
 install_none() {
 	# No service to start, but the server is asked all the same: a wrong
 	# URL or token is said now, not found later in a log nobody reads.
@@ -334,6 +420,12 @@ if [ -n "$PRINT_TARGET" ]; then
 fi
 if [ -n "$UNINSTALL" ]; then
 	uninstall
+	exit 0
+fi
+# --containers or --no-containers alone, on an installed agent.
+if [ -n "$CONTAINERS" ] && [ -z "$FROM$API_URL$TOKEN_FROM$SERVER_ID" ] && [ -x "$BIN" ]; then
+	"${CONTAINERS}_containers"
+	restart_service
 	exit 0
 fi
 
@@ -380,6 +472,11 @@ fi
 write_token
 write_config "$src"
 "install_$INIT" "$src"
+# After the service's user exists (OpenRC makes it); started, it restarts.
+if [ -n "$CONTAINERS" ]; then
+	"${CONTAINERS}_containers"
+	[ -n "$NOT_STARTED" ] || restart_service
+fi
 # Like the server's own installer: a server that refuses the settings is
 # an error, though everything is installed and enabled.
 [ -z "$NOT_STARTED" ] || exit 1

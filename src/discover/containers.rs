@@ -251,10 +251,11 @@ pub fn read_listing(mut reader: impl BufRead) -> Result<Listing, Failure> {
         }
     }
     let mut containers: Vec<Container> = serde_json::from_reader(reader).map_err(|e| {
-        if e.is_io() {
+        if let Some(kind) = e.io_error_kind() {
+            io(std::io::Error::from(kind))
+        } else if e.is_eof() {
             Failure::Other(format!(
-                "the listing did not arrive whole within {} and {} MiB",
-                crate::clock::format_duration(LIMIT_TIME),
+                "the listing ended early (cut at {} MiB, or the engine stopped)",
                 LIMIT_BYTES / (1024 * 1024)
             ))
         } else {
