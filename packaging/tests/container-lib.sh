@@ -155,5 +155,5 @@ stop_receiver() {
 
 RECEIVER_ARGS=()
 # Beats the receiver got: heartbeats, and the pushes that stand in for them.
-beats() { grep -cE "POST /api/(agent/(heartbeat|metrics|services)|heartbeat)/" "$WORK/receiver.log" || true; }
+beats() { grep -cE "POST /api/(agent/(heartbeat|metrics|services|containers)|heartbeat)/" "$WORK/receiver.log" || true; }
 beats_at_least() { [ "$(beats)" -ge "$1" ]; }
