@@ -5,13 +5,18 @@ Written for dist/bench-pushes (not shipped; the server's own agent is not
 copied here). Usage:
 
     psutil-pusher.py URL TOKEN CAFILE INTERVAL [tcp HOST:PORT] [http URL] [disk PATH]
+                     [discover DOCKER-SOCKET]
 
 It keeps one HTTPS connection open, takes cpu_percent from the previous
 sample like our agent (never a sleep), and runs the checks before each push.
 Like the agent it sends top_processes (psutil's process_iter, per-process
 CPU since the previous push), disk_hardware and the disks' tags (from
 /sys/block, as lsblk reads it, without spawning lsblk) and ipc_stats
-(/proc/sysvipc and /dev/shm).
+(/proc/sysvipc and /dev/shm). With "discover", it also finds services as
+the server's own agent does (`systemctl list-units`, psutil's listening
+sockets with their processes, a TCP connect to each) and sends the
+containers push, asking the engine's socket directly (cheaper than the
+`docker ps` the server's agent runs).
 """
 import http.client
 import json
@@ -19,6 +24,7 @@ import os
 import platform
 import socket
 import ssl
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -189,9 +195,85 @@ def check(kind, arg):
     return item
 
 
+def discovered_services():
+    found = []
+    try:
+        listing = subprocess.run(
+            ["systemctl", "list-units", "--type=service", "--state=running",
+             "--no-pager", "--no-legend", "--plain"],
+            capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        listing = ""
+    for line in listing.splitlines():
+        unit = (line.split() or [""])[0]
+        if unit.endswith(".service"):
+            found.append({"name": unit[:-len(".service")], "status": "running",
+                          "service_type": "systemd"})
+    ports = set()
+    for conn in psutil.net_connections(kind="inet"):
+        port = conn.laddr.port if conn.laddr else 0
+        if conn.status != psutil.CONN_LISTEN or not port or port in ports:
+            continue
+        ports.add(port)
+        name = ""
+        if conn.pid:
+            try:
+                name = psutil.Process(conn.pid).name()
+            except psutil.Error:
+                pass
+        item = {"name": f"port-{port}", "status": "running", "service_type": "port",
+                "port": port, "bind_address": conn.laddr.ip,
+                "process_id": str(conn.pid or ""),
+                "display_name": f"{name} (:{port})" if name else f"port-{port}",
+                "detected_via": "port-process" if name else "port-unknown",
+                "latency_type": "TCP"}
+        target = "127.0.0.1" if conn.laddr.ip in ("0.0.0.0", "::", "") else conn.laddr.ip
+        started = time.monotonic()
+        try:
+            socket.create_connection((target, port), timeout=1.5).close()
+            item.update(latency_ms=round((time.monotonic() - started) * 1000, 1),
+                        latency_success=True)
+        except OSError as e:
+            item.update(latency_ms=None, latency_success=False, latency_error=str(e)[:200])
+        found.append(item)
+    return found
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=5)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self.unix_path)
+
+
+def containers(engine):
+    conn = UnixHTTPConnection(engine)
+    try:
+        conn.request("GET", "/containers/json?all=1")
+        listed = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    rows = []
+    for c in listed:
+        ports = ", ".join(
+            f"{p['IP']}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}" if p.get("PublicPort")
+            else f"{p['PrivatePort']}/{p['Type']}" for p in c.get("Ports") or [])
+        rows.append({"container_id": c["Id"][:64], "name": (c.get("Names") or ["/"])[0][1:],
+                     "image": c.get("Image", ""), "state": c.get("State", ""),
+                     "status_text": c.get("Status", "")[:200], "ports": ports[:300],
+                     "runtime": "docker"})
+    return rows
+
+
 def main():
     url, token, cafile, interval = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     checks = list(zip(sys.argv[5::2], sys.argv[6::2]))
+    engine = next((a for k, a in checks if k == "discover"), None)
+    checks = [(k, a) for k, a in checks if k != "discover"]
     parts = urllib.parse.urlsplit(url)
     ctx = ssl.create_default_context(cafile=cafile)
     conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx, timeout=10)
@@ -202,9 +284,15 @@ def main():
         started = time.monotonic()
         body, prev = metrics(prev)
         posts = [("/api/agent/metrics/", body)]
-        if checks:
+        if checks or engine:
+            services = [check(k, a) for k, a in checks]
+            if engine:
+                services += discovered_services()
             posts.append(("/api/agent/services/", {"agent_version": "psutil-pusher",
-                                                   "services": [check(k, a) for k, a in checks]}))
+                                                   "services": services}))
+        if engine:
+            posts.append(("/api/agent/containers/", {"agent_version": "psutil-pusher",
+                                                     "containers": containers(engine)}))
         for path, payload in posts:
             try:
                 conn.request("POST", path, json.dumps(payload), headers)

@@ -5,7 +5,17 @@
 //!
 //!     cargo run --release --example push_bench -- --agent PATH
 //!         [--pushes 300] [--interval 0.25] [--python PYTHON-WITH-PSUTIL] [--keep-alive]
-//!         [--processes N]
+//!         [--processes N] [--discovery]
+//!
+//! --discovery (root; dist/bench-services) measures the services and
+//! containers pushes instead, on a box made to have 60 running services
+//! (real cgroups under the unified hierarchy, each with a sleeping
+//! process, and /run/systemd/system in a private mount namespace), 20
+//! listening ports (accepted and closed at once) and 10 containers (a
+//! Docker engine on a unix socket answering a recorded listing): the agent
+//! with metrics, then with metrics, services and containers, and the Python
+//! pusher doing all three (it reads the units with `systemctl`, a shell
+//! stand-in printing the same 60 when systemd does not run the box).
 //!
 //! Every row pushes at every beat (metrics_interval = interval; at 0.25 s
 //! the services push finds the 100 ms an attempt needs after the metrics
@@ -42,6 +52,7 @@ struct Args {
     keep_alive: bool,
     /// Sleeping processes added until the box has at least this many.
     processes: usize,
+    discovery: bool,
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -53,6 +64,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         python: None,
         keep_alive: false,
         processes: 0,
+        discovery: false,
     };
     let mut agent = None;
     let mut parser = lexopt::Parser::from_env();
@@ -64,6 +76,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("python") => args.python = Some(parser.value()?.into()),
             Long("keep-alive") => args.keep_alive = true,
             Long("processes") => args.processes = parser.value()?.parse()?,
+            Long("discovery") => args.discovery = true,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -89,6 +102,8 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Before any thread: a private mount namespace cannot be made after.
+    let discovered = args.discovery.then(discovery::Box::make);
     let _sleepers = fill_to(args.processes);
     let tls = TlsFixture::new();
     let dir = TempDir::new();
@@ -110,7 +125,7 @@ fn main() {
         })
         .collect();
     let mut rows = Vec::new();
-    let runs: [(&str, Vec<String>, &str); 3] = [
+    let mut runs: Vec<(&str, Vec<String>, &str)> = vec![
         (
             "agent, heartbeat only (--report off)",
             vec!["--report".into(), "off".into()],
@@ -131,6 +146,40 @@ fn main() {
             "/api/agent/metrics/",
         ),
     ];
+    let mut python_checks: Vec<(String, String)> = checks
+        .iter()
+        .map(|(k, w)| (k.to_string(), w.clone()))
+        .collect();
+    let mut python_path = std::env::var("PATH").unwrap_or_default();
+    let mut python_name = "python 3 + psutil, metrics + services + 3 checks";
+    if let Some(b) = &discovered {
+        let engine = format!("unix://{}", b.engine.display());
+        runs = vec![
+            (
+                "agent, --report metrics",
+                vec![
+                    "--report".into(),
+                    "metrics".into(),
+                    "--docker-host".into(),
+                    engine.clone(),
+                ],
+                "/api/agent/metrics/",
+            ),
+            (
+                "agent, metrics + services + containers",
+                vec![
+                    "--report".into(),
+                    "metrics,services,containers".into(),
+                    "--docker-host".into(),
+                    engine,
+                ],
+                "/api/agent/metrics/",
+            ),
+        ];
+        python_checks = vec![("discover".into(), b.engine.display().to_string())];
+        python_path = format!("{}:{python_path}", b.bin.display());
+        python_name = "python 3 + psutil, metrics + services + containers";
+    }
     for (name, extra, counted) in runs {
         let server = serve(&args, &tls);
         let relay = Relay::start(server.rx.addr);
@@ -156,11 +205,12 @@ fn main() {
             .arg(TOKEN)
             .arg(&ca)
             .arg(args.interval.to_string());
-        for (kind, what) in &checks {
+        for (kind, what) in &python_checks {
             cmd.arg(kind).arg(what);
         }
+        cmd.env("PATH", &python_path);
         let child = ChildGuard::spawn(&mut cmd);
-        let name = "python 3 + psutil, metrics + services + 3 checks";
+        let name = python_name;
         rows.push(measure(
             &args,
             name,
@@ -171,6 +221,229 @@ fn main() {
         ));
     }
     print_table(&args, &rows);
+    if let Some(b) = &discovered {
+        println!(
+            "the box: {} running services (in cgroups), {} listening TCP ports, {} containers",
+            b.units, b.ports, b.containers
+        );
+    }
+    drop(discovered);
+}
+
+/// What a box with services, ports and containers is made of, undone on drop.
+mod discovery {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::{ChildGuard, TempDir};
+
+    const UNITS: usize = 60;
+    const PORTS: usize = 20;
+    const CONTAINERS: usize = 10;
+
+    pub struct Box {
+        pub engine: PathBuf,
+        /// A directory with the `systemctl` stand-in, when one is needed.
+        pub bin: PathBuf,
+        pub units: usize,
+        pub ports: usize,
+        pub containers: usize,
+        cgroups: Vec<PathBuf>,
+        _sleepers: Vec<ChildGuard>,
+        stop: Arc<AtomicBool>,
+        _dir: TempDir,
+    }
+
+    fn die(what: &str) -> ! {
+        eprintln!("push_bench --discovery: {what}");
+        std::process::exit(2);
+    }
+
+    impl Box {
+        pub fn make() -> Box {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                die("needs root (cgroups and a mount namespace)");
+            }
+            let dir = TempDir::new();
+            let bin = dir.path().join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            let booted = Path::new("/run/systemd/system").is_dir();
+            if !booted {
+                private_run();
+            }
+            let top = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+                PathBuf::from("/sys/fs/cgroup")
+            } else {
+                PathBuf::from("/sys/fs/cgroup/unified")
+            };
+            let slice = top.join("system.slice");
+            let mut cgroups = Vec::new();
+            if !slice.exists() {
+                std::fs::create_dir(&slice)
+                    .unwrap_or_else(|e| die(&format!("{}: {e}", slice.display())));
+                cgroups.push(slice.clone());
+            }
+            let mut sleepers = Vec::new();
+            let mut stand_in = String::from("#!/bin/sh\n");
+            for i in 0..UNITS {
+                let unit = slice.join(format!("ssbench-{i}.service"));
+                std::fs::create_dir(&unit)
+                    .unwrap_or_else(|e| die(&format!("{}: {e}", unit.display())));
+                let sleeper = ChildGuard::spawn(Command::new("sleep").arg("3600"));
+                std::fs::write(unit.join("cgroup.procs"), sleeper.id().to_string())
+                    .unwrap_or_else(|e| die(&format!("{}: {e}", unit.display())));
+                stand_in.push_str(&format!(
+                    "echo 'ssbench-{i}.service loaded active running bench unit {i}'\n"
+                ));
+                sleepers.push(sleeper);
+                cgroups.push(unit);
+            }
+            if !booted {
+                let systemctl = bin.join("systemctl");
+                std::fs::write(&systemctl, stand_in).unwrap();
+                std::fs::set_permissions(
+                    &systemctl,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                )
+                .unwrap();
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            listen_on_ports(PORTS, stop.clone());
+            let engine = dir.path().join("docker.sock");
+            serve_engine(&engine, stop.clone());
+            let ports = std::fs::read_to_string("/proc/net/tcp")
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.split_whitespace().nth(3) == Some("0A"))
+                .count();
+            Box {
+                engine,
+                bin,
+                units: UNITS,
+                ports,
+                containers: CONTAINERS,
+                cgroups,
+                _sleepers: sleepers,
+                stop,
+                _dir: dir,
+            }
+        }
+    }
+
+    impl Drop for Box {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            self._sleepers.clear();
+            std::thread::sleep(Duration::from_millis(200));
+            for cgroup in self.cgroups.iter().rev() {
+                let _ = std::fs::remove_dir(cgroup);
+            }
+        }
+    }
+
+    /// /run in a mount namespace of our own, with /run/systemd/system in it:
+    /// the agents take the box for one systemd runs (nothing else changes).
+    fn private_run() {
+        // SAFETY: plain system calls on constant, NUL-ended arguments.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                die(&format!("unshare: {}", std::io::Error::last_os_error()));
+            }
+            let none = c"none".as_ptr();
+            if libc::mount(
+                none,
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+                || libc::mount(
+                    none,
+                    c"/run".as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0
+            {
+                die(&format!("mount: {}", std::io::Error::last_os_error()));
+            }
+        }
+        std::fs::create_dir_all("/run/systemd/system").unwrap();
+    }
+
+    /// `n` listening ports that accept and close at once.
+    fn listen_on_ports(n: usize, stop: Arc<AtomicBool>) {
+        let listeners: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.set_nonblocking(true).unwrap();
+                l
+            })
+            .collect();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for l in &listeners {
+                    while let Ok((conn, _)) = l.accept() {
+                        drop(conn);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+    }
+
+    /// A Docker engine answering every request with the same listing.
+    fn serve_engine(path: &Path, stop: Arc<AtomicBool>) {
+        let one = |i: usize| {
+            format!(
+                r#"{{"Id":"{i:064x}","Names":["/app-{i}"],"Image":"registry.example/shop/app-{i}:1.{i}","ImageID":"sha256:{i:064x}","Command":"/entrypoint.sh serve","Created":1765000000,"Ports":[{{"IP":"0.0.0.0","PrivatePort":8080,"PublicPort":{},"Type":"tcp"}},{{"PrivatePort":9090,"Type":"tcp"}}],"Labels":{{"com.docker.compose.project":"shop","com.docker.compose.service":"app-{i}","com.docker.compose.version":"2.24.5","org.opencontainers.image.source":"https://example/shop"}},"State":"{}","Status":"{}","HostConfig":{{"NetworkMode":"shop_default"}},"NetworkSettings":{{"Networks":{{"shop_default":{{"IPAMConfig":null,"Links":null,"Aliases":null,"NetworkID":"{i:064x}","EndpointID":"{i:064x}","Gateway":"172.18.0.1","IPAddress":"172.18.0.{}","IPPrefixLen":16,"MacAddress":"02:42:ac:12:00:{i:02x}"}}}}}},"Mounts":[{{"Type":"volume","Name":"data-{i}","Source":"/var/lib/docker/volumes/data-{i}/_data","Destination":"/data","Driver":"local","Mode":"z","RW":true,"Propagation":""}}]}}"#,
+                18000 + i,
+                if i % 5 == 4 { "exited" } else { "running" },
+                if i % 5 == 4 {
+                    "Exited (0) 3 hours ago"
+                } else {
+                    "Up 2 days"
+                },
+                2 + i
+            )
+        };
+        let body = format!(
+            "[{}]",
+            (0..CONTAINERS).map(one).collect::<Vec<_>>().join(",")
+        );
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nApi-Version: 1.43\r\nContent-Type: application/json\r\n\
+             Server: Docker/24.0.7 (linux)\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let listener = UnixListener::bind(path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+    }
 }
 
 /// The processes in /proc now.

@@ -1,8 +1,11 @@
-//! The box's listening TCP sockets, as `/proc/net/tcp` and `tcp6` show
-//! them, and which process holds one. The kernel lists listening sockets
-//! before any other (its walk takes the listening table first), so the
-//! read stops at the first line in another state: a box with 10,000
-//! connections costs what its few listeners do, not a megabyte of text.
+//! The box's listening TCP sockets, and which process holds one. Asked of
+//! the kernel's socket diagnostics (netlink, what `ss -lt` does), which
+//! walk only the listening table; else read from `/proc/net/tcp{,6}`,
+//! whose read walks every bucket of the connection table too (on this VM,
+//! half a services push's CPU) however few connections there are, and
+//! which is read only up to the first socket that is not listening (the
+//! kernel lists those first): a box with 10,000 connections costs what
+//! its few listeners do, not a megabyte of text.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -87,9 +90,12 @@ fn parse_address(hex: &str, v6: bool) -> Option<IpAddr> {
     }
 }
 
-/// The listening sockets of IPv4 then IPv6; true when a table could not
-/// be read at all (no `/proc/net`: a ProcSubset=pid unit).
+/// The listening sockets of IPv4 then IPv6; true when they could not be
+/// read at all (no netlink and no `/proc/net`).
 pub fn listening() -> (Vec<Listener>, bool) {
+    if let Ok(found) = diag::listening() {
+        return (found, false);
+    }
     let mut found = Vec::new();
     let mut unreadable = false;
     for (path, v6) in [("/proc/self/net/tcp", false), ("/proc/self/net/tcp6", true)] {
@@ -127,6 +133,153 @@ pub fn parse_table(
             Some(Some(listener)) if into.len() < MAX_LISTENERS => into.push(listener),
             Some(_) => {}
         }
+    }
+}
+
+/// NETLINK_SOCK_DIAG: one dump request per address family, filtered to
+/// listening sockets by the kernel.
+mod diag {
+    use std::io;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    use super::{Listener, MAX_LISTENERS};
+
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    const TCP_LISTEN: u32 = 10;
+    /// nlmsghdr, then inet_diag_req_v2 (family, protocol, ext, pad,
+    /// states, then a zeroed inet_diag_sockid of 48 bytes).
+    const HEADER: usize = 16;
+    const REQUEST: usize = HEADER + 8 + 48;
+    /// inet_diag_msg: family, state, timer, retrans, sockid (48 bytes),
+    /// expires, rqueue, wqueue, uid, inode.
+    const MESSAGE: usize = 4 + 48 + 20;
+
+    pub fn listening() -> io::Result<Vec<Listener>> {
+        // SAFETY: plain socket(2); owned at once.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                libc::NETLINK_SOCK_DIAG,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let timeout = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        // SAFETY: a timeval of the size given.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const timeout).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        let mut found = Vec::new();
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            dump(&fd, family as u8, &mut found)?;
+        }
+        Ok(found)
+    }
+
+    fn dump(fd: &OwnedFd, family: u8, found: &mut Vec<Listener>) -> io::Result<()> {
+        let mut request = [0u8; REQUEST];
+        request[0..4].copy_from_slice(&(REQUEST as u32).to_ne_bytes());
+        request[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+        request[6..8].copy_from_slice(&flags.to_ne_bytes());
+        request[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        request[16] = family;
+        request[17] = libc::IPPROTO_TCP as u8;
+        request[20..24].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+        // SAFETY: `request` is a live buffer of its length; the kernel is
+        // the default destination of a netlink socket.
+        let sent = unsafe { libc::send(fd.as_raw_fd(), request.as_ptr().cast(), REQUEST, 0) };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buffer = vec![0u8; 32 * 1024];
+        loop {
+            // SAFETY: `buffer` is a live buffer of its length.
+            let n =
+                unsafe { libc::recv(fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let got = buffer.get(..n as usize).unwrap_or_default();
+            if got.is_empty() || parse(got, found)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The messages of one datagram into `found`; true at the dump's end.
+    pub fn parse(mut got: &[u8], found: &mut Vec<Listener>) -> io::Result<bool> {
+        let u32_at = |b: &[u8], at: usize| -> Option<u32> {
+            Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+        };
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "a short netlink message");
+        while got.len() >= HEADER {
+            let len = u32_at(got, 0).ok_or_else(bad)? as usize;
+            let kind = u16::from_ne_bytes([got[4], got[5]]);
+            if len < HEADER || len > got.len() {
+                return Err(bad());
+            }
+            match kind {
+                NLMSG_DONE => return Ok(true),
+                NLMSG_ERROR => {
+                    let errno = u32_at(got, HEADER).map_or(0, |e| (e as i32).wrapping_neg());
+                    return Err(io::Error::from_raw_os_error(errno));
+                }
+                SOCK_DIAG_BY_FAMILY if len >= HEADER + MESSAGE => {
+                    let m = &got[HEADER..len];
+                    if let Some(listener) = listener(m)
+                        && found.len() < MAX_LISTENERS
+                    {
+                        found.push(listener);
+                    }
+                }
+                _ => {}
+            }
+            // Messages are 4-byte aligned.
+            let next = (len + 3) & !3;
+            got = got.get(next..).unwrap_or_default();
+        }
+        Ok(false)
+    }
+
+    fn listener(m: &[u8]) -> Option<Listener> {
+        let family = i32::from(*m.first()?);
+        // sockid: sport (big-endian), dport, src[16], dst[16], if, cookie.
+        let port = u16::from_be_bytes([*m.get(4)?, *m.get(5)?]);
+        let src: [u8; 16] = m.get(8..24)?.try_into().ok()?;
+        let address = match family {
+            libc::AF_INET => IpAddr::V4(Ipv4Addr::new(src[0], src[1], src[2], src[3])),
+            libc::AF_INET6 => {
+                let v6 = Ipv6Addr::from(src);
+                v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+            }
+            _ => return None,
+        };
+        let at = 4 + 48 + 12;
+        let uid = u32::from_ne_bytes(m.get(at..at + 4)?.try_into().ok()?);
+        let inode = u32::from_ne_bytes(m.get(at + 4..at + 8)?.try_into().ok()?);
+        (port != 0).then_some(Listener {
+            address,
+            port,
+            uid,
+            inode: u64::from(inode),
+        })
     }
 }
 
@@ -306,6 +459,41 @@ pub mod tests {
         assert_eq!(found.len(), MAX_LISTENERS);
         assert_eq!(parse_address("0100007", false), None);
         assert_eq!(parse_address("0100007F", true), None);
+    }
+
+    #[test]
+    fn netlink_and_proc_net_tcp_list_the_same_listeners() {
+        let _held = (
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            std::net::TcpListener::bind("[::1]:0").ok(),
+        );
+        let Ok(mut asked) = diag::listening() else {
+            return; // no netlink here (a sandbox): /proc is what is read
+        };
+        let mut read = Vec::new();
+        for (path, v6) in [("/proc/self/net/tcp", false), ("/proc/self/net/tcp6", true)] {
+            let _ = read_table(path, v6, &mut read);
+        }
+        let key = |l: &Listener| (l.port, l.inode);
+        asked.sort_by_key(key);
+        read.sort_by_key(key);
+        assert_eq!(asked, read);
+        assert!(!asked.is_empty());
+    }
+
+    #[test]
+    fn a_netlink_error_or_a_short_message_is_an_error_not_a_panic() {
+        let mut found = Vec::new();
+        let mut error = vec![0u8; 36];
+        error[0..4].copy_from_slice(&36u32.to_ne_bytes());
+        error[4..6].copy_from_slice(&2u16.to_ne_bytes());
+        error[16..20].copy_from_slice(&(-13i32).to_ne_bytes());
+        let e = diag::parse(&error, &mut found).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(13));
+        let mut short = error.clone();
+        short[0..4].copy_from_slice(&400u32.to_ne_bytes());
+        assert!(diag::parse(&short, &mut found).is_err());
+        assert!(!diag::parse(&[1, 2, 3], &mut found).unwrap());
     }
 
     #[test]
