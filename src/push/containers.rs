@@ -2,8 +2,9 @@
 //! Podman lists (discover/containers.rs), with the fields the server
 //! keeps, cut to its lengths. The server marks a container it no longer
 //! hears of "gone", but only when a push lists at least one: so a
-//! container that disappears is sent once more as "gone" by us, and the
-//! Containers page is right when the last one goes too.
+//! container that disappears is sent once more by us, as it was last
+//! seen but "gone", and the Containers page is right when the last one
+//! goes too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +15,9 @@ use serde::Serialize;
 
 use super::body::{Outside, Version, to_json};
 use super::{Collect, Collected, LeftOut, Moment};
-use crate::discover::containers::{self, Failure, Listing, MAX_CONTAINERS, SOCKETS, Socket};
+use crate::discover::containers::{
+    self, Container, Failure, Listing, MAX_CONTAINERS, Runtime, SOCKETS, Socket,
+};
 
 #[derive(Debug, Serialize)]
 struct Containers {
@@ -35,32 +38,29 @@ struct Row {
     runtime: &'static str,
 }
 
-fn rows(listing: &Listing, gone: &[(String, &'static str)]) -> Vec<Row> {
-    let runtime = listing.runtime.word();
+fn row(c: &Container, runtime: Runtime, state: &str, status: &str) -> Row {
+    Row {
+        container_id: Outside::capped(&c.id, 64),
+        name: Outside::capped(c.name(), 200),
+        image: Outside::capped(&c.image, 300),
+        state: Outside::capped(state, 30),
+        status_text: Outside::capped(status, 200),
+        ports: Outside::capped(&c.ports_text(), 300),
+        runtime: runtime.word(),
+    }
+}
+
+/// The listing's rows, then each of `gone` as it was last seen, "gone".
+fn rows(listing: &Listing, gone: &[(Container, Runtime)]) -> Vec<Row> {
     let mut out: Vec<Row> = listing
         .containers
         .iter()
-        .map(|c| Row {
-            container_id: Outside::capped(&c.id, 64),
-            name: Outside::capped(c.name(), 200),
-            image: Outside::capped(&c.image, 300),
-            state: Outside::capped(&c.state(), 30),
-            status_text: Outside::capped(&c.status, 200),
-            ports: Outside::capped(&c.ports_text(), 300),
-            runtime,
-        })
+        .map(|c| row(c, listing.runtime, &c.state(), &c.status))
         .collect();
-    for (name, runtime) in gone {
-        out.push(Row {
-            container_id: Outside::new(""),
-            name: Outside::capped(name, 200),
-            image: Outside::new(""),
-            state: Outside::new("gone"),
-            status_text: Outside::new("no longer listed"),
-            ports: Outside::new(""),
-            runtime,
-        });
-    }
+    out.extend(
+        gone.iter()
+            .map(|(c, runtime)| row(c, *runtime, "gone", "no longer listed")),
+    );
     out
 }
 
@@ -73,8 +73,8 @@ pub struct Collector {
     /// while an engine hangs (each would hold a thread).
     asking: Arc<AtomicBool>,
     answers: (Sender<Answer>, Receiver<Answer>),
-    /// The names the last push listed, and their runtime.
-    listed: Vec<(String, &'static str)>,
+    /// What the last push listed.
+    listed: Vec<(Container, Runtime)>,
 }
 
 impl Collector {
@@ -173,23 +173,19 @@ impl Collect for Collector {
                 ));
             }
         };
-        let runtime = listing.runtime.word();
-        let now: Vec<(String, &'static str)> = listing
-            .containers
-            .iter()
-            .map(|c| (c.name().to_string(), runtime))
-            .collect();
-        let gone: Vec<(String, &'static str)> = self
-            .listed
-            .iter()
-            .filter(|(name, _)| !now.iter().any(|(n, _)| n == name))
-            .cloned()
+        let gone: Vec<(Container, Runtime)> = std::mem::take(&mut self.listed)
+            .into_iter()
+            .filter(|(c, _)| !listing.containers.iter().any(|n| n.name() == c.name()))
             .collect();
         let body = to_json(&Containers {
             version: Version::default(),
             containers: rows(&listing, &gone),
         });
-        self.listed = now;
+        self.listed = listing
+            .containers
+            .iter()
+            .map(|c| (c.clone(), listing.runtime))
+            .collect();
         let mut left_out = Vec::new();
         if listing.cut {
             left_out.push(LeftOut::new(
@@ -207,7 +203,6 @@ impl Collect for Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::containers::{Container, Runtime};
 
     fn container(name: &str, state: &str) -> Container {
         Container {
@@ -231,7 +226,7 @@ mod tests {
         };
         let body: serde_json::Value = serde_json::from_str(&to_json(&Containers {
             version: Version::default(),
-            containers: rows(&listing, &[("old".into(), "docker")]),
+            containers: rows(&listing, &[(container("old", "running"), Runtime::Docker)]),
         }))
         .unwrap();
         let c = &body["containers"];
@@ -244,6 +239,11 @@ mod tests {
         assert_eq!(c[1]["image"].as_str().unwrap().len(), 300);
         assert_eq!(c[2]["name"], "old");
         assert_eq!(c[2]["state"], "gone");
+        assert_eq!(
+            c[2]["image"], "img\u{1b}[2J",
+            "as last seen: the server keeps it"
+        );
+        assert_eq!(c[2]["container_id"], "old-id");
         assert_eq!(c[2]["runtime"], "docker");
     }
 }
