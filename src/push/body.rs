@@ -87,6 +87,25 @@ impl<V: Serialize> Serialize for Keyed<V> {
     }
 }
 
+/// The server refuses a push body over 256 KiB (413); ours stay under
+/// this, with room for the headers' worth of slack.
+pub const MAX_BODY_BYTES: usize = 250 * 1024;
+
+/// The body `write(n)` makes with as many of `items` items as fit in
+/// [`MAX_BODY_BYTES`] (all of them when they fit), and how many went in.
+pub fn fitting(items: usize, write: impl Fn(usize) -> String) -> (String, usize) {
+    let mut n = items;
+    loop {
+        let body = write(n);
+        if body.len() <= MAX_BODY_BYTES || n == 0 {
+            return (body, n);
+        }
+        // Shrink by what the excess suggests, at least one item.
+        let keep = (n as u128 * MAX_BODY_BYTES as u128 / body.len() as u128) as usize;
+        n = keep.min(n - 1);
+    }
+}
+
 /// FNV-1a, 64 bits: a stable short name for a text (a file per server, a
 /// service name cut to the server's length). Not for secrets.
 pub fn fnv1a(text: &str) -> u64 {
@@ -131,6 +150,17 @@ mod tests {
         let (key, value) = read.as_object().unwrap().iter().next().unwrap();
         assert_eq!(*key, hostile.replace(token, text::REDACTED));
         assert_eq!(value, "a\"b\\c\nd\u{1b}");
+    }
+
+    #[test]
+    fn a_body_keeps_the_items_that_fit_under_the_servers_limit() {
+        let write = |n: usize| to_json(&vec!["x".repeat(1000); n]);
+        let (body, n) = fitting(10, write);
+        assert_eq!(n, 10);
+        assert_eq!(body, write(10));
+        let (body, n) = fitting(1000, write);
+        assert!(body.len() <= MAX_BODY_BYTES && n < 1000 && n > 240, "{n}");
+        assert!(write(n + 1).len() > MAX_BODY_BYTES || n == 1000);
     }
 
     #[test]

@@ -13,17 +13,17 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use serde::Serialize;
 
-use super::body::{Outside, Version, to_json};
+use super::body::{Outside, Version, fitting, to_json};
 use super::{Collect, Collected, LeftOut, Moment};
 use crate::discover::containers::{
     self, Container, Failure, Listing, MAX_CONTAINERS, Runtime, SOCKETS, Socket,
 };
 
 #[derive(Debug, Serialize)]
-struct Containers {
+struct Containers<'a> {
     #[serde(flatten)]
     version: Version,
-    containers: Vec<Row>,
+    containers: &'a [Row],
 }
 
 /// One container as the server stores it (each field cut to its column).
@@ -177,9 +177,12 @@ impl Collect for Collector {
             .into_iter()
             .filter(|(c, _)| !listing.containers.iter().any(|n| n.name() == c.name()))
             .collect();
-        let body = to_json(&Containers {
-            version: Version::default(),
-            containers: rows(&listing, &gone),
+        let all = rows(&listing, &gone);
+        let (body, kept) = fitting(all.len(), |n| {
+            to_json(&Containers {
+                version: Version::default(),
+                containers: all.get(..n).unwrap_or_default(),
+            })
         });
         self.listed = listing
             .containers
@@ -187,6 +190,12 @@ impl Collect for Collector {
             .map(|c| (c.clone(), listing.runtime))
             .collect();
         let mut left_out = Vec::new();
+        if kept < all.len() {
+            left_out.push(LeftOut::new(
+                format!("containers after the first {kept}"),
+                "the body would pass the server's 256 KiB limit; the server marks them gone",
+            ));
+        }
         if listing.cut {
             left_out.push(LeftOut::new(
                 format!("containers after the first {MAX_CONTAINERS}"),
@@ -226,7 +235,7 @@ mod tests {
         };
         let body: serde_json::Value = serde_json::from_str(&to_json(&Containers {
             version: Version::default(),
-            containers: rows(&listing, &[(container("old", "running"), Runtime::Docker)]),
+            containers: &rows(&listing, &[(container("old", "running"), Runtime::Docker)]),
         }))
         .unwrap();
         let c = &body["containers"];

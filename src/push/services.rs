@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::body::{Outside, Version, fnv1a, round, to_json};
+use super::body::{Outside, Version, fitting, fnv1a, round, to_json};
 use super::{Collect, Collected, LeftOut, Moment};
 use crate::checks::CheckResult;
 use crate::config::health::{Check, Probe};
@@ -30,10 +30,10 @@ const MAX_LABEL_CHARS: usize = 150;
 const DETECTED_VIA: &str = "stacksense-heartbeat";
 
 #[derive(Debug, Serialize)]
-struct Services {
+struct Services<'a> {
     #[serde(flatten)]
     version: Version,
-    services: Vec<Service>,
+    services: &'a [Service],
 }
 
 #[derive(Debug, Serialize)]
@@ -303,12 +303,22 @@ impl Collect for Collector {
     fn collect(&mut self, at: &Moment) -> Collected {
         let found = self.discovery.look(at.limit);
         let services = rows(at.checks, at.results, &found, &mut self.labels);
-        Collected {
-            body: Some(to_json(&Services {
+        let (body, kept) = fitting(services.len(), |n| {
+            to_json(&Services {
                 version: Version::default(),
-                services,
-            })),
-            left_out: left_out(&found),
+                services: services.get(..n).unwrap_or_default(),
+            })
+        });
+        let mut left_out = left_out(&found);
+        if kept < services.len() {
+            left_out.push(LeftOut::new(
+                format!("services after the first {kept}"),
+                "the body would pass the server's 256 KiB limit; the server marks them stopped",
+            ));
+        }
+        Collected {
+            body: Some(body),
+            left_out,
         }
     }
 }
@@ -343,7 +353,7 @@ mod tests {
         let services = rows(checks, results, found, &mut HashMap::new());
         let text = to_json(&Services {
             version: Version::default(),
-            services,
+            services: &services,
         });
         serde_json::from_str(&text).unwrap()
     }
