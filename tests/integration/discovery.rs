@@ -299,3 +299,39 @@ fn a_socket_nobody_listens_on_or_we_may_not_open_is_one_line_saying_so() {
     assert_contains!(out.stderr, "install.sh --containers");
     assert!(engine.asked.lock().unwrap().is_empty());
 }
+
+#[test]
+fn a_box_with_1500_containers_gets_a_push_the_server_takes_and_one_line() {
+    let server = StackSense::start();
+    let engine = Engine::start(None);
+    let many: Vec<String> = (0..1500)
+        .map(|i| {
+            format!(
+                r#"{{"Id":"{i:064x}","Names":["/app-{i}-{}"],"Image":"registry.example/team/service-{i}:2026.12.{i}","Ports":[{{"IP":"0.0.0.0","PrivatePort":8080,"PublicPort":{},"Type":"tcp"}}],"Labels":{{"a":"{}"}},"State":"running","Status":"Up 2 days"}}"#,
+                "n".repeat(40),
+                20000 + i,
+                "l".repeat(200)
+            )
+        })
+        .collect();
+    engine.answer(&format!("[{}]", many.join(",")));
+    let out = agent_for(&server)
+        .args(["--docker-host", &engine.host(), "--once", "--report", "containers"])
+        .finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let pushes = server.containers(BOX_ID);
+    assert_eq!(pushes.len(), 1, "the server took it (no 413)");
+    assert_valid_containers(&pushes[0]);
+    let listed = pushes[0]["containers"].as_array().unwrap().len();
+    assert!((500..1000).contains(&listed), "{listed}");
+    let body = server
+        .rx
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/agent/containers/")
+        .unwrap()
+        .body;
+    assert!(body.len() <= 256 * 1024, "{}", body.len());
+    assert_contains!(out.stderr, &format!("containers after the first {listed}"));
+    assert_eq!(out.stderr.matches("leaves out").count(), 2, "{}", out.stderr);
+}
