@@ -216,11 +216,13 @@ fn summary(r: &Request) -> Option<String> {
             .iter()
             .map(|s| {
                 let text = |k: &str| s[k].as_str().unwrap_or("-").to_string();
+                // Absent: the server's default.
+                let status = s["status"].as_str().unwrap_or("running");
                 let timed = match (s["port"].as_u64(), s["latency_ms"].as_f64()) {
                     (Some(port), Some(ms)) => format!("(:{port} {ms}ms)"),
                     _ => String::new(),
                 };
-                format!("{}={}{timed}", text("name"), text("status"))
+                format!("{}={status}{timed}", text("name"))
             })
             .collect();
         let mut units: Vec<&str> = body["services"]
