@@ -5,7 +5,7 @@ Written for dist/bench-pushes (not shipped; the server's own agent is not
 copied here). Usage:
 
     psutil-pusher.py URL TOKEN CAFILE INTERVAL [tcp HOST:PORT] [http URL] [disk PATH]
-                     [discover DOCKER-SOCKET]
+                     [discover DOCKER-SOCKET|-]
 
 It keeps one HTTPS connection open, takes cpu_percent from the previous
 sample like our agent (never a sleep), and runs the checks before each push.
@@ -273,6 +273,8 @@ def main():
     url, token, cafile, interval = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     checks = list(zip(sys.argv[5::2], sys.argv[6::2]))
     engine = next((a for k, a in checks if k == "discover"), None)
+    discover = engine is not None
+    engine = None if engine == "-" else engine
     checks = [(k, a) for k, a in checks if k != "discover"]
     parts = urllib.parse.urlsplit(url)
     ctx = ssl.create_default_context(cafile=cafile)
@@ -284,9 +286,9 @@ def main():
         started = time.monotonic()
         body, prev = metrics(prev)
         posts = [("/api/agent/metrics/", body)]
-        if checks or engine:
+        if checks or discover:
             services = [check(k, a) for k, a in checks]
-            if engine:
+            if discover:
                 services += discovered_services()
             posts.append(("/api/agent/services/", {"agent_version": "psutil-pusher",
                                                    "services": services}))

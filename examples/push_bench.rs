@@ -5,7 +5,7 @@
 //!
 //!     cargo run --release --example push_bench -- --agent PATH
 //!         [--pushes 300] [--interval 0.25] [--python PYTHON-WITH-PSUTIL] [--keep-alive]
-//!         [--processes N] [--discovery]
+//!         [--processes N] [--discovery [--units 60] [--ports 20] [--containers 10]]
 //!
 //! --discovery (root; dist/bench-services) measures the services and
 //! containers pushes instead, on a box made to have 60 running services
@@ -53,6 +53,8 @@ struct Args {
     /// Sleeping processes added until the box has at least this many.
     processes: usize,
     discovery: bool,
+    /// What --discovery makes the box have.
+    shape: discovery::Shape,
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -65,6 +67,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         keep_alive: false,
         processes: 0,
         discovery: false,
+        shape: discovery::Shape::default(),
     };
     let mut agent = None;
     let mut parser = lexopt::Parser::from_env();
@@ -77,6 +80,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("keep-alive") => args.keep_alive = true,
             Long("processes") => args.processes = parser.value()?.parse()?,
             Long("discovery") => args.discovery = true,
+            Long("units") => args.shape.units = parser.value()?.parse()?,
+            Long("ports") => args.shape.ports = parser.value()?.parse()?,
+            Long("containers") => args.shape.containers = parser.value()?.parse()?,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -103,7 +109,7 @@ fn main() {
         }
     };
     // Before any thread: a private mount namespace cannot be made after.
-    let discovered = args.discovery.then(discovery::Box::make);
+    let discovered = args.discovery.then(|| discovery::Box::make(args.shape));
     let _sleepers = fill_to(args.processes);
     let tls = TlsFixture::new();
     let dir = TempDir::new();
@@ -153,7 +159,11 @@ fn main() {
     let mut python_path = std::env::var("PATH").unwrap_or_default();
     let mut python_name = "python 3 + psutil, metrics + services + 3 checks";
     if let Some(b) = &discovered {
-        let engine = format!("unix://{}", b.engine.display());
+        // No containers: no engine, as on a box without Docker.
+        let engine = match b.containers {
+            0 => "off".to_string(),
+            _ => format!("unix://{}", b.engine.display()),
+        };
         runs = vec![
             (
                 "agent, --report metrics",
@@ -176,7 +186,11 @@ fn main() {
                 "/api/agent/metrics/",
             ),
         ];
-        python_checks = vec![("discover".into(), b.engine.display().to_string())];
+        let python_engine = match b.containers {
+            0 => "-".to_string(),
+            _ => b.engine.display().to_string(),
+        };
+        python_checks = vec![("discover".into(), python_engine)];
         python_path = format!("{}:{python_path}", b.bin.display());
         python_name = "python 3 + psutil, metrics + services + containers";
     }
@@ -242,9 +256,22 @@ mod discovery {
 
     use super::{ChildGuard, TempDir};
 
-    const UNITS: usize = 60;
-    const PORTS: usize = 20;
-    const CONTAINERS: usize = 10;
+    #[derive(Debug, Clone, Copy)]
+    pub struct Shape {
+        pub units: usize,
+        pub ports: usize,
+        pub containers: usize,
+    }
+
+    impl Default for Shape {
+        fn default() -> Shape {
+            Shape {
+                units: 60,
+                ports: 20,
+                containers: 10,
+            }
+        }
+    }
 
     pub struct Box {
         pub engine: PathBuf,
@@ -265,7 +292,7 @@ mod discovery {
     }
 
     impl Box {
-        pub fn make() -> Box {
+        pub fn make(shape: Shape) -> Box {
             // SAFETY: geteuid has no preconditions.
             if unsafe { libc::geteuid() } != 0 {
                 die("needs root (cgroups and a mount namespace)");
@@ -289,9 +316,10 @@ mod discovery {
                     .unwrap_or_else(|e| die(&format!("{}: {e}", slice.display())));
                 cgroups.push(slice.clone());
             }
+            clear_leftovers(&slice);
             let mut sleepers = Vec::new();
             let mut stand_in = String::from("#!/bin/sh\n");
-            for i in 0..UNITS {
+            for i in 0..shape.units {
                 let unit = slice.join(format!("ssbench-{i}.service"));
                 std::fs::create_dir(&unit)
                     .unwrap_or_else(|e| die(&format!("{}: {e}", unit.display())));
@@ -314,9 +342,9 @@ mod discovery {
                 .unwrap();
             }
             let stop = Arc::new(AtomicBool::new(false));
-            listen_on_ports(PORTS, stop.clone());
+            listen_on_ports(shape.ports, stop.clone());
             let engine = dir.path().join("docker.sock");
-            serve_engine(&engine, stop.clone());
+            serve_engine(&engine, shape.containers, stop.clone());
             let ports = std::fs::read_to_string("/proc/net/tcp")
                 .unwrap_or_default()
                 .lines()
@@ -325,9 +353,9 @@ mod discovery {
             Box {
                 engine,
                 bin,
-                units: UNITS,
+                units: shape.units,
                 ports,
-                containers: CONTAINERS,
+                containers: shape.containers,
                 cgroups,
                 _sleepers: sleepers,
                 stop,
@@ -344,6 +372,26 @@ mod discovery {
             for cgroup in self.cgroups.iter().rev() {
                 let _ = std::fs::remove_dir(cgroup);
             }
+        }
+    }
+
+    /// A run stopped before its end leaves its units: their processes are
+    /// killed and the cgroups removed.
+    fn clear_leftovers(slice: &Path) {
+        let Ok(entries) = std::fs::read_dir(slice) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with("ssbench-") {
+                continue;
+            }
+            let procs = std::fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
+                // SAFETY: kill(2) of a sleep a previous run started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = std::fs::remove_dir(entry.path());
         }
     }
 
@@ -399,7 +447,7 @@ mod discovery {
     }
 
     /// A Docker engine answering every request with the same listing.
-    fn serve_engine(path: &Path, stop: Arc<AtomicBool>) {
+    fn serve_engine(path: &Path, containers: usize, stop: Arc<AtomicBool>) {
         let one = |i: usize| {
             format!(
                 r#"{{"Id":"{i:064x}","Names":["/app-{i}"],"Image":"registry.example/shop/app-{i}:1.{i}","ImageID":"sha256:{i:064x}","Command":"/entrypoint.sh serve","Created":1765000000,"Ports":[{{"IP":"0.0.0.0","PrivatePort":8080,"PublicPort":{},"Type":"tcp"}},{{"PrivatePort":9090,"Type":"tcp"}}],"Labels":{{"com.docker.compose.project":"shop","com.docker.compose.service":"app-{i}","com.docker.compose.version":"2.24.5","org.opencontainers.image.source":"https://example/shop"}},"State":"{}","Status":"{}","HostConfig":{{"NetworkMode":"shop_default"}},"NetworkSettings":{{"Networks":{{"shop_default":{{"IPAMConfig":null,"Links":null,"Aliases":null,"NetworkID":"{i:064x}","EndpointID":"{i:064x}","Gateway":"172.18.0.1","IPAddress":"172.18.0.{}","IPPrefixLen":16,"MacAddress":"02:42:ac:12:00:{i:02x}"}}}}}},"Mounts":[{{"Type":"volume","Name":"data-{i}","Source":"/var/lib/docker/volumes/data-{i}/_data","Destination":"/data","Driver":"local","Mode":"z","RW":true,"Propagation":""}}]}}"#,
@@ -415,7 +463,7 @@ mod discovery {
         };
         let body = format!(
             "[{}]",
-            (0..CONTAINERS).map(one).collect::<Vec<_>>().join(",")
+            (0..containers).map(one).collect::<Vec<_>>().join(",")
         );
         let reply = format!(
             "HTTP/1.1 200 OK\r\nApi-Version: 1.43\r\nContent-Type: application/json\r\n\
