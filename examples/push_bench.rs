@@ -385,7 +385,8 @@ mod discovery {
             if !entry.file_name().to_string_lossy().starts_with("ssbench-") {
                 continue;
             }
-            let procs = std::fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default();
+            let procs =
+                std::fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default();
             for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
                 // SAFETY: kill(2) of a sleep a previous run started.
                 unsafe { libc::kill(pid, libc::SIGKILL) };

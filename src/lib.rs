@@ -118,6 +118,33 @@ pub mod fuzz {
         }
     }
 
+    /// A container engine's answer: never panics, keeps at most the cap,
+    /// and every kept container has a name.
+    pub fn containers_listing(answer: &[u8]) {
+        use crate::discover::containers;
+        if let Ok(listing) = containers::read_listing(answer) {
+            assert!(listing.containers.len() <= containers::MAX_CONTAINERS);
+            assert!(listing.containers.iter().all(|c| !c.name().is_empty()));
+            for c in &listing.containers {
+                let _ = (c.ports_text(), c.state());
+            }
+        }
+    }
+
+    /// The kernel's lists of listening sockets, as /proc/net/tcp text and
+    /// as sock_diag messages: never panic, never more than the cap.
+    pub fn listening_table(bytes: &[u8]) {
+        use crate::host::sockets;
+        for v6 in [false, true] {
+            let mut found = Vec::new();
+            let _ = sockets::parse_table(bytes, v6, &mut found);
+            assert!(found.len() <= sockets::MAX_LISTENERS);
+        }
+        let mut found = Vec::new();
+        let _ = sockets::diag::parse(bytes, &mut found);
+        assert!(found.len() <= sockets::MAX_LISTENERS);
+    }
+
     /// Escaping: whatever goes in, one safe line of bounded length comes out.
     pub fn untrusted(text: &str) {
         let out = crate::text::untrusted(text);

@@ -138,7 +138,7 @@ pub fn parse_table(
 
 /// NETLINK_SOCK_DIAG: one dump request per address family, filtered to
 /// listening sockets by the kernel.
-mod diag {
+pub mod diag {
     use std::io;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
