@@ -1,7 +1,7 @@
 //! What the dashboard's pushes cost, side by side in one run: the agent with
 //! heartbeats only, `--report metrics`, `--report metrics,services` with
-//! three checks, and a Python + psutil pusher (dist/psutil-pusher.py) doing
-//! the same pushes. Prints one table.
+//! three checks (and the box's services found), and a Python + psutil
+//! pusher (dist/psutil-pusher.py) doing the same pushes. Prints one table.
 //!
 //!     cargo run --release --example push_bench -- --agent PATH
 //!         [--pushes 300] [--interval 0.25] [--python PYTHON-WITH-PSUTIL] [--keep-alive]
@@ -152,9 +152,12 @@ fn main() {
             "/api/agent/metrics/",
         ),
     ];
+    // Like the agent's services push, the Python pusher's finds the box's
+    // services too (no engine here: no containers push).
     let mut python_checks: Vec<(String, String)> = checks
         .iter()
         .map(|(k, w)| (k.to_string(), w.clone()))
+        .chain([("discover".to_string(), "-".to_string())])
         .collect();
     let mut python_path = std::env::var("PATH").unwrap_or_default();
     let mut python_name = "python 3 + psutil, metrics + services + 3 checks";
