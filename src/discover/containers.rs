@@ -26,6 +26,8 @@ pub const SOCKETS: [&str; 3] = [
 pub const LIMIT_TIME: Duration = Duration::from_secs(5);
 /// The most of a listing read (500 containers with labels are about 1 MB).
 pub const LIMIT_BYTES: u64 = 8 * 1024 * 1024;
+/// The longest status or header line read.
+const MAX_HEADER_LINE: u64 = 16 * 1024;
 /// The most containers reported, whatever the box has.
 pub const MAX_CONTAINERS: usize = 1000;
 
@@ -228,8 +230,14 @@ pub fn read_listing(mut reader: impl BufRead) -> Result<Listing, Failure> {
         )),
         _ => Failure::Other(crate::text::describe_io(&e)),
     };
+    // The status line and each header within 16 KiB: an engine that sends
+    // megabytes without a newline costs no more than that.
     let mut line = String::new();
-    reader.read_line(&mut line).map_err(io)?;
+    reader
+        .by_ref()
+        .take(MAX_HEADER_LINE)
+        .read_line(&mut line)
+        .map_err(io)?;
     let status = line.split_whitespace().nth(1).unwrap_or("");
     if status != "200" {
         let what = if line.trim().is_empty() {
@@ -242,7 +250,12 @@ pub fn read_listing(mut reader: impl BufRead) -> Result<Listing, Failure> {
     let mut runtime = Runtime::Docker;
     loop {
         line.clear();
-        if reader.read_line(&mut line).map_err(io)? == 0 || line.trim().is_empty() {
+        let n = reader
+            .by_ref()
+            .take(MAX_HEADER_LINE)
+            .read_line(&mut line)
+            .map_err(io)?;
+        if n == 0 || line.trim().is_empty() {
             break;
         }
         // Podman's compatible API says which it is in every reply.
@@ -355,6 +368,14 @@ mod tests {
         assert!(
             matches!(read_listing(&b""[..]), Err(Failure::Other(w)) if w.contains("empty answer"))
         );
+    }
+
+    #[test]
+    fn an_endless_header_costs_a_bounded_line() {
+        let endless = format!("HTTP/1.0 200 OK\r\nX: {}", "y".repeat(1 << 20));
+        let started = std::time::Instant::now();
+        assert!(read_listing(endless.as_bytes()).is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

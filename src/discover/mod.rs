@@ -21,10 +21,14 @@ use crate::host::sockets::{self, Listener, Owner};
 use crate::host::units::{self, Tree};
 use connect::Connect;
 
-/// The longest the search for new sockets' holders may take in one push.
-const OWNER_SEARCH: Duration = Duration::from_millis(200);
+/// The longest the search for new sockets' holders may take in one push
+/// (as root, a readlink per open file of every process: a box with many
+/// files gets the first holders found, the rest are named otherwise).
+const OWNER_SEARCH: Duration = Duration::from_millis(100);
 /// Banner probes started in one push; more new ports wait for the next.
-const MAX_NEW_PROBES: usize = 8;
+/// Each holds a kept thread up to a second, and the shipped unit allows
+/// 16 tasks: the health checks' probes must still find theirs.
+const MAX_NEW_PROBES: usize = 3;
 /// The ports timed in one push (the server's own agent's cap): a box
 /// listening on hundreds has the lowest ones timed.
 pub const MAX_TIMED: usize = 50;
@@ -124,7 +128,11 @@ impl Discovery {
             .filter_map(|p| p.target)
             .take(MAX_TIMED)
             .collect();
-        found.untimed = ports.iter().filter(|p| p.target.is_some()).count() - timed.len();
+        found.untimed = ports
+            .iter()
+            .filter(|p| p.target.is_some())
+            .count()
+            .saturating_sub(timed.len());
         let mut results = connect::time_all(&timed, within).into_iter();
         for port in ports
             .iter_mut()
