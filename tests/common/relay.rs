@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 pub struct Relay {
     pub addr: SocketAddr,
@@ -46,22 +47,38 @@ impl Relay {
             );
             thread::spawn(move || {
                 for client in listener.incoming().flatten() {
-                    let Ok(server) = TcpStream::connect(target) else {
-                        continue;
-                    };
-                    connections.fetch_add(1, Ordering::SeqCst);
-                    let hole = Arc::new(AtomicBool::new(false));
-                    blackholes
-                        .lock()
-                        .unwrap()
-                        .push((hole.clone(), client.try_clone().unwrap()));
-                    pump(
-                        client.try_clone().unwrap(),
-                        server.try_clone().unwrap(),
-                        &[&bytes, &up],
-                        &hole,
+                    let (connections, bytes, up, blackholes) = (
+                        connections.clone(),
+                        bytes.clone(),
+                        up.clone(),
+                        blackholes.clone(),
                     );
-                    pump(server, client, &[&bytes], &hole);
+                    thread::spawn(move || {
+                        // A client that sends nothing (an agent elsewhere on
+                        // the box timing every listening port) is not relayed
+                        // nor counted.
+                        let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+                        if !matches!(client.peek(&mut [0u8; 1]), Ok(1)) {
+                            return;
+                        }
+                        let _ = client.set_read_timeout(None);
+                        let Ok(server) = TcpStream::connect(target) else {
+                            return;
+                        };
+                        connections.fetch_add(1, Ordering::SeqCst);
+                        let hole = Arc::new(AtomicBool::new(false));
+                        blackholes
+                            .lock()
+                            .unwrap()
+                            .push((hole.clone(), client.try_clone().unwrap()));
+                        pump(
+                            client.try_clone().unwrap(),
+                            server.try_clone().unwrap(),
+                            &[&bytes, &up],
+                            &hole,
+                        );
+                        pump(server, client, &[&bytes], &hole);
+                    });
                 }
             });
         }
