@@ -96,13 +96,12 @@ impl Collector {
 }
 
 /// Where to grant access, in one line.
-fn denied(path: &std::path::Path) -> LeftOut {
+fn denied(at: &str) -> LeftOut {
     LeftOut::new(
         "containers",
         format!(
-            "the agent may not open {} (permission denied); to report containers, grant it \
-             (root-equivalent): install.sh --containers, or see the README, \"Containers\"",
-            path.display()
+            "the agent may not open {at} (permission denied); to report containers, grant it \
+             (root-equivalent): install.sh --containers, or see the README, \"Containers\""
         ),
     )
 }
@@ -121,12 +120,14 @@ impl Collect for Collector {
                 ),
             });
         };
+        // The path is a setting's value (DOCKER_HOST too): escaped for the log.
+        let shown = crate::text::untrusted(&path.to_string_lossy());
         // A late answer to an earlier push is stale now.
         while self.answers.1.try_recv().is_ok() {}
         if self.asking.swap(true, Ordering::AcqRel) {
             return Collector::no_body(LeftOut::new(
                 "containers",
-                format!("{} has not answered an earlier listing yet", path.display()),
+                format!("{shown} has not answered an earlier listing yet"),
             ));
         }
         let (answers, asking, socket): (_, _, PathBuf) =
@@ -140,11 +141,7 @@ impl Collect for Collector {
             self.asking.store(false, Ordering::Release);
             return Collector::no_body(LeftOut::new(
                 "containers",
-                format!(
-                    "no thread to ask {}: {}",
-                    path.display(),
-                    crate::text::describe_io(&e)
-                ),
+                format!("no thread to ask {shown}: {}", crate::text::describe_io(&e)),
             ));
         }
         let listing = match self.answers.1.recv_timeout(at.limit) {
@@ -152,22 +149,19 @@ impl Collect for Collector {
             Ok(Err(Failure::Missing)) => {
                 return Collector::no_body(LeftOut::expected(
                     "containers",
-                    format!("no socket at {}", path.display()),
+                    format!("no socket at {shown}"),
                 ));
             }
-            Ok(Err(Failure::Denied)) => return Collector::no_body(denied(&path)),
+            Ok(Err(Failure::Denied)) => return Collector::no_body(denied(&shown)),
             Ok(Err(Failure::Other(why))) => {
-                return Collector::no_body(LeftOut::new(
-                    "containers",
-                    format!("{}: {why}", path.display()),
-                ));
+                return Collector::no_body(LeftOut::new("containers", format!("{shown}: {why}")));
             }
             Err(_) => {
                 return Collector::no_body(LeftOut::new(
                     "containers",
                     format!(
                         "{} did not answer within {}",
-                        path.display(),
+                        shown,
                         crate::clock::format_duration(at.limit)
                     ),
                 ));
