@@ -40,6 +40,6 @@ pub use proxy::TunnelProxy;
 pub use receiver::*;
 pub use relay::Relay;
 pub use schema::assert_valid;
-pub use stacksense::StackSense;
+pub use stacksense::{StackSense, wait_for_pushes};
 pub use tempdir::TempDir;
 pub use tls::{TlsFixture, pin_of};

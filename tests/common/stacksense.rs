@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -367,5 +367,22 @@ fn answer(state: &mut State, request: &Request) -> Reply {
             kept.entry(id).or_default().push(body);
             json_reply(200, json!({"status": "ok", "received": received}))
         }
+    }
+}
+
+/// Waits until the server holds `n` pushes of a kind.
+pub fn wait_for_pushes(what: impl Fn() -> Vec<Value>, n: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = what();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} pushes within {within:?}, got {}",
+            got.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

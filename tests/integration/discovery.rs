@@ -25,22 +25,6 @@ fn agent_for(server: &StackSense) -> AgentCmd {
         .env("STACKSENSE_TOKEN", TOKEN)
 }
 
-fn wait_for(what: impl Fn() -> Vec<Value>, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let got = what();
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} pushes in {WAIT:?}",
-            got.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn row<'a>(push: &'a Value, name: &str) -> Option<&'a Value> {
     push["services"]
         .as_array()?
@@ -178,7 +162,7 @@ fn containers_come_from_the_engine_and_one_removed_goes_once_as_gone() {
             "--no-splay",
         ])
         .spawn();
-    let pushes = wait_for(|| server.containers(BOX_ID), 1);
+    let pushes = wait_for_pushes(|| server.containers(BOX_ID), 1, WAIT);
     assert_valid_containers(&pushes[0]);
     let c = &pushes[0]["containers"];
     assert_eq!(c[0]["name"], "web");
@@ -199,7 +183,7 @@ fn containers_come_from_the_engine_and_one_removed_goes_once_as_gone() {
     // Removed, the last one too: the server would keep it as it was.
     engine.answer("[]");
     let seen = server.containers(BOX_ID).len();
-    let pushes = wait_for(|| server.containers(BOX_ID), seen + 3);
+    let pushes = wait_for_pushes(|| server.containers(BOX_ID), seen + 3, WAIT);
     agent.stop_with(libc::SIGTERM);
     let after: Vec<&Value> = pushes[seen..].iter().collect();
     let gone = after
@@ -233,7 +217,7 @@ fn an_engine_that_never_answers_costs_no_beat_and_is_said_once() {
         .spawn();
     let started = Instant::now();
     // Services pushes go every beat while the engine holds its threads.
-    wait_for(|| server.services(BOX_ID), 8);
+    wait_for_pushes(|| server.services(BOX_ID), 8, WAIT);
     let took = started.elapsed();
     let log = agent.log().join("\n");
     agent.stop_with(libc::SIGTERM);
@@ -269,7 +253,7 @@ fn a_socket_nobody_listens_on_or_we_may_not_open_is_one_line_saying_so() {
             "--no-splay",
         ])
         .spawn();
-    wait_for(|| server.services(BOX_ID), 3);
+    wait_for_pushes(|| server.services(BOX_ID), 3, WAIT);
     let log = agent.log().join("\n");
     agent.stop_with(libc::SIGTERM);
     assert_eq!(log.matches("leaves out containers").count(), 1, "{log}");

@@ -37,23 +37,6 @@ fn metrics_pushes(n: usize) -> Vec<Value> {
     pushed
 }
 
-/// Waits until the server holds `n` pushes of a kind.
-fn wait_for_pushes(what: impl Fn() -> Vec<Value>, n: usize, within: Duration) -> Vec<Value> {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = what();
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {n} pushes within {within:?}, got {}",
-            got.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The path of every request the server got, in order.
 fn paths_of(server: &StackSense) -> Vec<String> {
     server
